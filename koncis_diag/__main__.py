@@ -1,0 +1,4 @@
+from koncis_diag.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Collectors: one module per item kind."""
