@@ -1,0 +1,200 @@
+"""The one place that knows about the terminal.
+
+Results go to stdout, messages and progress to stderr. Colour and live progress only on a TTY
+and never with ``NO_COLOR``; ``--json`` prints one versioned document on stdout and nothing
+decorative; ``--quiet`` keeps only warnings and errors. Consoles are created when a command
+runs (not at import) so tests can capture output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import IO, Any, Optional
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+JSON_SCHEMA_VERSION = 1
+
+
+@dataclass
+class Terminal:
+    """Injectable view of the process's streams, so plain-when-piped is testable."""
+
+    stdin: IO[str] = field(default_factory=lambda: sys.stdin)
+    stdout: IO[str] = field(default_factory=lambda: sys.stdout)
+    stderr: IO[str] = field(default_factory=lambda: sys.stderr)
+    environ: Any = field(default_factory=lambda: os.environ)
+
+    def stdin_is_tty(self) -> bool:
+        try:
+            return self.stdin is not None and self.stdin.isatty()
+        except (ValueError, AttributeError):
+            return False
+
+    def stderr_is_tty(self) -> bool:
+        try:
+            return self.stderr.isatty()
+        except (ValueError, AttributeError):
+            return False
+
+
+class UI:
+    """Output policy for one command invocation."""
+
+    def __init__(
+        self,
+        terminal: Optional[Terminal] = None,
+        *,
+        json_mode: bool = False,
+        quiet: bool = False,
+        verbose: int = 0,
+    ) -> None:
+        self.term = terminal or Terminal()
+        self.json_mode = json_mode
+        self.quiet = quiet
+        self.verbose = verbose
+        no_color = bool(self.term.environ.get("NO_COLOR"))
+        self.out = Console(
+            file=self.term.stdout, no_color=no_color, highlight=False, soft_wrap=False
+        )
+        self.err = Console(file=self.term.stderr, no_color=no_color, highlight=False, stderr=True)
+
+    # ----------------------------------------------------------------- messages (stderr)
+    @property
+    def interactive(self) -> bool:
+        return self.term.stdin_is_tty()
+
+    def info(self, message: str) -> None:
+        if not self.quiet and not self.json_mode:
+            self.err.print(message, markup=False)
+
+    def detail(self, message: str) -> None:
+        if self.verbose and not self.quiet:
+            self.err.print(message, markup=False, style="dim")
+
+    def warn(self, message: str) -> None:
+        self.err.print(f"warning: {message}", markup=False, style="yellow")
+
+    def error(self, message: str) -> None:
+        self.err.print(f"error: {message}", markup=False, style="bold red", soft_wrap=True)
+
+    # ------------------------------------------------------------------ results (stdout)
+    def emit_json(self, kind: str, payload: Any) -> None:
+        doc = {"schema": JSON_SCHEMA_VERSION, "kind": kind, **payload}
+        self.term.stdout.write(json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n")
+        self.term.stdout.flush()
+
+    def print(self, renderable: Any = "") -> None:
+        if not self.quiet or isinstance(renderable, Table):
+            self.out.print(renderable, markup=False)
+
+    def table(
+        self,
+        title: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        stderr: bool = False,
+    ) -> None:
+        """A rich table on a terminal; tab-free aligned plain text when piped (rich does that)."""
+        table = Table(title=title, title_justify="left", show_lines=False)
+        for col in columns:
+            table.add_column(col, overflow="fold")
+        for row in rows:
+            table.add_row(*("" if v is None else str(v) for v in row))
+        (self.err if stderr else self.out).print(table)
+
+    # ---------------------------------------------------------------------- questions
+    def ask(self, prompt: str) -> str:
+        """Read one answer from the terminal. Only called when ``interactive``."""
+        self.err.print(prompt, end="", markup=False)
+        self.term.stderr.flush()
+        line = self.term.stdin.readline()
+        if not line:
+            return ""
+        return line.strip()
+
+    def confirm(self, prompt: str, default: bool = False) -> bool:
+        suffix = " [Y/n] " if default else " [y/N] "
+        answer = self.ask(prompt + suffix).lower()
+        if not answer:
+            return default
+        return answer in ("y", "yes")
+
+    # ---------------------------------------------------------------------- progress
+    @contextmanager
+    def progress(self, total_bytes: int) -> Iterator[ProgressReporter]:
+        show_live = self.term.stderr_is_tty() and not self.quiet and not self.json_mode
+        if not show_live:
+            yield ProgressReporter(None, None, self)
+            return
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TextColumn("{task.fields[items]}"),
+            TimeElapsedColumn(),
+            console=self.err,
+            transient=False,
+        )
+        with progress:
+            task = progress.add_task("collecting", total=max(total_bytes, 1), items="")
+            yield ProgressReporter(progress, task, self)
+
+
+class ProgressReporter:
+    """What the pipeline reports progress to. Without a live display it prints one line per
+    item (unless quiet), so a piped run still shows what happens."""
+
+    def __init__(self, progress: Optional[Progress], task: Any, ui: UI) -> None:
+        self._progress = progress
+        self._task = task
+        self._ui = ui
+        self._done_items: list[str] = []
+
+    def item_started(self, name: str, index: int, total: int) -> None:
+        if self._progress is not None:
+            self._progress.update(
+                self._task, description=f"collecting {name}", items=f"item {index}/{total}"
+            )
+        else:
+            self._ui.info(f"[{index}/{total}] collecting {name} ...")
+
+    def advance(self, nbytes: int) -> None:
+        if self._progress is not None and nbytes:
+            self._progress.advance(self._task, nbytes)
+
+    def item_finished(self, name: str, status: str, detail: str = "") -> None:
+        text = f"  {name}: {status}" + (f" ({detail})" if detail else "")
+        if self._progress is not None:
+            self._progress.console.print(text, markup=False)
+        elif status not in ("ok",):
+            self._ui.info(text)
+        else:
+            self._ui.detail(text)
+
+
+def human_size(n: Optional[float]) -> str:
+    if n is None:
+        return "?"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"

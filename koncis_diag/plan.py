@@ -1,0 +1,82 @@
+"""Resolving a spec against the machine: what each item will read, before anything is read.
+
+This is what ``koncis-diag plan`` prints and what the admin sees before agreeing to collect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from koncis_diag.collectors.base import CollectContext, Planned
+from koncis_diag.collectors.registry import REGISTRY
+from koncis_diag.errors import CollectionError
+from koncis_diag.spec import BUNDLE_FOLDER, Spec, SystemItem
+
+
+@dataclass
+class Plan:
+    spec: Spec
+    items: list[Planned]
+    excluded: list[str] = field(default_factory=list)
+
+    @property
+    def estimated_bytes(self) -> int:
+        return sum(p.estimated_bytes for p in self.items)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "spec": {
+                "name": self.spec.name,
+                "description": self.spec.description,
+                "source": self.spec.source,
+                "sha256": self.spec.sha256,
+            },
+            "estimated_bytes": self.estimated_bytes,
+            "excluded": list(self.excluded),
+            "items": [
+                {
+                    "name": p.item.name,
+                    "kind": p.item.kind,
+                    "folder": f"{BUNDLE_FOLDER[p.item.kind]}/{p.item.name}",
+                    "estimated_bytes": p.estimated_bytes,
+                    "sources": [
+                        {"description": s.description, "size": s.size, "note": s.note}
+                        for s in p.sources
+                    ],
+                    "problems": list(p.problems),
+                }
+                for p in self.items
+            ],
+        }
+
+
+def make_plan(spec: Spec, ctx: CollectContext, excluded: Sequence[str] = ()) -> Plan:
+    """Ask each item's collector what it would read. Unknown names in ``excluded`` are an
+    error (a typo must not silently collect what the admin meant to leave out)."""
+    from koncis_diag.errors import InputError
+
+    names = {it.name for it in spec.items}
+    for name in excluded:
+        if name not in names:
+            raise InputError(
+                f"--exclude {name}: no item of that name (items: {', '.join(sorted(names))})"
+            )
+    planned: list[Planned] = []
+    for item in spec.items:
+        if item.name in excluded:
+            continue
+        collector = REGISTRY[item.kind]
+        try:
+            planned.append(collector.plan(item, ctx))
+        except CollectionError as err:
+            planned.append(Planned(item=item, problems=[str(err)]))
+    return Plan(spec=spec, items=planned, excluded=list(excluded))
+
+
+def describe_item(item: Any) -> str:
+    """One-line summary of an item for tables."""
+    if isinstance(item, SystemItem):
+        return "system snapshot (psutil)"
+    return item.kind

@@ -1,0 +1,55 @@
+"""Shared fixtures. Every test runs with its own HOME and XDG folders, so the pseudonym key and
+mapping of one test (or of the developer) never leak into another."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO.parent / "shared" / "corpus"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    return home
+
+
+@pytest.fixture
+def corpus() -> Path:
+    if not CORPUS.is_dir():
+        pytest.skip(f"shared test corpus not found at {CORPUS} (clone ../shared beside the repo)")
+    return CORPUS
+
+
+@pytest.fixture
+def demo_server(tmp_path: Path) -> dict[str, Path]:
+    """The demo's sample Jira server, built in tmp_path/server."""
+    from koncis_diag.demo import build_demo_server
+
+    root = tmp_path / "server"
+    root.mkdir()
+    spec = build_demo_server(root, now=datetime.now(timezone.utc))
+    return {"root": root, "spec": spec}
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("NO_COLOR", None)
+    env.update(extra)
+    return env
+
+
+def koncis_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "koncis_diag", *args]
