@@ -1,0 +1,617 @@
+"""Writing a bundle: a private staging folder, the manifest, and the atomic archive.
+
+Customer data is only ever written to files created ``0600`` inside folders created ``0700``
+(whatever the umask), never over an existing file, and the archive appears under its final
+name only when it is complete and on disk: it is written under an unpredictable temporary name
+in the output folder, fsynced, then hard-linked to its final name (which fails instead of
+overwriting). Every failure removes the temporary file and raises :class:`BundleError` with one
+line saying what happened.
+"""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import stat
+import tarfile
+import tempfile
+import time
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, BinaryIO, Optional, Union
+
+from koncis_diag.errors import BundleError, InputError
+from koncis_diag.manifest import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    MAX_MANIFEST_BYTES,
+    TOP_LEVEL_FILES,
+    FileEntry,
+    bundle_path_problem,
+    manifest_problems,
+    outputs_vs_files_problems,
+)
+
+ARCHIVE_FORMATS: dict[str, str] = {"zip": ".zip", "tar.gz": ".tar.gz"}
+COMPRESS_LEVEL = 6
+FREE_SPACE_MARGIN = 0.10
+
+_BUNDLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+_TOP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
+_COPY_CHUNK = 1024 * 1024
+_DIR_MODE = 0o700
+_FILE_MODE = 0o600
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def bundle_base_name(name: str, created: datetime) -> str:
+    """``koncis-diag-<name>-<UTC timestamp>``: the top folder and the archive's base name.
+
+    A naive ``created`` is taken as UTC.
+    """
+    if not isinstance(name, str) or not _BUNDLE_NAME.match(name):
+        raise BundleError(
+            f"invalid bundle name {name!r}: use 1-64 of A-Z a-z 0-9 . _ - "
+            "starting with a letter or digit"
+        )
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=timezone.utc)
+    stamp = created.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"koncis-diag-{name}-{stamp}"
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """A staged file: its path below the top folder, size in bytes and SHA-256 (hex)."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+def _checked_path(path: str) -> str:
+    problem = bundle_path_problem(path)
+    if problem is not None:
+        raise BundleError(f"invalid bundle path {path!r}: {problem}")
+    return path
+
+
+def _describe_os_error(exc: OSError, action: str) -> str:
+    """One line for an OSError, e.g. ``no space left on device while writing /x.zip``."""
+    reasons = {
+        errno.ENOSPC: "no space left on device",
+        errno.EDQUOT: "disk quota exceeded",
+        errno.EFBIG: "file too large (file size limit reached)",
+        errno.EROFS: "read-only file system",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "operation not permitted",
+    }
+    reason = reasons.get(exc.errno if exc.errno is not None else -1)
+    if reason is None:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        if exc.filename:
+            reason += f" ({exc.filename})"
+    return f"{reason} while {action}"
+
+
+class StagedFile:
+    """A file being written into the staging folder; use it as a context manager.
+
+    Counts bytes and SHA-256 while streaming. If the ``with`` block raises, the partial file is
+    removed and nothing is staged under that path.
+    """
+
+    def __init__(self, staging: Staging, path: str, handle: BinaryIO) -> None:
+        self._staging = staging
+        self.path = path
+        self._handle: Optional[BinaryIO] = handle
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._record: Optional[FileRecord] = None
+
+    def write(self, data: bytes) -> int:
+        if self._handle is None:
+            raise BundleError(f"staged file {self.path} is already closed")
+        try:
+            self._handle.write(data)
+        except OSError as exc:
+            raise BundleError(
+                _describe_os_error(exc, f"staging {self.path} in {self._staging.root}")
+            ) from exc
+        self._hash.update(data)
+        self._size += len(data)
+        return len(data)
+
+    @property
+    def record(self) -> FileRecord:
+        if self._record is None:
+            raise BundleError(f"staged file {self.path} is not complete")
+        return self._record
+
+    def close(self) -> FileRecord:
+        """Finish the file and register it with the staging folder (idempotent)."""
+        if self._record is not None:
+            return self._record
+        if self._handle is None:
+            raise BundleError(f"staged file {self.path} was abandoned")
+        handle, self._handle = self._handle, None
+        try:
+            handle.close()
+        except OSError as exc:
+            self._staging._forget(self.path)
+            raise BundleError(
+                _describe_os_error(exc, f"staging {self.path} in {self._staging.root}")
+            ) from exc
+        self._record = FileRecord(self.path, self._size, self._hash.hexdigest())
+        self._staging._register(self._record)
+        return self._record
+
+    def abandon(self) -> None:
+        """Close and delete the partial file; the path is free again."""
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            try:
+                handle.close()
+            except OSError:
+                pass
+        if self._record is None:
+            self._staging._forget(self.path)
+
+    def __enter__(self) -> StagedFile:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abandon()
+
+
+class Staging:
+    """A private folder where the bundle is assembled: ``<root>/<top>/...``."""
+
+    def __init__(self, root: Path, top: str) -> None:
+        self.root = root
+        self.top = top
+        self.top_dir = root / top
+        self._records: dict[str, FileRecord] = {}
+        self._open_paths: dict[str, None] = {}
+        self._manifest_created: Optional[str] = None
+        self._cleaned = False
+
+    @classmethod
+    def create(cls, parent_dir: PathLike, top: str) -> Staging:
+        _checked_top(top)
+        try:
+            root = Path(tempfile.mkdtemp(prefix=".koncis-diag-staging-", dir=os.fspath(parent_dir)))
+        except OSError as exc:
+            raise BundleError(
+                _describe_os_error(exc, f"creating a staging folder in {parent_dir}")
+            ) from exc
+        try:
+            os.chmod(root, _DIR_MODE)
+            os.mkdir(root / top, _DIR_MODE)
+            os.chmod(root / top, _DIR_MODE)
+        except OSError as exc:
+            shutil.rmtree(root, ignore_errors=True)
+            raise BundleError(_describe_os_error(exc, f"preparing staging folder {root}")) from exc
+        return cls(root, top)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def open_file(self, path: str) -> StagedFile:
+        """Create ``<top>/<path>`` (never over an existing file) and return it for writing."""
+        self._check_writable(path)
+        target = self._make_parents(path)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(target, flags, _FILE_MODE)
+        except FileExistsError as exc:
+            kind = "a folder" if os.path.isdir(target) else "already staged"
+            raise BundleError(f"cannot stage {path}: it is {kind}") from exc
+        except OSError as exc:
+            raise BundleError(_describe_os_error(exc, f"staging {path} in {self.root}")) from exc
+        try:
+            os.fchmod(fd, _FILE_MODE)
+        except OSError as exc:
+            os.close(fd)
+            os.unlink(target)
+            raise BundleError(_describe_os_error(exc, f"staging {path} in {self.root}")) from exc
+        self._open_paths[path] = None
+        return StagedFile(self, path, os.fdopen(fd, "wb"))
+
+    def write_bytes(self, path: str, data: bytes) -> FileRecord:
+        with self.open_file(path) as staged:
+            staged.write(data)
+        return staged.record
+
+    def remove_prefix(self, prefix: str) -> list[str]:
+        """Remove every staged file at or below ``prefix`` (e.g. ``files/app-logs/``)."""
+        self._check_not_finalized()
+        folder = _checked_path(prefix.rstrip("/"))
+        removed = [p for p in self._records if p == folder or p.startswith(folder + "/")]
+        for path in removed:
+            try:
+                os.unlink(self.top_dir / path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise BundleError(_describe_os_error(exc, f"removing staged {path}")) from exc
+            del self._records[path]
+        if not any(p.startswith(folder + "/") for p in self._open_paths):
+            folder_path = self.top_dir / folder
+            if folder_path.is_dir() and not folder_path.is_symlink():
+                shutil.rmtree(folder_path, ignore_errors=True)
+        return sorted(removed)
+
+    def records(self) -> list[FileRecord]:
+        return [self._records[p] for p in sorted(self._records)]
+
+    def total_bytes(self) -> int:
+        return sum(r.size for r in self._records.values())
+
+    @property
+    def finalized(self) -> bool:
+        return self._manifest_created is not None
+
+    def finalize_manifest(self, manifest: dict[str, Any]) -> FileRecord:
+        """Add ``manifest["files"]`` for every staged file and write ``manifest.json``.
+
+        Refuses a manifest a reader would reject (wrong format, bad types, an item output that
+        is not staged or disagrees with the staged file). Nothing can be staged afterwards.
+        """
+        self._check_not_finalized()
+        if self._open_paths:
+            raise BundleError(f"cannot finalize: {sorted(self._open_paths)[0]} is still open")
+        manifest.setdefault("format", FORMAT)
+        manifest.setdefault("format_version", FORMAT_VERSION)
+        files = {r.path: {"size": r.size, "sha256": r.sha256} for r in self.records()}
+        manifest["files"] = files
+        problems = manifest_problems(manifest)
+        problems += outputs_vs_files_problems(
+            manifest, {r.path: FileEntry(r.size, r.sha256) for r in self.records()}
+        )
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise BundleError(f"manifest is not valid: {problems[0]}{more}")
+        try:
+            text = json.dumps(
+                manifest, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False
+            )
+        except (TypeError, ValueError) as exc:
+            raise BundleError(f"manifest cannot be written as JSON: {exc}") from exc
+        data = (text + "\n").encode("utf-8")
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise BundleError(
+                f"manifest is {len(data)} bytes, more than readers accept ({MAX_MANIFEST_BYTES})"
+            )
+        record = self._stage_bytes(MANIFEST_NAME, data)
+        self._manifest_created = str(manifest.get("created", ""))
+        return record
+
+    def cleanup(self) -> None:
+        """Remove the staging folder and everything in it. Idempotent; never raises."""
+        if self._cleaned:
+            return
+        self._cleaned = True
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> Staging:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.cleanup()
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _check_not_finalized(self) -> None:
+        if self._cleaned:
+            raise BundleError(f"staging folder {self.root} was already removed")
+        if self.finalized:
+            raise BundleError("the manifest is already written: nothing can be staged now")
+
+    def _check_writable(self, path: str) -> None:
+        self._check_not_finalized()
+        _checked_path(path)
+        if path == MANIFEST_NAME:
+            raise BundleError(f"{MANIFEST_NAME} is written by finalize_manifest only")
+        if path in self._open_paths:
+            raise BundleError(f"cannot stage {path}: it is already being written")
+
+    def _stage_bytes(self, path: str, data: bytes) -> FileRecord:
+        target = self._make_parents(path)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(target, flags, _FILE_MODE)
+            os.fchmod(fd, _FILE_MODE)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+        except OSError as exc:
+            raise BundleError(_describe_os_error(exc, f"staging {path} in {self.root}")) from exc
+        record = FileRecord(path, len(data), hashlib.sha256(data).hexdigest())
+        self._records[path] = record
+        return record
+
+    def _make_parents(self, path: str) -> Path:
+        current = self.top_dir
+        parts = path.split("/")
+        for index, part in enumerate(parts[:-1]):
+            current = current / part
+            try:
+                os.mkdir(current, _DIR_MODE)
+                os.chmod(current, _DIR_MODE)
+            except FileExistsError:
+                if not stat.S_ISDIR(os.lstat(current).st_mode):
+                    where = "/".join(parts[: index + 1])
+                    raise BundleError(f"cannot stage {path}: {where} is already a file") from None
+            except OSError as exc:
+                raise BundleError(
+                    _describe_os_error(exc, f"staging {path} in {self.root}")
+                ) from exc
+        return current / parts[-1]
+
+    def _register(self, record: FileRecord) -> None:
+        self._open_paths.pop(record.path, None)
+        self._records[record.path] = record
+
+    def _forget(self, path: str) -> None:
+        self._open_paths.pop(path, None)
+        try:
+            os.unlink(self.top_dir / path)
+        except OSError:
+            pass
+
+
+def _checked_top(top: str) -> None:
+    if not isinstance(top, str) or not _TOP_NAME.match(top):
+        raise BundleError(f"invalid bundle top folder name {top!r}")
+
+
+# -- output folder -------------------------------------------------------------------------
+
+
+def ensure_output_dir(path: PathLike) -> Path:
+    """The output folder, ready for writing.
+
+    A missing folder is created (0700) only when its parent exists: a typo in a deeper path is
+    an error rather than a surprise tree of new folders.
+    """
+    folder = Path(path)
+    try:
+        if not folder.exists():
+            parent = folder.parent
+            if not parent.is_dir():
+                raise BundleError(
+                    f"output folder {folder} does not exist and neither does {parent}: "
+                    "create it first"
+                )
+            os.mkdir(folder, _DIR_MODE)
+            os.chmod(folder, _DIR_MODE)
+        if not folder.is_dir():
+            raise BundleError(f"output path {folder} is not a folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise BundleError(f"output folder {folder} is not writable")
+        return folder.resolve()
+    except OSError as exc:
+        raise BundleError(_describe_os_error(exc, f"preparing output folder {folder}")) from exc
+
+
+def _human(size: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def check_free_space(output_dir: PathLike, needed_bytes: int) -> None:
+    """Raise BundleError when ``needed_bytes`` plus a 10 % margin will not fit."""
+    try:
+        free = shutil.disk_usage(os.fspath(output_dir)).free
+    except OSError as exc:
+        raise BundleError(_describe_os_error(exc, f"checking free space in {output_dir}")) from exc
+    required = needed_bytes + int(needed_bytes * FREE_SPACE_MARGIN + 0.999)
+    if free < required:
+        raise BundleError(
+            f"not enough free space in {output_dir}: the bundle needs about "
+            f"{_human(needed_bytes)} ({_human(required)} with a 10 % margin), "
+            f"{_human(free)} free"
+        )
+
+
+# -- archive -------------------------------------------------------------------------------
+
+
+def write_archive(staging: Staging, output_dir: PathLike, fmt: str = "zip") -> Path:
+    """Write ``<output_dir>/<top>.zip`` (or ``.tar.gz``) atomically; never overwrite."""
+    if fmt not in ARCHIVE_FORMATS:
+        raise InputError(f"unknown bundle format {fmt!r}: choose zip or tar.gz")
+    if not staging.finalized:
+        raise BundleError("the manifest must be finalized before the archive is written")
+    final = Path(output_dir) / f"{staging.top}{ARCHIVE_FORMATS[fmt]}"
+    if os.path.lexists(final):
+        raise BundleError(f"{final} already exists: it is never overwritten")
+    try:
+        fd, temp_name = tempfile.mkstemp(prefix=".koncis-diag-", suffix=".partial", dir=output_dir)
+    except OSError as exc:
+        raise BundleError(_describe_os_error(exc, f"creating a file in {output_dir}")) from exc
+    timestamp = _entry_time(staging)
+    try:
+        os.fchmod(fd, _FILE_MODE)
+        with os.fdopen(fd, "wb") as out:
+            if fmt == "zip":
+                _write_zip(staging, out, timestamp)
+            else:
+                _write_tar_gz(staging, out, timestamp)
+            out.flush()
+            os.fsync(out.fileno())
+        _publish(Path(temp_name), final)
+    except BaseException as exc:
+        try:
+            os.unlink(temp_name)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise BundleError(_describe_os_error(exc, f"writing {final}")) from exc
+        if isinstance(exc, (zipfile.LargeZipFile, tarfile.TarError)):
+            raise BundleError(f"could not write {final}: {exc}") from exc
+        raise
+    _fsync_dir(final.parent)
+    return final
+
+
+def _publish(temp: Path, final: Path) -> None:
+    """Give the complete file its final name without ever replacing an existing file."""
+    try:
+        os.link(temp, final)
+    except FileExistsError:
+        raise BundleError(f"{final} already exists: it is never overwritten") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV):
+            raise
+        # No hard links on this file system (some FUSE/SMB/vfat mounts): check, then rename.
+        if os.path.lexists(final):
+            raise BundleError(f"{final} already exists: it is never overwritten") from None
+        os.rename(temp, final)
+        return
+    os.unlink(temp)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _entry_time(staging: Staging) -> float:
+    """Entry timestamps: the manifest's ``created`` (UTC), else now."""
+    created = staging._manifest_created or ""
+    try:
+        parsed = datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return float(int(time.time()))
+    return max(parsed.timestamp(), datetime(*_ZIP_EPOCH, tzinfo=timezone.utc).timestamp())
+
+
+def _archive_entries(staging: Staging) -> Iterator[tuple[str, Optional[FileRecord]]]:
+    """Entries in archive order: top folder, top-level files (manifest first), then the item
+    folders in sorted order. Folders are yielded (record None) before their first file."""
+    records = staging.records()
+    top_level = {r.path: r for r in records if "/" not in r.path}
+    ordered = [top_level.pop(name) for name in TOP_LEVEL_FILES if name in top_level]
+    ordered += [top_level[name] for name in sorted(top_level)]
+    ordered += [r for r in records if "/" in r.path]
+    yield "", None
+    seen_dirs = {""}
+    for record in ordered:
+        parts = record.path.split("/")
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth])
+            if folder not in seen_dirs:
+                seen_dirs.add(folder)
+                yield folder, None
+        yield record.path, record
+
+
+class _HashingReader:
+    """Reads a staged file and checks, at the end, that it is still what was recorded."""
+
+    def __init__(self, staging: Staging, record: FileRecord) -> None:
+        self._record = record
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+        self._file: IO[bytes] = os.fdopen(os.open(staging.top_dir / record.path, flags), "rb")
+        self._hash = hashlib.sha256()
+        self._size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._file.read(size)
+        self._hash.update(data)
+        self._size += len(data)
+        return data
+
+    def finish(self) -> None:
+        self._file.close()
+        if self._size != self._record.size or self._hash.hexdigest() != self._record.sha256:
+            raise BundleError(f"staged file {self._record.path} changed after it was written")
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _write_zip(staging: Staging, out: BinaryIO, timestamp: float) -> None:
+    date_time = time.gmtime(timestamp)[:6]
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+        for path, record in _archive_entries(staging):
+            name = f"{staging.top}/{path}" if path else staging.top
+            if record is None:
+                info = zipfile.ZipInfo(name + "/", date_time)
+                info.create_system = 3
+                info.external_attr = ((stat.S_IFDIR | _DIR_MODE) << 16) | 0x10
+                archive.writestr(info, b"", compress_type=zipfile.ZIP_STORED)
+                continue
+            info = zipfile.ZipInfo(name, date_time)
+            info.create_system = 3
+            info.external_attr = (stat.S_IFREG | _FILE_MODE) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED  # zlib's default level is 6
+            info.file_size = record.size  # lets zipfile choose zip64 up front for big files
+            source = _HashingReader(staging, record)
+            try:
+                with archive.open(info, "w") as target:
+                    shutil.copyfileobj(source, target, _COPY_CHUNK)
+            finally:
+                source.close()
+            source.finish()
+
+
+def _write_tar_gz(staging: Staging, out: BinaryIO, timestamp: float) -> None:
+    # An explicit empty file name keeps the temporary name out of the gzip header.
+    compressed = gzip.GzipFile(
+        filename="", mode="wb", compresslevel=COMPRESS_LEVEL, fileobj=out, mtime=int(timestamp)
+    )
+    with (
+        compressed,
+        tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as archive,
+    ):
+        for path, record in _archive_entries(staging):
+            info = tarfile.TarInfo(f"{staging.top}/{path}" if path else staging.top)
+            info.mtime = int(timestamp)
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            if record is None:
+                info.type = tarfile.DIRTYPE
+                info.mode = _DIR_MODE
+                archive.addfile(info)
+                continue
+            info.type = tarfile.REGTYPE
+            info.mode = _FILE_MODE
+            info.size = record.size
+            source = _HashingReader(staging, record)
+            try:
+                archive.addfile(info, source)
+            finally:
+                source.close()
+            source.finish()
