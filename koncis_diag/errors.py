@@ -85,8 +85,6 @@ class Interrupted(KoncisError):
         import signal
 
         self.signum = signum
-        self.exit_code = (
-            ExitCode.TERMINATED if signum == signal.SIGTERM else ExitCode.INTERRUPTED
-        )
+        self.exit_code = ExitCode.TERMINATED if signum == signal.SIGTERM else ExitCode.INTERRUPTED
         name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
         super().__init__(f"interrupted ({name}): nothing was written, staging removed")

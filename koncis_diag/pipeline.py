@@ -159,7 +159,7 @@ def run_collection(
     check_free_space(options.output_dir, _space_needed(plan))
     top = bundle_base_name(spec.name, now)
     staging = Staging.create(parent_dir=options.output_dir, top=top)
-    log_handler = _start_tool_log(staging.path / "tool.log.raw")
+    log_handler = _start_tool_log(staging.root / "tool.log.raw")
     try:
         log.info(
             "koncis-diag %s: collecting %d item(s) for spec %s",
@@ -175,7 +175,7 @@ def run_collection(
         _tally(run, redactor)
         run.findings = _leak_check(staging, redactor)
         summary = _summary(run, redactor)
-        decision = reviewer.decide(summary, staging.path / top)
+        decision = reviewer.decide(summary, staging.top_dir)
         if not decision.proceed:
             raise ConsentRefused("bundle not written: consent not given")
         _apply_exclusions(run, decision, staging)
@@ -281,7 +281,7 @@ def _store_output(
             _write_stream(path, output, redactor, staging, record, progress)
     except BaseException:
         # Never leave a partially written (possibly partially redacted) file behind.
-        staging.remove_file(path)
+        staging.remove_prefix(path)
         raise
     record.truncated = bool(output.truncated)
     record.notes = [_redacted(redactor, n) for n in output.notes]
@@ -402,10 +402,10 @@ def _leak_check(staging: Staging, redactor: Redactor) -> list[Finding]:
     checker = getattr(redactor, "leak_check", None)
     if checker is None:
         return []
-    paths = [staging.path / staging.top / rec.path for rec in staging.records()]
+    paths = [staging.top_dir / rec.path for rec in staging.records()]
     return [
         Finding(
-            path=str(Path(f.path).relative_to(staging.path / staging.top)),
+            path=str(Path(f.path).relative_to(staging.top_dir)),
             line=f.line,
             rule=f.rule,
             excerpt=f.excerpt,
@@ -578,7 +578,7 @@ def _stop_tool_log(handler: logging.Handler) -> None:
 
 def _store_tool_log(staging: Staging, redactor: Redactor) -> None:
     """The raw log lives outside the bundle folder; only its redacted copy goes in."""
-    raw = staging.path / "tool.log.raw"
+    raw = staging.root / "tool.log.raw"
     stream = redactor.stream(fmt="log", source="koncis-diag.log")
     with staging.open_file("koncis-diag.log") as staged, open(raw, "rb") as src:
         while True:

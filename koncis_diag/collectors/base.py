@@ -8,10 +8,11 @@ byte reaches the staging directory, so no collector can bypass redaction by mist
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Protocol, Sequence, Union
+from typing import Any, Optional, Protocol, Union
 
 from koncis_diag.spec import Item
 
@@ -24,7 +25,9 @@ class CollectContext:
     """Everything a collector may depend on besides its item. Injected so tests control it."""
 
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
-    root: Path = Path("/")  # sysroot: absolute spec paths are resolved below it (tests, mounted copies)
+    root: Path = Path(
+        "/"
+    )  # sysroot: absolute spec paths are resolved below it (tests, mounted copies)
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("koncis_diag"))
 
     def host_path(self, path: str) -> Path:
@@ -46,9 +49,9 @@ class PlannedSource:
 @dataclass
 class Planned:
     item: Item
-    sources: List[PlannedSource] = field(default_factory=list)
+    sources: list[PlannedSource] = field(default_factory=list)
     estimated_bytes: int = 0  # what the bundle will probably hold for this item
-    problems: List[str] = field(default_factory=list)  # e.g. "no file matches /x/*.log"
+    problems: list[str] = field(default_factory=list)  # e.g. "no file matches /x/*.log"
 
 
 @dataclass
@@ -66,7 +69,7 @@ class StreamOutput:
     chunks: Optional[Iterator[bytes]] = None
     skipped: Optional[str] = None  # reason when nothing is collected
     truncated: bool = False
-    notes: List[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -85,10 +88,10 @@ class TableOutput:
 
     bundle_path: str  # e.g. "result.csv"
     source: str
-    columns: List[Column]
+    columns: list[Column]
     rows: Iterator[Sequence[Any]]
     truncated: bool = False
-    notes: List[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 Output = Union[StreamOutput, TableOutput]
@@ -116,4 +119,3 @@ def split_argv_for_display(argv: Sequence[str]) -> str:
     import shlex
 
     return " ".join(shlex.quote(a) for a in argv)
-
