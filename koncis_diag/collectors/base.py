@@ -98,7 +98,7 @@ Output = Union[StreamOutput, TableOutput]
 
 
 class Collector(Protocol):
-    """One per item kind, registered in ``koncis_diag.collectors.REGISTRY``."""
+    """One per item kind, registered in ``koncis_diag.collectors.registry.REGISTRY``."""
 
     kind: str
 

@@ -1,0 +1,142 @@
+"""Find the timestamp at the start of a log line, as epoch seconds.
+
+Only the head of a line is looked at (``HEAD_BYTES``), so a 50 MB single line costs nothing.
+Supported shapes (the ones found on Atlassian hosts):
+
+* Atlassian / log4j: ``2026-11-28 10:02:03,123`` optionally followed by a zone (``+0000``);
+* ISO 8601: ``2026-11-28T10:02:03.123Z``, ``2026-11-28T10:02:03+01:00`` (also inside ``[...]``
+  as in JVM unified GC logs);
+* Tomcat / catalina: ``28-Nov-2026 10:02:03.123``;
+* access logs: ``[28/Nov/2026:10:02:03 +0000]`` anywhere in the head of the line.
+
+A timestamp without a zone is local time of the server (``time.mktime``). Syslog lines
+(no year) are not recognised: such lines simply follow the fate of the previous line.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import time
+from typing import Optional
+
+#: How many bytes at the start of a line are enough to find its timestamp.
+HEAD_BYTES = 128
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        (
+            b"jan",
+            b"feb",
+            b"mar",
+            b"apr",
+            b"may",
+            b"jun",
+            b"jul",
+            b"aug",
+            b"sep",
+            b"oct",
+            b"nov",
+            b"dec",
+        ),
+        start=1,
+    )
+}
+
+_ISO_LIKE = re.compile(
+    rb"\[?(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?"
+    rb"(?: ?(Z|[+-]\d{2}(?::?\d{2})?)(?!\d))?"
+)
+_TOMCAT = re.compile(
+    rb"(\d{2})-([A-Za-z]{3})-(\d{4}) (\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?(?!\d)"
+)
+_ACCESS_LOG = re.compile(rb"\[(\d{2})/([A-Za-z]{3})/(\d{4}):(\d{2}):(\d{2}):(\d{2}) ([+-]\d{4})\]")
+
+
+def _zone_offset_seconds(zone: bytes) -> Optional[int]:
+    """``Z`` → 0, ``+01:00`` / ``+0100`` / ``+01`` → seconds east of UTC."""
+    if zone in (b"Z", b"z"):
+        return 0
+    sign = -1 if zone[:1] == b"-" else 1
+    digits = zone[1:].replace(b":", b"")
+    hours = int(digits[:2])
+    minutes = int(digits[2:4]) if len(digits) >= 4 else 0
+    if hours > 23 or minutes > 59:
+        return None
+    return sign * (hours * 3600 + minutes * 60)
+
+
+def _to_epoch(
+    year: int,
+    month: int,
+    day: int,
+    hour: int,
+    minute: int,
+    second: int,
+    fraction: Optional[bytes],
+    zone_offset: Optional[int],
+) -> Optional[float]:
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59):
+        return None
+    if second > 60:
+        return None
+    fields = (year, month, day, hour, minute, min(second, 59), 0, 0, -1)
+    try:
+        if zone_offset is None:
+            whole = time.mktime(fields)  # naive: local time of the server
+        else:
+            whole = calendar.timegm(fields) - zone_offset
+    except (OverflowError, ValueError):
+        return None
+    if fraction:
+        whole += int(fraction) / (10 ** len(fraction))
+    return whole
+
+
+def line_timestamp(line_head: bytes) -> Optional[float]:
+    """The timestamp starting the line (epoch seconds), or None when it has none."""
+    head = line_head[:HEAD_BYTES]
+    if head.startswith(_UTF8_BOM):
+        head = head[len(_UTF8_BOM) :]
+    match = _ISO_LIKE.match(head)
+    if match:
+        year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+        zone = match.group(8)
+        offset = _zone_offset_seconds(zone) if zone else None
+        if zone and offset is None:
+            return None
+        return _to_epoch(year, month, day, hour, minute, second, match.group(7), offset)
+    match = _TOMCAT.match(head)
+    if match:
+        month_number = _MONTHS.get(match.group(2).lower())
+        if month_number is None:
+            return None
+        return _to_epoch(
+            int(match.group(3)),
+            month_number,
+            int(match.group(1)),
+            int(match.group(4)),
+            int(match.group(5)),
+            int(match.group(6)),
+            match.group(7),
+            None,
+        )
+    match = _ACCESS_LOG.search(head)
+    if match:
+        month_number = _MONTHS.get(match.group(2).lower())
+        if month_number is None:
+            return None
+        return _to_epoch(
+            int(match.group(3)),
+            month_number,
+            int(match.group(1)),
+            int(match.group(4)),
+            int(match.group(5)),
+            int(match.group(6)),
+            None,
+            _zone_offset_seconds(match.group(7)),
+        )
+    return None
