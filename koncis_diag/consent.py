@@ -69,7 +69,15 @@ class AssumeYes:
 
     def decide(self, summary: Summary, staging_path: Path) -> Decision:
         if summary.findings and not self.accept_findings:
-            return Decision(proceed=False)
+            first = summary.findings[0]
+            return Decision(
+                proceed=False,
+                reason=(
+                    f"the leak check still found {len(summary.findings)} possible secret(s) "
+                    f"after redaction (first: {first.path}:{first.line}, rule {first.rule}); "
+                    "run interactively to review them, or add --accept-leak-findings"
+                ),
+            )
         return Decision(proceed=True, accepted_findings=bool(summary.findings))
 
 

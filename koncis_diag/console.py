@@ -26,6 +26,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 JSON_SCHEMA_VERSION = 1
 
@@ -69,9 +70,18 @@ class UI:
         self.verbose = verbose
         no_color = bool(self.term.environ.get("NO_COLOR"))
         self.out = Console(
-            file=self.term.stdout, no_color=no_color, highlight=False, soft_wrap=False
+            file=self.term.stdout,
+            no_color=no_color,
+            highlight=False,
+            width=_plain_width(self.term.stdout, self.term.environ),
         )
-        self.err = Console(file=self.term.stderr, no_color=no_color, highlight=False, stderr=True)
+        self.err = Console(
+            file=self.term.stderr,
+            no_color=no_color,
+            highlight=False,
+            stderr=True,
+            width=_plain_width(self.term.stderr, self.term.environ),
+        )
 
     # ----------------------------------------------------------------- messages (stderr)
     @property
@@ -115,7 +125,7 @@ class UI:
         for col in columns:
             table.add_column(col, overflow="fold")
         for row in rows:
-            table.add_row(*("" if v is None else str(v) for v in row))
+            table.add_row(*(Text("" if v is None else str(v)) for v in row))
         (self.err if stderr else self.out).print(table)
 
     # ---------------------------------------------------------------------- questions
@@ -187,6 +197,20 @@ class ProgressReporter:
             self._ui.info(text)
         else:
             self._ui.detail(text)
+
+
+def _plain_width(stream: IO[str], environ: Any) -> Optional[int]:
+    """On a terminal rich measures the width itself; piped output is not wrapped at 80
+    columns (it goes to files, tickets and grep), only bounded for tables."""
+    try:
+        if stream.isatty():
+            return None
+    except (ValueError, AttributeError):
+        pass
+    try:
+        return max(int(environ.get("COLUMNS", "0")), 200)
+    except ValueError:
+        return 200
 
 
 def human_size(n: Optional[float]) -> str:

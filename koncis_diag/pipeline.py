@@ -67,6 +67,7 @@ class OutputRecord:
     notes: list[str] = field(default_factory=list)
     redactions: Counter = field(default_factory=Counter)
     skipped: Optional[str] = None
+    outside_window: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -177,7 +178,7 @@ def run_collection(
         summary = _summary(run, redactor)
         decision = reviewer.decide(summary, staging.top_dir)
         if not decision.proceed:
-            raise ConsentRefused("bundle not written: consent not given")
+            raise ConsentRefused(f"bundle not written: {decision.reason}")
         _apply_exclusions(run, decision, staging)
         run.consent = make_record(
             spec_name=spec.name,
@@ -250,7 +251,7 @@ def _collect_item(
     if result.status == "ok":
         if not result.outputs:
             result.status = "empty"
-        elif any(o.skipped for o in result.outputs):
+        elif any(o.skipped and not o.outside_window for o in result.outputs):
             result.status = "partial" if result.written else "empty"
     return result
 
@@ -272,6 +273,7 @@ def _store_output(
         if output.skipped is not None or output.chunks is None:
             _close(output.chunks)
             record.skipped = output.skipped or "no content"
+            record.outside_window = output.outside_window
             record.notes = list(output.notes)
             return record
     try:

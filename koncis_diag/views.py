@@ -5,8 +5,11 @@ Machines get ``--json`` documents instead; these functions only render.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
+
+from rich.text import Text
 
 from koncis_diag.console import UI, human_size
 from koncis_diag.plan import Plan
@@ -19,33 +22,56 @@ def _counts(counts: Mapping[str, int]) -> str:
 
 
 def show_plan(ui: UI, plan: Plan, *, stderr: bool = False) -> None:
+    """Every item with everything it will read: paths with sizes, SQL text, argv."""
     spec = plan.spec
+    target = ui.err if stderr else ui.out
     header = f"Plan for {spec.name}"
     if spec.description:
         header += f": {spec.description}"
-    target = ui.err if stderr else ui.out
     target.print(header, markup=False, style="bold")
-    rows: list[list[Any]] = []
+    if spec.source:
+        target.print(f"  run instructions: {spec.source}  (sha256 {spec.sha256})", markup=False)
     for planned in plan.items:
         item = planned.item
-        lines = []
-        for source in planned.sources:
-            text = source.description
-            if source.size is not None:
-                text += f"  ({human_size(source.size)})"
-            if source.note:
-                text += f"  [{source.note}]"
-            lines.append(text)
-        for problem in planned.problems:
-            lines.append(f"! {problem}")
-        rows.append(
-            [item.name, item.kind, "\n".join(lines) or "-", human_size(planned.estimated_bytes)]
+        target.print(
+            Text.assemble(
+                ("\n" + item.name, "bold cyan"),
+                f"  ({item.kind}, estimate {human_size(planned.estimated_bytes)})",
+            )
         )
-    ui.table("", ["item", "kind", "what it reads", "estimate"], rows, stderr=stderr)
+        width = max((len(s.description) for s in planned.sources), default=0)
+        for source in planned.sources:
+            line = Text("    ")
+            if item.kind in ("files", "config"):
+                line.append(source.description.ljust(min(width, 90)))
+            else:
+                line.append(source.description)
+            if source.size is not None:
+                line.append(f"  {human_size(source.size):>10}")
+            if source.note:
+                line.append(f"  {source.note}", style="yellow")
+            target.print(line)
+        for problem in planned.problems:
+            target.print(Text(f"    ! {problem}", style="yellow"))
     if plan.excluded:
-        target.print("Excluded: " + ", ".join(plan.excluded), markup=False)
+        target.print("\nExcluded: " + ", ".join(plan.excluded), markup=False)
+    kinds = Counter(p.item.kind for p in plan.items)
+    active = []
+    if kinds["command"]:
+        active.append(f"{kinds['command']} command(s)")
+    if kinds["query"]:
+        active.append(f"{kinds['query']} database quer(ies)")
+    target.print("")
+    if active:
+        target.print(
+            Text(
+                f"These run instructions run {' and '.join(active)} on this server "
+                "(read-only, with timeouts).",
+                style="bold yellow",
+            )
+        )
     target.print(
-        f"Estimated bundle content before compression: {human_size(plan.estimated_bytes)}",
+        f"Estimated content before compression: {human_size(plan.estimated_bytes)}",
         markup=False,
     )
 

@@ -68,6 +68,7 @@ class StreamOutput:
     fmt: str = "text"  # one of FORMATS
     chunks: Optional[Iterator[bytes]] = None
     skipped: Optional[str] = None  # reason when nothing is collected
+    outside_window: bool = False  # skipped because the spec's ``since`` excludes it (by design)
     truncated: bool = False
     notes: list[str] = field(default_factory=list)
 

@@ -168,6 +168,7 @@ class FilesCollector:
             return output
         if settings.cutoff is not None and (candidate.mtime or 0) < settings.cutoff:
             output.skipped = f"older than {settings.since_label}"
+            output.outside_window = True
             return output
         compression = compression_of(candidate.server_path)
         try:
