@@ -152,6 +152,21 @@ def run_collection(
         keywords=spec.redact.keywords,
         state_dir=options.state_dir,
     )
+    try:
+        return _run(spec, options, reviewer, progress_factory, ctx, redactor, now)
+    finally:
+        redactor.close()
+
+
+def _run(
+    spec: Spec,
+    options: RunOptions,
+    reviewer: Reviewer,
+    progress_factory: Any,
+    ctx: CollectContext,
+    redactor: Redactor,
+    now: datetime,
+) -> RunResult:
     _learn_server_identity(redactor)
     plan = make_plan(spec, ctx, options.excluded)
     if not reviewer.approve_plan(plan):
