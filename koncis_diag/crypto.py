@@ -1,0 +1,398 @@
+"""Encrypting bundles for transit with age (https://age-encryption.org), through ``pyrage``.
+
+Customer side: :func:`encrypting_writer` is a write-only file object; whatever is written to it
+(the archive as it is produced) reaches the destination only as age ciphertext. ``pyrage`` has no
+push-style writer, only ``encrypt_io(reader, writer)``, so the plaintext travels through an
+``os.pipe`` (kernel memory, 64 KiB at a time) to a thread running ``encrypt_io``: memory stays
+bounded and no plaintext byte is written to a file.
+
+Support side: :func:`generate_identity` makes a key pair, :func:`decrypt_to` decrypts a bundle to
+a new private file, and :func:`plaintext_bundle` gives readers (inspect, verify, analyze, merge)
+a decrypted copy in a private temporary folder that is removed afterwards: zip needs random
+access, which a stream cannot give.
+
+Note on ``pyrage``: its final buffer flush happens where errors are dropped, so every write to a
+destination goes through a guard that remembers the first error and raises it afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import stat
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any, BinaryIO, Optional, Union
+
+from koncis_diag.errors import InputError, KoncisError
+
+AGE_MAGIC = b"age-encryption.org/v1\n"
+AGE_ARMOR_MAGIC = b"-----BEGIN AGE ENCRYPTED FILE-----"
+AGE_SUFFIX = ".age"
+IDENTITY_PREFIX = "AGE-SECRET-KEY-1"
+MAX_IDENTITY_FILE_BYTES = 64 * 1024
+_FILE_MODE = 0o600
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class EncryptionError(KoncisError):
+    """A bundle could not be encrypted or decrypted, or a key file is unusable."""
+
+
+def _pyrage() -> Any:
+    try:
+        import pyrage
+    except ImportError as err:  # pragma: no cover - a packaging problem, not a user error
+        raise EncryptionError(
+            "encryption needs the pyrage package: pip install 'pyrage>=1.2'"
+        ) from err
+    return pyrage
+
+
+# --------------------------------------------------------------------------- recipients
+
+
+def parse_recipient(text: str, origin: str = "--encrypt-to") -> Any:
+    """An ``age1…`` public key (the same rules as ``encrypt_to:`` in a spec); a one-line
+    ``InputError`` for anything else."""
+    from koncis_diag.spec_values import check_age_recipient
+    from koncis_diag.yamlio import Origin
+
+    value = check_age_recipient(text.strip(), Origin(origin))
+    pyrage = _pyrage()
+    try:
+        return pyrage.x25519.Recipient.from_str(value)
+    except (pyrage.RecipientError, ValueError) as err:
+        raise InputError(f"{origin}: malformed age recipient ({err})") from None
+
+
+def parse_recipients(texts: Sequence[str], origin: str = "--encrypt-to") -> list[Any]:
+    if not texts:
+        raise InputError(f"{origin}: give at least one age recipient (age1...)")
+    return [parse_recipient(text, origin) for text in texts]
+
+
+# ----------------------------------------------------------------------------- identities
+
+
+def _create_private(path: Path) -> int:
+    """A new file, mode 0600 whatever the umask; never over an existing file or symlink."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, _FILE_MODE)
+    except FileExistsError:
+        raise EncryptionError(f"{path} already exists: it is never overwritten") from None
+    except OSError as err:
+        raise EncryptionError(f"cannot create {path}: {err.strerror or err}") from None
+    try:
+        os.fchmod(fd, _FILE_MODE)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def generate_identity(output: PathLike) -> str:
+    """Write a new age identity (secret key) to ``output`` (0600, never overwriting) and return
+    its public recipient ``age1…`` to hand to customers."""
+    pyrage = _pyrage()
+    path = Path(output)
+    identity = pyrage.x25519.Identity.generate()
+    recipient = str(identity.to_public())
+    created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    text = f"# created: {created} by koncis-diag keygen\n# public key: {recipient}\n{identity}\n"
+    fd = _create_private(path)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise EncryptionError(f"cannot write {path}: {err.strerror or err}") from None
+    return recipient
+
+
+def load_identities(path: PathLike) -> list[Any]:
+    """The ``AGE-SECRET-KEY-1…`` lines of an identity file (``#`` lines are comments)."""
+    pyrage = _pyrage()
+    name = os.fspath(path)
+    try:
+        info = os.stat(name)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError("not a regular file", file=name)
+        with open(name, "rb") as handle:
+            raw = handle.read(MAX_IDENTITY_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise InputError("identity file not found", file=name) from None
+    except PermissionError:
+        raise InputError("permission denied (cannot read the identity file)", file=name) from None
+    except OSError as err:
+        raise InputError(
+            f"cannot read the identity file: {err.strerror or err}", file=name
+        ) from None
+    if len(raw) > MAX_IDENTITY_FILE_BYTES:
+        raise InputError("too large for an age identity file", file=name)
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise InputError("not an age identity file (not ASCII text)", file=name) from None
+    identities = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        if not entry.startswith(IDENTITY_PREFIX):
+            raise InputError(
+                f"expected an age secret key starting with {IDENTITY_PREFIX}",
+                file=name,
+                line=number,
+                column=1,
+            )
+        try:
+            identities.append(pyrage.x25519.Identity.from_str(entry))
+        except (pyrage.IdentityError, ValueError) as err:
+            raise InputError(
+                f"malformed age secret key ({err})", file=name, line=number, column=1
+            ) from None
+    if not identities:
+        raise InputError(f"no secret key ({IDENTITY_PREFIX}...) in the file", file=name)
+    return identities
+
+
+# ---------------------------------------------------------------------------- detection
+
+
+def is_age_file(path: PathLike) -> bool:
+    """Whether the file starts with the age header (binary or ASCII-armored)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(AGE_ARMOR_MAGIC))
+    except OSError:
+        return False
+    return head.startswith(AGE_MAGIC) or head.startswith(AGE_ARMOR_MAGIC)
+
+
+# ----------------------------------------------------------------------------- encrypting
+
+
+class _GuardedDestination(io.RawIOBase):
+    """Passes writes to the real destination and remembers the first error (see module doc)."""
+
+    def __init__(self, target: IO[bytes]) -> None:
+        super().__init__()
+        self._target = target
+        self.error: Optional[BaseException] = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        try:
+            count = self._target.write(bytes(data))
+        except BaseException as err:
+            if self.error is None:
+                self.error = err
+            raise
+        return len(data) if count is None else count
+
+    def flush(self) -> None:
+        try:
+            self._target.flush()
+        except BaseException as err:
+            if self.error is None:
+                self.error = err
+            raise
+
+
+class EncryptingWriter(io.RawIOBase):
+    """Write-only, non-seekable: bytes written here reach the destination as age ciphertext.
+
+    ``close()`` finishes the age stream and raises ``EncryptionError`` if anything failed;
+    use it as a context manager. ``tell()`` counts plaintext bytes (``zipfile`` needs it).
+    """
+
+    def __init__(self, destination: IO[bytes], recipients: Sequence[Any]) -> None:
+        super().__init__()
+        if not recipients:
+            raise InputError("encryption needs at least one age recipient (age1...)")
+        self._pyrage = _pyrage()
+        self._destination = _GuardedDestination(destination)
+        self._recipients = list(recipients)
+        read_fd, self._write_fd = os.pipe()
+        self._position = 0
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(
+            target=self._encrypt, args=(read_fd,), name="koncis-diag-encrypt", daemon=True
+        )
+        self._thread.start()
+
+    def _encrypt(self, read_fd: int) -> None:
+        try:
+            with open(read_fd, "rb", buffering=0) as reader:
+                self._pyrage.encrypt_io(reader, self._destination, self._recipients)
+        except BaseException as err:
+            self._error = err
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        return self._position
+
+    def write(self, data: Any) -> int:
+        if self._write_fd < 0:
+            raise ValueError("write to a closed encrypting writer")
+        view = memoryview(data).cast("B")
+        sent = 0
+        try:
+            while sent < len(view):
+                sent += os.write(self._write_fd, view[sent:])
+        except BrokenPipeError:
+            self._thread.join()
+            raise self._failure("the encryption stopped early") from None
+        self._position += sent
+        return sent
+
+    def _failure(self, fallback: str) -> EncryptionError:
+        cause = self._destination.error or self._error
+        if isinstance(cause, OSError):
+            return EncryptionError(
+                f"writing the encrypted bundle failed: {cause.strerror or cause}"
+            )
+        if cause is not None:
+            return EncryptionError(f"encryption failed: {cause}")
+        return EncryptionError(f"encryption failed: {fallback}")
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            if self._write_fd >= 0:
+                os.close(self._write_fd)
+                self._write_fd = -1
+            self._thread.join()
+            if self._error is not None or self._destination.error is not None:
+                raise self._failure("unknown error")
+        finally:
+            super().close()
+
+    def __enter__(self) -> EncryptingWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        with contextlib.suppress(Exception):  # the body's error is the one to report
+            self.close()
+
+
+def encrypting_writer(destination: IO[bytes], recipients: Sequence[Any]) -> EncryptingWriter:
+    """A file object encrypting to ``recipients`` (``parse_recipients`` results or ``age1…``
+    strings) into ``destination``. The caller closes ``destination`` after this writer."""
+    parsed = [parse_recipient(r) if isinstance(r, str) else r for r in recipients]
+    return EncryptingWriter(destination, parsed)
+
+
+# ----------------------------------------------------------------------------- decrypting
+
+
+def _decrypt_stream(
+    source: BinaryIO, destination: IO[bytes], identities: Sequence[Any], label: str
+) -> None:
+    pyrage = _pyrage()
+    guarded = _GuardedDestination(destination)
+    try:
+        pyrage.decrypt_io(source, guarded, list(identities))
+    except pyrage.DecryptError as err:
+        message = str(err)
+        if "No matching keys" in message:
+            raise EncryptionError(
+                f"{label}: the identity does not match any recipient of this bundle "
+                "(wrong key file?)"
+            ) from None
+        raise EncryptionError(f"{label}: not a valid age file ({message})") from None
+    except OSError as err:
+        if guarded.error is not None:
+            raise EncryptionError(f"{label}: writing the decrypted bundle failed: {err}") from None
+        raise EncryptionError(f"{label}: corrupt or truncated age file ({err})") from None
+    if guarded.error is not None:
+        raise EncryptionError(f"{label}: writing the decrypted bundle failed: {guarded.error}")
+    destination.flush()
+
+
+def default_decrypted_path(path: PathLike) -> Path:
+    """``x.zip.age`` -> ``x.zip``; anything else gets ``.decrypted`` appended."""
+    source = Path(path)
+    if source.name.endswith(AGE_SUFFIX) and len(source.name) > len(AGE_SUFFIX):
+        return source.with_name(source.name[: -len(AGE_SUFFIX)])
+    return source.with_name(source.name + ".decrypted")
+
+
+def decrypt_to(path: PathLike, identity_path: PathLike, dest: Optional[PathLike] = None) -> Path:
+    """Decrypt an age-encrypted bundle into a new file (0600, never overwriting); returns it.
+
+    The output appears under its name only when complete: a wrong key, a truncated or altered
+    file leaves nothing behind.
+    """
+    source = Path(path)
+    target = Path(dest) if dest is not None else default_decrypted_path(source)
+    if not is_age_file(source):
+        if not source.is_file():
+            raise EncryptionError(f"{source}: not found or not a regular file")
+        raise EncryptionError(f"{source} is not age-encrypted (no age-encryption.org/v1 header)")
+    identities = load_identities(identity_path)
+    if os.path.lexists(target):
+        raise EncryptionError(f"{target} already exists: it is never overwritten")
+    folder = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, temp_name = tempfile.mkstemp(prefix=".koncis-diag-", suffix=".partial", dir=folder)
+    except OSError as err:
+        raise EncryptionError(f"cannot create a file in {folder}: {err.strerror or err}") from None
+    try:
+        os.fchmod(fd, _FILE_MODE)
+        with os.fdopen(fd, "wb") as out, open(source, "rb") as encrypted:
+            _decrypt_stream(encrypted, out, identities, str(source))
+            os.fsync(out.fileno())
+        try:
+            os.link(temp_name, target)
+        except FileExistsError:
+            raise EncryptionError(f"{target} already exists: it is never overwritten") from None
+        except OSError as err:
+            raise EncryptionError(f"cannot create {target}: {err.strerror or err}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temp_name)
+    return target
+
+
+@contextlib.contextmanager
+def plaintext_bundle(path: PathLike, identity: Optional[PathLike] = None) -> Iterator[Path]:
+    """The bundle itself when it is not encrypted; else a decrypted copy in a private temporary
+    folder (0700, unpredictable name) that is removed when the ``with`` block ends."""
+    source = Path(path)
+    if not is_age_file(source):
+        yield source
+        return
+    if identity is None:
+        raise EncryptionError(
+            f"{source} is encrypted (age): pass --identity FILE with the support team's key"
+        )
+    folder = Path(tempfile.mkdtemp(prefix="koncis-diag-decrypted-"))
+    try:
+        os.chmod(folder, 0o700)
+        inner = default_decrypted_path(source).name
+        yield decrypt_to(source, identity, folder / inner)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
