@@ -22,7 +22,7 @@ import tarfile
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -439,13 +439,22 @@ def check_free_space(output_dir: PathLike, needed_bytes: int) -> None:
 # -- archive -------------------------------------------------------------------------------
 
 
-def write_archive(staging: Staging, output_dir: PathLike, fmt: str = "zip") -> Path:
-    """Write ``<output_dir>/<top>.zip`` (or ``.tar.gz``) atomically; never overwrite."""
+def write_archive(
+    staging: Staging,
+    output_dir: PathLike,
+    fmt: str = "zip",
+    recipients: Sequence[str] = (),
+) -> Path:
+    """Write ``<output_dir>/<top>.zip`` (or ``.tar.gz``) atomically; never overwrite.
+
+    With ``recipients`` (age ``age1…`` keys) the archive is encrypted as it is written
+    (``.zip.age``): the unencrypted archive never exists on disk."""
     if fmt not in ARCHIVE_FORMATS:
         raise InputError(f"unknown bundle format {fmt!r}: choose zip or tar.gz")
     if not staging.finalized:
         raise BundleError("the manifest must be finalized before the archive is written")
-    final = Path(output_dir) / f"{staging.top}{ARCHIVE_FORMATS[fmt]}"
+    suffix = ARCHIVE_FORMATS[fmt] + (".age" if recipients else "")
+    final = Path(output_dir) / f"{staging.top}{suffix}"
     if os.path.lexists(final):
         raise BundleError(f"{final} already exists: it is never overwritten")
     try:
@@ -456,10 +465,13 @@ def write_archive(staging: Staging, output_dir: PathLike, fmt: str = "zip") -> P
     try:
         os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as out:
-            if fmt == "zip":
-                _write_zip(staging, out, timestamp)
+            if recipients:
+                from koncis_diag.crypto import encrypting_writer
+
+                with encrypting_writer(out, recipients) as encrypted:
+                    _write_archive_body(staging, fmt, encrypted, timestamp)
             else:
-                _write_tar_gz(staging, out, timestamp)
+                _write_archive_body(staging, fmt, out, timestamp)
             out.flush()
             os.fsync(out.fileno())
         _publish(Path(temp_name), final)
@@ -475,6 +487,13 @@ def write_archive(staging: Staging, output_dir: PathLike, fmt: str = "zip") -> P
         raise
     _fsync_dir(final.parent)
     return final
+
+
+def _write_archive_body(staging: Staging, fmt: str, out: Any, timestamp: float) -> None:
+    if fmt == "zip":
+        _write_zip(staging, out, timestamp)
+    else:
+        _write_tar_gz(staging, out, timestamp)
 
 
 def _publish(temp: Path, final: Path) -> None:

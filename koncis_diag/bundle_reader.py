@@ -720,7 +720,14 @@ def inspect_bundle(path: PathLike, limits: Optional[ReadLimits] = None) -> dict[
     return _printable(result)
 
 
-_MANIFEST_SUMMARY_KEYS = ("format", "format_version", "tool_version", "created", "host")
+_MANIFEST_SUMMARY_KEYS = (
+    "format",
+    "format_version",
+    "tool_version",
+    "created",
+    "host",
+    "delete_after",
+)
 
 
 def _rule_categories(report: Any) -> dict[str, str]:

@@ -39,6 +39,7 @@ from koncis_diag.errors import ConsentRefused, KoncisError
 from koncis_diag.manifest import FORMAT, FORMAT_VERSION
 from koncis_diag.plan import Plan, make_plan
 from koncis_diag.redaction import Redactor, build_redactor
+from koncis_diag.retention import default_delete_after
 from koncis_diag.spec import BUNDLE_FOLDER, Item, Spec
 
 log = logging.getLogger("koncis_diag")
@@ -55,6 +56,8 @@ class RunOptions:
     root: Path = Path("/")
     state_dir: Optional[Path] = None
     now: Optional[datetime] = None
+    encrypt_to: Sequence[str] = ()  # age recipients, added to the spec's encrypt_to
+    retention: Optional[str] = None  # e.g. "30d"; overrides the spec's retention
 
 
 @dataclass
@@ -205,10 +208,13 @@ def _run(
             accepted_findings=len(run.findings) if decision.accepted_findings else 0,
         )
         _tally(run, redactor)
-        _write_metadata(run, spec, now, redactor, staging, log_handler)
+        _write_metadata(run, spec, now, redactor, staging, log_handler, options.retention)
         log_handler = None
         run.bundle_path = write_archive(
-            staging, output_dir=options.output_dir, fmt=options.archive_format
+            staging,
+            output_dir=options.output_dir,
+            fmt=options.archive_format,
+            recipients=_recipients(spec, options),
         )
         return run
     finally:
@@ -469,6 +475,7 @@ def _write_metadata(
     redactor: Redactor,
     staging: Staging,
     log_handler: logging.Handler,
+    options_retention: Optional[str] = None,
 ) -> None:
     assert run.consent is not None
     staging.write_bytes("consent.json", _json_bytes(run.consent.to_json()))
@@ -476,6 +483,7 @@ def _write_metadata(
     staging.write_bytes("README.txt", _readme(spec, created, run).encode("utf-8"))
     _stop_tool_log(log_handler)
     _store_tool_log(staging, redactor)
+    retention = options_retention if options_retention else getattr(spec, "retention", None)
     host, _ = redactor.redact_text(socket.gethostname())
     source = "flags" if spec.source is None else redactor.redact_text(spec.source)[0]
     manifest = {
@@ -490,6 +498,7 @@ def _write_metadata(
             "sha256": spec.sha256,
             "source": source,
         },
+        "delete_after": default_delete_after(created, retention),
         "items": [r.to_json() for r in run.items],
         "redactions": {
             "by_rule": dict(sorted(run.by_rule.items())),
@@ -552,6 +561,11 @@ Summary:               koncis-diag inspect <bundle>
 
 Privacy: keep this bundle only as long as the support case needs it, then delete it.
 """
+
+
+def _recipients(spec: Spec, options: RunOptions) -> list[str]:
+    """age recipients from the spec (support sends its key with the instructions) and flags."""
+    return list(dict.fromkeys([*getattr(spec, "encrypt_to", ()), *options.encrypt_to]))
 
 
 def _json_bytes(data: Any) -> bytes:

@@ -125,6 +125,7 @@ def show_inspect(ui: UI, data: dict[str, Any]) -> None:
     lines = [
         ("created", manifest.get("created")),
         ("tool version", manifest.get("tool_version")),
+        ("delete after", manifest.get("delete_after") or "-"),
         ("host", manifest.get("host")),
         ("spec", f"{spec.get('name')}  sha256 {spec.get('sha256') or '-'}"),
         ("description", spec.get("description") or "-"),

@@ -1,0 +1,158 @@
+"""Redaction tools: redact, rules show|check, reveal."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from koncis_diag.cli import EXIT_CODE_HELP, cli
+from koncis_diag.cli_options import output_options
+from koncis_diag.console import UI
+from koncis_diag.errors import ExitCode, KoncisError
+
+
+@cli.command(epilog=EXIT_CODE_HELP)
+@click.argument("source", default="-", metavar="[FILE|-]")
+@click.option(
+    "--rules",
+    "rules",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Extra redaction rules file (repeatable).",
+)
+@click.option(
+    "--keyword", "keywords", multiple=True, help="Literal value to pseudonymise (repeatable)."
+)
+@click.option(
+    "--format",
+    "fmt",
+    default="log",
+    show_default=True,
+    type=click.Choice(["log", "xml", "properties", "yaml", "json", "ini", "shell", "csv", "text"]),
+    help="Content format (structured key/value redaction depends on it).",
+)
+@click.option(
+    "--preview",
+    is_flag=True,
+    help="Show each changed line before and after, with the rules that changed it.",
+)
+@click.option("--report", is_flag=True, help="Print counts per rule on stderr after the text.")
+@output_options
+def redact(
+    ui: UI,
+    source: str,
+    rules: tuple[Path, ...],
+    keywords: tuple[str, ...],
+    fmt: str,
+    preview: bool,
+    report: bool,
+) -> None:
+    """Redact FILE (or stdin) to stdout with the effective rules."""
+    from koncis_diag.redaction import build_redactor
+    from koncis_diag.redaction_tools import preview_lines, redact_to
+
+    redactor = build_redactor(extra_rule_files=[str(p) for p in rules], keywords=keywords)
+    try:
+        if preview:
+            counts = preview_lines(redactor, source, fmt, ui)
+        else:
+            counts = redact_to(redactor, source, fmt, sys.stdout.buffer)
+    finally:
+        redactor.close()
+    if ui.json_mode:
+        ui.emit_json("redact", {"redactions": dict(sorted(counts.items()))})
+    elif report or preview:
+        ui.table(
+            "Redactions",
+            ["rule", "category", "count"],
+            [[r, redactor.category_of(r), n] for r, n in counts.most_common()],
+            stderr=True,
+        )
+
+
+@cli.group()
+def rules() -> None:
+    """Show and check redaction rules."""
+
+
+@rules.command("show")
+@click.option(
+    "--rules",
+    "extra",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Extra rules file merged over the defaults (repeatable).",
+)
+@output_options
+def rules_show(ui: UI, extra: tuple[Path, ...]) -> None:
+    """The effective rules in priority order, and where each came from."""
+    from koncis_diag.redaction import effective_rules
+
+    pairs = effective_rules([str(p) for p in extra])
+    if ui.json_mode:
+        ui.emit_json(
+            "rules",
+            {
+                "rules": [
+                    {
+                        "name": r.name,
+                        "kind": r.kind,
+                        "category": r.category,
+                        "action": r.action,
+                        "enabled": r.enabled,
+                        "origin": origin,
+                    }
+                    for r, origin in pairs
+                ]
+            },
+        )
+        return
+    ui.table(
+        "Redaction rules (priority order)",
+        ["rule", "kind", "category", "action", "from"],
+        [
+            [r.name + ("" if r.enabled else " (disabled)"), r.kind, r.category, r.action, origin]
+            for r, origin in pairs
+        ],
+    )
+
+
+@rules.command("check")
+@click.argument("rules_file", type=click.Path(dir_okay=False, path_type=Path))
+@output_options
+def rules_check(ui: UI, rules_file: Path) -> None:
+    """Validate a rules file and run its examples; exit 2 on any problem."""
+    from koncis_diag.redaction import check_rules_file
+
+    problems = check_rules_file(rules_file)
+    if ui.json_mode:
+        ui.emit_json(
+            "rules-check", {"file": str(rules_file), "ok": not problems, "problems": problems}
+        )
+    else:
+        for problem in problems:
+            ui.out.print(problem, markup=False, soft_wrap=True)
+        if not problems:
+            ui.out.print(f"OK: {rules_file}", markup=False)
+    if problems:
+        raise SystemExit(int(ExitCode.USAGE))
+
+
+@cli.command()
+@click.argument("pseudonym")
+@output_options
+def reveal(ui: UI, pseudonym: str) -> None:
+    """Tell which real value a pseudonym stands for (from this server's private mapping).
+
+    Answers support's "who is user-3f9a2c?" without the mapping ever leaving the server."""
+    from koncis_diag.redaction import reveal as reveal_value
+
+    value = reveal_value(pseudonym)
+    if ui.json_mode:
+        ui.emit_json("reveal", {"pseudonym": pseudonym, "value": value})
+    elif value is not None:
+        ui.print(value)
+    if value is None:
+        raise KoncisError(f"{pseudonym}: not a pseudonym this server has given out")
