@@ -67,6 +67,8 @@ def main(argv: Optional[list[str]] = None) -> None:
         sys.exit(err.exit_code)
     except KoncisError as err:
         _fail(str(err), err.exit_code)
+    except Interrupted as err:
+        _fail(str(err), err.exit_code)
     except KeyboardInterrupt:
         _fail(str(Interrupted(signal.SIGINT)), ExitCode.INTERRUPTED)
     except BrokenPipeError:

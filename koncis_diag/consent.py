@@ -45,6 +45,7 @@ class Decision:
     proceed: bool
     excluded: list[str] = field(default_factory=list)
     accepted_findings: bool = False
+    reason: str = "consent not given"
 
 
 class Reviewer(Protocol):

@@ -78,8 +78,13 @@ class BundleError(KoncisError):
     """A bundle could not be written, read or verified."""
 
 
-class Interrupted(KoncisError):
-    """Ctrl-C or SIGTERM. Raised from the signal handler so cleanup runs on the way out."""
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM. Raised from the signal handler so cleanup runs on the way out.
+
+    A ``BaseException`` like ``KeyboardInterrupt``: no ``except Exception`` on the way (an item
+    that failed, a redaction fallback) may swallow it and carry on."""
+
+    exit_code: ExitCode
 
     def __init__(self, signum: int) -> None:
         import signal
