@@ -284,7 +284,7 @@ ERRORS = [
     pytest.param(
         HEAD + "collect:\n  - logs: {}\n",
         "S:4:5: collect[0].logs: unknown item kind; "
-        "expected one of: files, config, query, system, command",
+        "expected one of: files, config, query, system, command, threaddump, jvm",
         id="unknown-kind",
     ),
     pytest.param(
@@ -300,7 +300,8 @@ ERRORS = [
     ),
     pytest.param(
         HEAD + "collect:\n  - {}\n",
-        "S:4:5: collect[0]: empty item; expected one of: files, config, query, system, command",
+        "S:4:5: collect[0]: empty item; expected one of: files, config, query, system, command, "
+        "threaddump, jvm",
         id="empty-item",
     ),
     pytest.param(
@@ -367,8 +368,8 @@ ERRORS = [
         id="undefined-variable-suggestion",
     ),
     pytest.param(
-        HEAD + "collect:\n  - query: {name: q, database: x, sql: 'SELECT ${col}'}\n",
-        "S:4:40: collect[0].query.sql: undefined variable ${col}; "
+        HEAD + "collect:\n  - query: {name: q, database: 'sqlite:///x', sql: 'SELECT ${col}'}\n",
+        "S:4:52: collect[0].query.sql: undefined variable ${col}; "
         "define it under variables: or pass --set col=...",
         id="undefined-variable",
     ),
@@ -490,8 +491,8 @@ ERRORS = [
         id="spec-name-not-text",
     ),
     pytest.param(
-        HEAD + "collect:\n  - query: {name: q, database: x, sql: '  '}\n",
-        "S:4:40: collect[0].query.sql: empty SQL",
+        HEAD + "collect:\n  - query: {name: q, database: 'sqlite:///x', sql: '  '}\n",
+        "S:4:52: collect[0].query.sql: empty SQL",
         id="sql-empty",
     ),
     pytest.param(
@@ -500,13 +501,13 @@ ERRORS = [
         id="database-empty",
     ),
     pytest.param(
-        HEAD + "collect:\n  - query: {name: q, database: x, sql: s, max_rows: 0}\n",
-        "S:4:53: collect[0].query.max_rows: expected a whole number greater than 0, got 0",
+        HEAD + "collect:\n  - query: {name: q, database: 'sqlite:///x', sql: s, max_rows: 0}\n",
+        "S:4:65: collect[0].query.max_rows: expected a whole number greater than 0, got 0",
         id="max-rows-zero",
     ),
     pytest.param(
-        HEAD + "collect:\n  - query: {name: q, database: x, sql: s, timeout: soon}\n",
-        'S:4:52: collect[0].query.timeout: expected a duration like 30s, 5m or 1h30m, got "soon"',
+        HEAD + "collect:\n  - query: {name: q, database: 'sqlite:///x', sql: s, timeout: soon}\n",
+        'S:4:64: collect[0].query.timeout: expected a duration like 30s, 5m or 1h30m, got "soon"',
         id="timeout-bad",
     ),
     pytest.param(
@@ -600,8 +601,8 @@ ERRORS = [
 ERRORS.append(
     pytest.param(
         '"\\n": ~\n',
-        'S:1:1: ["\\n"]: unknown key; expected one of: version, name, description, variables, '
-        "collect, redact",
+        'S:1:1: ["\\n"]: unknown key; expected one of: version, name, description, profile, '
+        "variables, connections, collect, redact, retention, encrypt_to",
         id="key-with-newline",
     )
 )
