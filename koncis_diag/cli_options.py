@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -28,107 +29,144 @@ def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def spec_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Where the run instructions come from: a spec file, or flags for simple cases."""
+@dataclass(frozen=True)
+class SpecRequest:
+    """Where the run instructions come from, as the options said: a spec file, built-in
+    profiles, flags for simple cases, or (none of these) the profiles discovery picks."""
 
-    @click.option(
+    spec_path: Optional[Path]
+    profiles: tuple[str, ...]
+    sets: tuple[str, ...]
+    files: tuple[str, ...]
+    configs: tuple[str, ...]
+    since: Optional[str]
+    max_size: Optional[str]
+    name: Optional[str]
+    no_system: bool
+    excluded: tuple[str, ...]
+    rules: tuple[Path, ...]
+    root: Path
+
+    def load(self) -> Any:
+        from koncis_diag.profiles import load_spec_for_machine, spec_for_machine
+        from koncis_diag.spec import spec_from_flags
+
+        overrides = parse_sets(self.sets)
+        flags = self.files or self.configs or self.since or self.max_size or self.name
+        if self.spec_path is not None or self.profiles:
+            if flags:
+                raise InputError(
+                    "--files/--config/--since/--max-size/--name describe a collection without a "
+                    "spec or profile; with --spec or --profile, use --set"
+                )
+            if self.spec_path is not None and self.profiles:
+                raise InputError("give --spec or --profile, not both (a spec may say profile:)")
+            if self.spec_path is not None:
+                return load_spec_for_machine(self.spec_path, self.root, overrides)
+            return spec_for_machine(self.root, self.profiles, overrides)[0]
+        if flags:
+            return spec_from_flags(
+                name=self.name or "adhoc",
+                files=self.files,
+                configs=self.configs,
+                since=self.since,
+                max_size=self.max_size,
+                system=not self.no_system,
+                overrides=overrides,
+            )
+        if self.no_system:
+            raise InputError(
+                "nothing to collect: give --spec, --profile, --files/--config, "
+                "or keep the system snapshot"
+            )
+        return spec_for_machine(self.root, (), overrides)[0]
+
+
+_SPEC_OPTIONS = [
+    click.option(
         "--spec",
         "spec_path",
         type=click.Path(dir_okay=False, path_type=Path),
         help="Run instructions (YAML) from support.",
-    )
-    @click.option(
+    ),
+    click.option(
+        "--profile",
+        "profiles",
+        multiple=True,
+        metavar="NAME",
+        help="Built-in profile: jira, confluence, bitbucket, system (repeatable). "
+        "Without --spec, --profile or --files, discovery picks the profiles.",
+    ),
+    click.option(
         "--set",
         "sets",
         multiple=True,
         metavar="NAME=VALUE",
-        help="Set or override a spec variable (repeatable).",
-    )
-    @click.option(
+        help="Set or override a variable, e.g. jira_home=/data/jira (repeatable).",
+    ),
+    click.option(
         "--files",
         "files",
         multiple=True,
         metavar="GLOB",
         help="Without --spec: log/text files to collect (repeatable).",
-    )
-    @click.option(
+    ),
+    click.option(
         "--config",
         "configs",
         multiple=True,
         metavar="PATH",
         help="Without --spec: configuration files to collect (repeatable).",
-    )
-    @click.option(
-        "--since",
-        help="Without --spec: only files and lines newer than this (2d, 12h, 2026-11-20).",
-    )
-    @click.option(
+    ),
+    click.option(
+        "--since", help="With --files: only files and lines newer than this (2d, 12h, 2026-11-20)."
+    ),
+    click.option(
         "--max-size",
-        help="Without --spec: keep at most this much of each file (newest part), e.g. 50MB.",
-    )
-    @click.option("--name", default=None, help="Without --spec: name used in the bundle file name.")
-    @click.option("--no-system", is_flag=True, help="Without --spec: skip the system snapshot.")
-    @click.option(
+        help="With --files/--config: keep at most this much of each file (newest part).",
+    ),
+    click.option(
+        "--name", default=None, help="With --files/--config: name used in the bundle name."
+    ),
+    click.option(
+        "--no-system", is_flag=True, help="With --files/--config: skip the system snapshot."
+    ),
+    click.option(
         "--exclude",
         "excluded",
         multiple=True,
         metavar="NAME",
         help="Leave out the item of this name (repeatable).",
-    )
-    @click.option(
+    ),
+    click.option(
         "--rules",
         "rules",
         multiple=True,
         type=click.Path(dir_okay=False, path_type=Path),
         help="Extra redaction rules file, merged over the defaults (repeatable).",
-    )
-    @click.option(
+    ),
+    click.option(
         "--root",
         type=click.Path(file_okay=False, path_type=Path),
         default=Path("/"),
         show_default=True,
         help="Read the server's files below this directory (a mounted copy).",
-    )
+    ),
+]
+
+
+def spec_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Adds the spec-source options and hands the command one ``request: SpecRequest``."""
+
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return func(*args, **kwargs)
+        fields = SpecRequest.__dataclass_fields__
+        request = SpecRequest(**{k: kwargs.pop(k) for k in list(kwargs) if k in fields})
+        return func(*args, request=request, **kwargs)
 
+    for option in reversed(_SPEC_OPTIONS):
+        wrapper = option(wrapper)
     return wrapper
-
-
-def load_spec_from_options(
-    spec_path: Optional[Path],
-    sets: Sequence[str],
-    files: Sequence[str],
-    configs: Sequence[str],
-    since: Optional[str],
-    max_size: Optional[str],
-    name: Optional[str],
-    no_system: bool,
-) -> Any:
-    from koncis_diag.spec import load_spec, spec_from_flags
-
-    overrides = parse_sets(sets)
-    if spec_path is not None:
-        if files or configs or since or max_size or name:
-            raise InputError(
-                "--files/--config/--since/--max-size/--name describe a collection without a "
-                "spec; with --spec, edit the spec or use --set"
-            )
-        return load_spec(spec_path, overrides)
-    if not files and not configs and no_system:
-        raise InputError(
-            "nothing to collect: give --spec, or --files/--config, or keep the system snapshot"
-        )
-    return spec_from_flags(
-        name=name or "adhoc",
-        files=files,
-        configs=configs,
-        since=since,
-        max_size=max_size,
-        system=not no_system,
-        overrides=overrides,
-    )
 
 
 def parse_sets(sets: Sequence[str]) -> dict:

@@ -554,7 +554,7 @@ Files:
   consent.json           who agreed to share what, and when
   redaction-report.json  how many values each redaction rule replaced (counts only)
   koncis-diag.log        what the tool did (redacted)
-  files/ config/ queries/ system/ commands/   the collected items
+  files/ config/ queries/ system/ commands/ threaddumps/ jvm/   the collected items
 
 Check integrity with:  koncis-diag verify <bundle>
 Summary:               koncis-diag inspect <bundle>

@@ -5,7 +5,6 @@ Machines get ``--json`` documents instead; these functions only render.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,18 +54,14 @@ def show_plan(ui: UI, plan: Plan, *, stderr: bool = False) -> None:
             target.print(Text(f"    ! {problem}", style="yellow"))
     if plan.excluded:
         target.print("\nExcluded: " + ", ".join(plan.excluded), markup=False)
-    kinds = Counter(p.item.kind for p in plan.items)
-    active = []
-    if kinds["command"]:
-        active.append(f"{kinds['command']} command(s)")
-    if kinds["query"]:
-        active.append(f"{kinds['query']} database quer(ies)")
+    from koncis_diag.spec_authoring import describe_actions
+
+    actions = describe_actions(spec)
     target.print("")
-    if active:
+    if actions:
         target.print(
             Text(
-                f"These run instructions run {' and '.join(active)} on this server "
-                "(read-only, with timeouts).",
+                f"{actions[0].upper()}{actions[1:]} on this server (read-only, with timeouts).",
                 style="bold yellow",
             )
         )

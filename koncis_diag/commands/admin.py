@@ -1,4 +1,5 @@
-"""Commands for the admin on the server: collect, plan, demo."""
+"""Commands for the admin on the server: collect, plan, discover, demo — and `spec new|check`
+for support staff preparing run instructions."""
 
 from __future__ import annotations
 
@@ -8,9 +9,18 @@ from typing import Any, Optional
 import click
 
 from koncis_diag.cli import EXIT_CODE_HELP, cli
-from koncis_diag.cli_options import load_spec_from_options, output_options, spec_options
+from koncis_diag.cli_options import SpecRequest, output_options, parse_sets, spec_options
 from koncis_diag.console import UI
 from koncis_diag.errors import ConsentRefused, InputError
+
+_FORMAT = click.option(
+    "--format",
+    "archive_format",
+    type=click.Choice(["zip", "tar.gz"]),
+    default="zip",
+    show_default=True,
+    help="Bundle file format.",
+)
 
 
 @cli.command(epilog=EXIT_CODE_HELP)
@@ -24,14 +34,7 @@ from koncis_diag.errors import ConsentRefused, InputError
     show_default=True,
     help="Folder for the bundle.",
 )
-@click.option(
-    "--format",
-    "archive_format",
-    type=click.Choice(["zip", "tar.gz"]),
-    default="zip",
-    show_default=True,
-    help="Bundle file format.",
-)
+@_FORMAT
 @click.option(
     "-y",
     "--yes",
@@ -65,17 +68,7 @@ from koncis_diag.errors import ConsentRefused, InputError
 @output_options
 def collect(
     ui: UI,
-    spec_path: Optional[Path],
-    sets: tuple[str, ...],
-    files: tuple[str, ...],
-    configs: tuple[str, ...],
-    since: Optional[str],
-    max_size: Optional[str],
-    name: Optional[str],
-    no_system: bool,
-    excluded: tuple[str, ...],
-    rules: tuple[Path, ...],
-    root: Path,
+    request: SpecRequest,
     output_dir: Path,
     archive_format: str,
     assume_yes: bool,
@@ -88,7 +81,6 @@ def collect(
     from koncis_diag.consent import AssumeYes, TerminalReviewer
     from koncis_diag.pipeline import RunOptions, run_collection
 
-    spec = load_spec_from_options(spec_path, sets, files, configs, since, max_size, name, no_system)
     if assume_yes:
         if review:
             raise InputError("--review needs a person at the terminal; it cannot go with --yes")
@@ -100,12 +92,13 @@ def collect(
             "no terminal to ask for consent, so nothing was collected: run it interactively, "
             "or pass --yes to agree in advance (see `koncis-diag plan` for what it collects)"
         )
+    spec = request.load()
     options = RunOptions(
         output_dir=output_dir,
         archive_format=archive_format,
-        excluded=excluded,
-        extra_rules=[str(p) for p in rules],
-        root=root,
+        excluded=request.excluded,
+        extra_rules=[str(p) for p in request.rules],
+        root=request.root,
         encrypt_to=encrypt_to,
         retention=retention,
     )
@@ -125,31 +118,83 @@ def collect(
 @cli.command(epilog=EXIT_CODE_HELP)
 @spec_options
 @output_options
-def plan(
-    ui: UI,
-    spec_path: Optional[Path],
-    sets: tuple[str, ...],
-    files: tuple[str, ...],
-    configs: tuple[str, ...],
-    since: Optional[str],
-    max_size: Optional[str],
-    name: Optional[str],
-    no_system: bool,
-    excluded: tuple[str, ...],
-    rules: tuple[Path, ...],
-    root: Path,
-) -> None:
+def plan(ui: UI, request: SpecRequest) -> None:
     """Show what `collect` would read, and stop. Nothing is collected."""
     from koncis_diag import views
     from koncis_diag.collectors.base import CollectContext
     from koncis_diag.plan import make_plan
 
-    spec = load_spec_from_options(spec_path, sets, files, configs, since, max_size, name, no_system)
-    the_plan = make_plan(spec, CollectContext(root=root), excluded)
+    spec = request.load()
+    the_plan = make_plan(spec, CollectContext(root=request.root), request.excluded)
     if ui.json_mode:
         ui.emit_json("plan", the_plan.to_json())
     else:
         views.show_plan(ui, the_plan)
+
+
+@cli.command(epilog=EXIT_CODE_HELP)
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("/"),
+    show_default=True,
+    help="Look below this directory (a mounted copy).",
+)
+@output_options
+def discover(ui: UI, root: Path) -> None:
+    """List the Atlassian installations on this machine, with the evidence for each fact."""
+    from koncis_diag.discovery import discover as find_installations
+    from koncis_diag.discovery import render_text
+
+    installations = find_installations(root)
+    if ui.json_mode:
+        ui.emit_json(
+            "discover", {"root": str(root), "installations": [i.to_json() for i in installations]}
+        )
+        return
+    for line in render_text(installations):
+        ui.out.print(line, markup=False, soft_wrap=True, highlight=False)
+
+
+@cli.group("spec")
+def spec_group() -> None:
+    """Write and check run instructions (for support staff)."""
+
+
+@spec_group.command("new")
+@click.option(
+    "--profile",
+    default=None,
+    help="Start from a built-in profile (jira, confluence, bitbucket, system).",
+)
+@click.option("--since", default=None, help="Log window, e.g. 3d.")
+@click.option("--name", default=None, help="Spec name (used in the bundle name), e.g. ticket-4711.")
+@click.option(
+    "--set", "sets", multiple=True, metavar="NAME=VALUE", help="Profile parameter (repeatable)."
+)
+def spec_new(
+    profile: Optional[str], since: Optional[str], name: Optional[str], sets: tuple[str, ...]
+) -> None:
+    """Print a commented starting point for run instructions on stdout."""
+    from koncis_diag.spec_authoring import new_spec
+
+    click.echo(new_spec(profile, since, parse_sets(sets), name=name), nl=False)
+
+
+@spec_group.command("check")
+@click.argument("spec_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE")
+@output_options
+def spec_check(ui: UI, spec_file: Path, sets: tuple[str, ...]) -> None:
+    """Validate run instructions and show what they would collect on a typical server."""
+    from koncis_diag.spec_authoring import check_spec
+
+    result = check_spec(spec_file, parse_sets(sets))
+    if ui.json_mode:
+        ui.emit_json("spec-check", result.to_json())
+        return
+    for line in result.lines():
+        ui.out.print(line, markup=False, soft_wrap=True)
 
 
 @cli.command(epilog=EXIT_CODE_HELP)
@@ -162,13 +207,7 @@ def plan(
     show_default=True,
     help="Folder for the demo bundle.",
 )
-@click.option(
-    "--format",
-    "archive_format",
-    type=click.Choice(["zip", "tar.gz"]),
-    default="zip",
-    show_default=True,
-)
+@_FORMAT
 @output_options
 def demo(ui: UI, output_dir: Path, archive_format: str) -> None:
     """Build a sample Atlassian-style server in a temporary folder and run the whole
