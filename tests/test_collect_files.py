@@ -48,7 +48,15 @@ def content(output: StreamOutput) -> bytes:
 
 
 def test_registry_has_every_kind() -> None:
-    assert sorted(REGISTRY) == ["command", "config", "files", "query", "system"]
+    assert sorted(REGISTRY) == [
+        "command",
+        "config",
+        "files",
+        "jvm",
+        "query",
+        "system",
+        "threaddump",
+    ]
     assert all(REGISTRY[kind].kind == kind for kind in REGISTRY)
 
 

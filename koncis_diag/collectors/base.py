@@ -29,6 +29,9 @@ class CollectContext:
         "/"
     )  # sysroot: absolute spec paths are resolved below it (tests, mounted copies)
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("koncis_diag"))
+    # Database credentials for this run (a ``databases.connections.CredentialStore``), in memory
+    # only; attached by the pipeline before collection starts.
+    credentials: Any = None
 
     def host_path(self, path: str) -> Path:
         """Map a spec path (as seen on the server) to the real path under ``root``."""

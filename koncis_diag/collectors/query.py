@@ -1,8 +1,11 @@
 """The ``query`` collector: one read-only SQL query, its result as a table.
 
-The SQL passes the read-only guard first (an ``InputError`` with the item's location when it
-does not: such an item can never run). Only SQLite is supported so far; other database kinds
-fail the item with "not supported yet".
+``database`` is a URL or a connection declared in the spec (written, or discovered from the
+application's configuration: then the database kind, and so the SQL variant and the guard's
+dialect, are known only when the item runs). The SQL passes the read-only guard first: a
+refusal known from the spec alone is an ``InputError`` with the item's location at plan
+time; every problem met while collecting (discovery, password, server down, login, timeout,
+permission, driver missing) is a one-line ``CollectionError`` and the rest of the run goes on.
 """
 
 from __future__ import annotations
@@ -11,17 +14,20 @@ from collections.abc import Iterator
 
 from koncis_diag.collectors.base import (
     CollectContext,
-    Column,
     Output,
     Planned,
     PlannedSource,
     TableOutput,
 )
-from koncis_diag.collectors.textio import ClosingIterator
-from koncis_diag.databases import DatabaseURL, DatabaseURLError, parse_database_url
-from koncis_diag.databases.guard import check_read_only_sql
-from koncis_diag.databases.sqlite import SQLiteQuery, connect_read_only
-from koncis_diag.errors import CollectionError, InputError
+from koncis_diag.databases.discovery import discover_database
+from koncis_diag.databases.runner import (
+    check_all_sql,
+    guarded_sql,
+    item_url,
+    one_line,
+    start_query,
+)
+from koncis_diag.errors import CollectionError
 from koncis_diag.spec import Item, QueryItem
 
 #: Plan estimate of a CSV row (the real size depends on the query).
@@ -34,75 +40,59 @@ def _query_item(item: Item) -> QueryItem:
     return item
 
 
-def _input_error(item: QueryItem, problem: str) -> InputError:
-    location = item.location
-    return InputError(
-        f"query {item.name}: {problem}",
-        file=location.file if location else None,
-        line=location.line if location else None,
-        column=location.column if location else None,
-    )
-
-
-def checked_query(item: QueryItem) -> tuple[DatabaseURL, str]:
-    """The parsed URL and the guarded SQL, or ``InputError`` naming the item and its place."""
-    try:
-        url = parse_database_url(item.database)
-    except DatabaseURLError as error:
-        raise _input_error(item, str(error)) from None
-    try:
-        sql = check_read_only_sql(item.sql, dialect=url.kind)
-    except InputError as error:
-        raise _input_error(item, error.problem) from None
-    return url, sql
-
-
-def _one_line(sql: str, limit: int = 200) -> str:
-    text = " ".join(sql.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 class QueryCollector:
     kind = "query"
 
     def plan(self, item: Item, ctx: CollectContext) -> Planned:
         query_item = _query_item(item)
-        url, sql = checked_query(query_item)
         planned = Planned(item=item)
+        url = item_url(query_item)
+        connection = query_item.connection
+        if url is None:
+            # The kind is known only from the server's own configuration: every SQL variant
+            # must pass the guard; a kind the item has no SQL for is a problem of this server.
+            check_all_sql(query_item, None)
+            assert connection is not None and connection.from_file is not None
+            described = f"connection {connection.name}: discovered in {connection.from_file}"
+            try:
+                url = discover_database(connection.from_file, ctx).url
+                described += f" ({url.display()})"
+                if query_item.sql_for(url.kind) is None:
+                    planned.problems.append(f"no SQL given for {url.kind}")
+            except CollectionError as error:
+                planned.problems.append(str(error))
+        else:
+            check_all_sql(query_item, url.kind)
+            described = url.display()
+            if connection is not None:
+                described = f"connection {connection.name}: {described}"
         note = f"at most {query_item.max_rows} rows, timeout {query_item.timeout:g}s"
-        planned.sources.append(PlannedSource(description=url.display()))
-        planned.sources.append(PlannedSource(description=_one_line(sql), note=note))
-        if not url.supported:
-            planned.problems.append(f"database kind {url.kind!r} is not supported yet")
-            return planned
-        assert url.path is not None
-        if not ctx.host_path(url.path).is_file():
-            planned.problems.append(f"database file not found: {url.path}")
-            return planned
-        planned.estimated_bytes = query_item.max_rows * _ESTIMATED_ROW_BYTES
+        sql = query_item.sql_for(url.kind) if url is not None else query_item.sql
+        planned.sources.append(PlannedSource(description=described))
+        planned.sources.append(PlannedSource(description=one_line(sql or ""), note=note))
+        if url is not None and url.kind == "sqlite":
+            assert url.path is not None
+            if not ctx.host_path(url.path).is_file():
+                planned.problems.append(f"database file not found: {url.path}")
+                return planned
+        if not planned.problems:
+            planned.estimated_bytes = query_item.max_rows * _ESTIMATED_ROW_BYTES
         return planned
 
     def collect(self, item: Item, ctx: CollectContext) -> Iterator[Output]:
         query_item = _query_item(item)
-        url, sql = checked_query(query_item)
-        if not url.supported:
-            raise CollectionError(f"database kind {url.kind!r} is not supported yet")
-        assert url.path is not None
-        connection = connect_read_only(ctx.host_path(url.path), url.path)
-        query = SQLiteQuery(connection, sql, query_item.max_rows, query_item.timeout)
-        query.start()
-        columns = [Column(name, kind) for name, kind in zip(query.column_names, query.column_types)]
+        item_url(query_item)  # a URL that can never work is an InputError, as in plan()
+        running = start_query(query_item, ctx)
+        sql = guarded_sql(query_item, running.target.url.kind)
+        source = f"{running.target.display()}: {one_line(sql)}"
         output = TableOutput(
-            bundle_path="result.csv",
-            source=f"{url.display()}: {_one_line(sql)}",
-            columns=columns,
-            rows=iter(()),
+            bundle_path="result.csv", source=source, columns=running.columns, rows=iter(())
         )
-        output.notes.append("column types inferred from the values of the first rows")
 
-        def mark_truncated() -> None:
+        def mark_truncated(note: str) -> None:
             output.truncated = True
-            output.notes.append(f"stopped at max_rows ({query_item.max_rows}): more rows exist")
+            output.notes.append(note)
 
-        output.rows = ClosingIterator(query.rows(mark_truncated), query.close)
+        output.rows = running.rows(mark_truncated)
+        output.notes = running.notes
         yield output
