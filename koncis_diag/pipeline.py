@@ -57,6 +57,7 @@ class RunOptions:
     state_dir: Optional[Path] = None
     now: Optional[datetime] = None
     encrypt_to: Sequence[str] = ()  # age recipients, added to the spec's encrypt_to
+    password_source: Any = None  # databases.connections.PasswordSource; default env + terminal
     retention: Optional[str] = None  # e.g. "30d"; overrides the spec's retention
 
 
@@ -124,6 +125,7 @@ class RunResult:
     findings: list[Finding] = field(default_factory=list)
     by_rule: Counter = field(default_factory=Counter)
     by_category: Counter = field(default_factory=Counter)
+    identities: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -175,6 +177,7 @@ def _run(
     if not reviewer.approve_plan(plan):
         raise ConsentRefused("collection not agreed: nothing was collected")
 
+    identities = _prepare_databases(spec, ctx, redactor, options.password_source)
     check_free_space(options.output_dir, _space_needed(plan))
     top = bundle_base_name(spec.name, now)
     staging = Staging.create(parent_dir=options.output_dir, top=top)
@@ -190,7 +193,7 @@ def _run(
         results += [
             ItemResult(item=spec.item(name), status="excluded") for name in options.excluded
         ]
-        run = RunResult(plan=plan, items=results)
+        run = RunResult(plan=plan, items=results, identities=identities)
         _tally(run, redactor)
         run.findings = _leak_check(staging, redactor)
         summary = _summary(run, redactor)
@@ -347,6 +350,7 @@ def _write_table(
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     rows = 0
+    started = time.monotonic()
     try:
         with staging.open_file(path) as staged:
             writer.writerow(names)
@@ -372,6 +376,7 @@ def _write_table(
         "columns": [{"name": c.name, "type": c.type} for c in output.columns],
         "rows": rows,
         "truncated": bool(output.truncated),
+        "duration_s": round(time.monotonic() - started, 3),
     }
     stem = path.rsplit(".", 1)[0]
     text, counts = redactor.redact_text(json.dumps(sidecar, indent=2), fmt="json")
@@ -409,6 +414,41 @@ def _learn_server_identity(redactor: Redactor) -> None:
         redactor.add_literals(
             sorted(names), rule_name="server-hostname", category="network", shape="host"
         )
+
+
+def _prepare_databases(
+    spec: Spec, ctx: CollectContext, redactor: Redactor, password_source: Any
+) -> dict[str, Any]:
+    """Before any item runs: resolve every database connection once (passwords asked now, kept
+    in memory only), then run the spec's ``redact.identities`` queries so the user names,
+    display names and e-mails they return are redacted in every item, including free text.
+    The values themselves are never written anywhere."""
+    from koncis_diag.databases.connections import CredentialStore, attach_credentials
+    from koncis_diag.databases.identities import resolve_identities
+
+    store = CredentialStore(password_source)
+    attach_credentials(ctx, store)
+    for problem in store.prepare(spec, ctx):
+        log.warning("database connection: %s", problem)
+    if not spec.redact.identities:
+        return {}
+    found = resolve_identities(spec, ctx)
+    if found.names:
+        redactor.add_literals(
+            found.names, rule_name="identities", category="identity", shape="user"
+        )
+    if found.emails:
+        redactor.add_literals(
+            found.emails, rule_name="identity-emails", category="identity", shape="email"
+        )
+    for problem in found.problems:
+        log.warning("identities: %s", problem)
+    return {
+        "queries": len(spec.redact.identities),
+        "completed": found.queries,
+        "values": len(found.values),
+        "problems": [_redacted(redactor, p) for p in found.problems],
+    }
 
 
 def _tally(run: RunResult, redactor: Redactor) -> None:
@@ -499,6 +539,7 @@ def _write_metadata(
             "source": source,
         },
         "delete_after": default_delete_after(created, retention),
+        "identities": run.identities,
         "items": [r.to_json() for r in run.items],
         "redactions": {
             "by_rule": dict(sorted(run.by_rule.items())),

@@ -35,6 +35,9 @@ DEMO_SECRETS = [
     b"c2lnbmF0dXJlLWRlbW8tb25seS1ub3QtcmVhbA",  # JWT signature
     b"203.0.113.17",
     b"198.51.100.23",
+    b" bkumar ",  # user names: in the app log's user field and the access log's user column
+    b" jdoe ",
+    b"Anna Smith",  # display names (from the identities query)
 ]
 
 
