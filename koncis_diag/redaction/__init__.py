@@ -1,0 +1,25 @@
+"""The redaction engine: rules → detectors → single-pass rewrite → pseudonyms → counts.
+
+See docs/redaction-rules.md for the rules format and the exact semantics.
+"""
+
+from __future__ import annotations
+
+from koncis_diag.redaction.checks import check_rules_file
+from koncis_diag.redaction.leakcheck import Finding, leak_check
+from koncis_diag.redaction.pseudonyms import reveal
+from koncis_diag.redaction.redactor import Redactor, build_redactor
+from koncis_diag.redaction.rules import Rule, effective_rules
+from koncis_diag.redaction.stream import RedactionStream
+
+__all__ = [
+    "Finding",
+    "RedactionStream",
+    "Redactor",
+    "Rule",
+    "build_redactor",
+    "check_rules_file",
+    "effective_rules",
+    "leak_check",
+    "reveal",
+]

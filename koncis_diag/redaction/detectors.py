@@ -1,0 +1,408 @@
+"""Compiled detectors for pattern, block (PEM) and literal rules, plus the inert marker.
+
+Every pattern detector is *line-bounded*: a match never crosses a newline, so the result does
+not depend on how the input was cut into chunks. When a rule has literal triggers the regex
+only runs on the lines that contain one of them (found with C-speed ``bytes.find``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from typing import Optional
+
+from koncis_diag.redaction.matching import (
+    MARKER,
+    MARKER_PREFIX,
+    Batch,
+    Hit,
+    MultiFinder,
+    minimal_triggers,
+)
+from koncis_diag.redaction.regexcheck import derive_triggers, has_literal_prefix
+from koncis_diag.redaction.rules import PATTERN_FLAGS, Rule
+from koncis_diag.redaction.validators import VALIDATORS, Validator
+
+log = logging.getLogger("koncis_diag.redaction")
+
+_ESCAPES = re.compile(rb"\\+[nrt]?")
+_DECORATION = b" \t\r\"'+*/#;,()"
+_BASE64 = re.compile(rb"[A-Za-z0-9+/=]+")
+_ARMOR_HEADER = re.compile(rb"(?:Proc-Type|DEK-Info|Comment|Version|Hash|Charset):")
+
+
+def pem_body_line(buf: bytes, start: int, end: int) -> bool:
+    """Whether a line can sit inside a PEM block: base64, armour headers, blank lines, also
+    when pasted into code (quotes, ``+``, comment marks, ``\\n`` escapes around the base64).
+    Plain prose (short words) is not: a block that has no END stops there."""
+    line = _ESCAPES.sub(b" ", buf[start:end]).strip(_DECORATION)
+    if not line or _ARMOR_HEADER.match(line):
+        return True
+    pieces = line.split()
+    if not all(_BASE64.fullmatch(piece) for piece in pieces):
+        return False
+    return len(pieces) == 1 or max(len(piece) for piece in pieces) >= 16
+
+
+class PatternDetector:
+    """A ``pattern`` rule: regex + optional group, validator and triggers."""
+
+    def __init__(self, rule: Rule, rule_index: int) -> None:
+        self.rule = rule
+        self.rule_index = rule_index
+        flags = PATTERN_FLAGS | (re.IGNORECASE if rule.ignore_case else 0)
+        assert rule.pattern is not None
+        source = rule.pattern.encode("utf-8")
+        self.regex = re.compile(source, flags)
+        self.group = rule.group
+        self.validator: Optional[Validator] = VALIDATORS[rule.validator] if rule.validator else None
+        self.triggers: tuple[bytes, ...] = ()
+        self.trigger_slots: Optional[tuple[int, ...]] = None  # set by the engine
+        self.icase = False
+        if rule.triggers:
+            self.triggers = minimal_triggers([t.lower().encode("utf-8") for t in rule.triggers])
+            self.icase = True
+        elif not has_literal_prefix(source, flags):
+            # Derived triggers are only a speed-up (every match contains one); a pattern
+            # starting with a literal is found faster by the regex engine itself.
+            derived = derive_triggers(source, flags)
+            if derived is not None and min(len(t) for t in derived[0]) >= 2:
+                # one-byte triggers ('.', ':') are on nearly every line: no use as a filter
+                self.triggers, self.icase = minimal_triggers(derived[0]), derived[1]
+
+    def begin(self, batch: Batch) -> Optional[PatternCursor]:
+        if not self.triggers:
+            return PatternCursor(self, batch, None)
+        firsts = batch.gate(self.triggers, self.icase, self.trigger_slots)
+        return PatternCursor(self, batch, firsts) if firsts is not None else None
+
+    def accept(self, match: re.Match[bytes], buf: bytes) -> Optional[tuple[int, int]]:
+        """The span to rewrite, or None when the group is absent or the validator says no."""
+        group = self.group if self.group is not None else 0
+        start, end = match.span(group)
+        if start < 0 or start == end:
+            return None
+        if self.validator is not None:
+            try:
+                if not self.validator(buf[start:end], buf, start):
+                    return None
+            except Exception:
+                log.debug("validator %s failed on a value; redacting it", self.rule.validator)
+        return start, end
+
+
+class PatternCursor:
+    __slots__ = ("batch", "detector", "finder", "regex")
+
+    def __init__(
+        self, detector: PatternDetector, batch: Batch, firsts: Optional[list[int]]
+    ) -> None:
+        self.detector = detector
+        self.batch = batch
+        self.regex = detector.regex
+        self.finder: Optional[MultiFinder] = None
+        if detector.triggers:
+            haystack = batch.lower if detector.icase else batch.buf
+            self.finder = MultiFinder(haystack, detector.triggers, firsts)
+
+    def _line_match(
+        self, start: int, line_end: int
+    ) -> Optional[tuple[re.Match[bytes], tuple[int, int]]]:
+        """The first accepted match starting in ``[start, line_end)``."""
+        buf = self.batch.buf
+        while start < line_end:
+            match = self.regex.search(buf, start, line_end)
+            if match is None:
+                return None
+            span = self.detector.accept(match, buf)
+            if span is not None:
+                return match, span
+            start = match.start() + 1
+        return None
+
+    def next_hit(self, pos: int) -> Optional[Hit]:
+        batch = self.batch
+        while pos < batch.size:
+            if self.finder is not None:
+                line_start = batch.line_start(pos)
+                found, _ = self.finder.find(line_start)
+                if found < 0:
+                    return None
+                start = pos if found < pos else max(pos, batch.line_start(found))
+                line_end = batch.line_end(start)
+                result = self._line_match(start, line_end)
+                if result is None:
+                    pos = line_end + 1
+                    continue
+            else:
+                match = self.regex.search(batch.buf, pos)
+                if match is None:
+                    return None
+                line_end = batch.line_end(match.start())
+                if match.end() <= line_end:
+                    span = self.detector.accept(match, batch.buf)
+                    result = (match, span) if span is not None else None
+                    if result is None:
+                        result = self._line_match(match.start() + 1, line_end)
+                else:
+                    result = self._line_match(match.start(), line_end)
+                if result is None:
+                    pos = line_end + 1
+                    continue
+            match, span = result
+            return Hit(match.start(), match.end(), self.detector.rule_index, (span,))
+        return None
+
+
+class BlockDetector(PatternDetector):
+    """A pattern with ``block_end``: from the opening match through the end match, across
+    lines, as long as the lines in between look like the body of such a block (PEM private
+    keys). When the opening line has a prefix (a log timestamp, ``#6 0.245`` of a build log),
+    body lines may carry a prefix of the same width."""
+
+    def __init__(self, rule: Rule, rule_index: int) -> None:
+        super().__init__(rule, rule_index)
+        assert rule.block_end is not None
+        self.end_regex = re.compile(rule.block_end.encode("utf-8"), PATTERN_FLAGS)
+        self.body_regex = (
+            re.compile(rule.block_body.encode("utf-8"), PATTERN_FLAGS) if rule.block_body else None
+        )
+
+    def body_line(self, buf: bytes, start: int, end: int, prefix: int = 0) -> bool:
+        if self._body(buf, start, end):
+            return True
+        return 0 < prefix < end - start and self._body(buf, start + prefix, end)
+
+    def _body(self, buf: bytes, start: int, end: int) -> bool:
+        if self.body_regex is None:
+            return pem_body_line(buf, start, end)
+        return self.body_regex.fullmatch(buf, start, end) is not None
+
+    def begin(self, batch: Batch, continuing: Optional[int] = None) -> Optional[BlockCursor]:
+        """``continuing``: the batch starts inside a block whose opening line had a prefix of
+        that many bytes (None: not inside a block)."""
+        firsts = (
+            batch.gate(self.triggers, self.icase, self.trigger_slots) if self.triggers else None
+        )
+        if self.triggers and firsts is None:
+            if continuing is None:
+                return None
+            firsts = [-1] * len(self.triggers)
+        return BlockCursor(self, batch, continuing, firsts)
+
+    def extent(self, batch: Batch, line_start: int, prefix: int) -> tuple[int, bool]:
+        """Where a block that is open at ``line_start`` ends: (offset, still open). The end
+        excludes the newline before a line that is not part of the block."""
+        buf = batch.buf
+        while line_start < batch.size:
+            line_end = batch.line_end(line_start)
+            closing = self.end_regex.search(buf, line_start, line_end)
+            if closing is not None:
+                return closing.end(), False
+            if not self.body_line(buf, line_start, line_end, prefix):
+                return max(line_start - 1, 0), False
+            if line_end >= batch.size:
+                return line_end, True
+            line_start = line_end + 1
+        end = batch.size - 1 if batch.size and buf.endswith(b"\n") else batch.size
+        return end, True
+
+
+class BlockCursor(PatternCursor):
+    __slots__ = ("continuing",)
+
+    def __init__(
+        self,
+        detector: BlockDetector,
+        batch: Batch,
+        continuing: Optional[int],
+        firsts: Optional[list[int]],
+    ) -> None:
+        super().__init__(detector, batch, firsts)
+        self.continuing = continuing
+
+    def next_hit(self, pos: int) -> Optional[Hit]:
+        detector = self.detector
+        assert isinstance(detector, BlockDetector)
+        batch = self.batch
+        if self.continuing is not None:
+            prefix, self.continuing = self.continuing, None
+            buf = batch.buf
+            first_end = batch.line_end(0)
+            if detector.end_regex.search(buf, 0, first_end) is not None or detector.body_line(
+                buf, 0, first_end, prefix
+            ):
+                end, still_open = detector.extent(batch, 0, prefix)
+                return Hit(
+                    0,
+                    end,
+                    detector.rule_index,
+                    ((0, end),),
+                    replacement=b"",
+                    open_block=prefix if still_open else None,
+                )
+        hit = super().next_hit(pos)
+        if hit is None:
+            return None
+        line_start = batch.line_start(hit.start)
+        prefix = hit.start - line_start
+        line_end = batch.line_end(hit.start)
+        closing = detector.end_regex.search(batch.buf, hit.end, line_end)
+        if closing is not None:
+            end, still_open = closing.end(), False
+        elif line_end >= batch.size:
+            end, still_open = line_end, True
+        else:
+            end, still_open = detector.extent(batch, line_end + 1, prefix)
+            end = max(end, line_end)
+        if still_open and end == batch.size and batch.buf.endswith(b"\n"):
+            end -= 1
+        return Hit(
+            hit.start,
+            end,
+            detector.rule_index,
+            ((hit.start, end),),
+            open_block=prefix if still_open else None,
+        )
+
+
+class LiteralDetector:
+    """A ``literals`` rule (also keywords and discovered names): exact values on word-ish
+    boundaries. Host-shaped values also take the sub-domains in front of them
+    (``jira.acme.example`` for ``acme.example``); single-label host names do not match right
+    after a dot, so ``com.atlassian.jira`` survives a host named ``jira``."""
+
+    _WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+    _LABEL = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+
+    def __init__(self, rule: Rule, rule_index: int, values: Sequence[str]) -> None:
+        self.rule = rule
+        self.rule_index = rule_index
+        self.icase = rule.ignore_case
+        encoded = [v.encode("utf-8") for v in values]
+        if self.icase:
+            encoded = [v.lower() for v in encoded]
+        self.values = sorted(set(encoded), key=lambda v: (-len(v), v))
+        self.regex = (
+            re.compile(trie_regex(self.values) + rb"(?![A-Za-z0-9])") if self.values else None
+        )
+        self.host_like = rule.shape in ("host", "auto")  # dotted values take sub-domains
+        self.dot_guard = rule.shape == "host"  # single labels do not match after a dot
+
+    def begin(self, batch: Batch) -> Optional[LiteralCursor]:
+        if self.regex is None:
+            return None
+        return LiteralCursor(self, batch)
+
+
+class LiteralCursor:
+    __slots__ = ("batch", "detector", "haystack")
+
+    def __init__(self, detector: LiteralDetector, batch: Batch) -> None:
+        self.detector = detector
+        self.batch = batch
+        self.haystack = batch.lower if detector.icase else batch.buf
+
+    def next_hit(self, pos: int) -> Optional[Hit]:
+        detector = self.detector
+        assert detector.regex is not None
+        haystack = self.haystack
+        word = LiteralDetector._WORD
+        while True:
+            match = detector.regex.search(haystack, pos)
+            if match is None:
+                return None
+            start, end = match.span()
+            before = haystack[start - 1] if start > 0 else 0x20
+            if before in word:
+                pos = start + 1
+                continue
+            if b"." in match.group(0):
+                if detector.host_like:
+                    start = self._subdomains(start, pos)
+            elif detector.dot_guard and before == 0x2E:  # part of a dotted name (a class name)
+                pos = start + 1
+                continue
+            return Hit(start, end, detector.rule_index, ((start, end),))
+
+    def _subdomains(self, start: int, floor: int) -> int:
+        """Extend a host match to the left over ``label.`` prefixes."""
+        buf = self.batch.buf
+        label = LiteralDetector._LABEL
+        while start - 2 >= floor and buf[start - 1] == 0x2E and buf[start - 2] in label:
+            cursor = start - 2
+            while cursor - 1 >= floor and buf[cursor - 1] in label:
+                cursor -= 1
+            start = cursor
+        return start
+
+
+def trie_regex(values: Sequence[bytes]) -> bytes:
+    """One regex for many literals, factored as a trie so ``re`` branches on the next byte
+    instead of trying every literal; longer literals win over their prefixes."""
+    trie: dict[int, dict] = {}
+    for value in values:
+        node = trie
+        for byte in value:
+            node = node.setdefault(byte, {})
+        node[-1] = {}
+
+    def build(node: dict[int, dict]) -> bytes:
+        ends_here = -1 in node
+        branches = [
+            re.escape(bytes([b])) + build(child) for b, child in sorted(node.items()) if b != -1
+        ]
+        if not branches:
+            return b""
+        body = branches[0] if len(branches) == 1 else b"(?:" + b"|".join(branches) + b")"
+        if ends_here:
+            return b"(?:" + body + b")?"
+        return body
+
+    return build(trie)
+
+
+class MarkerDetector:
+    """Markers already in the text (``[REDACTED:x]``) are claimed first and never rewritten,
+    so redacting twice changes nothing."""
+
+    rule_index = -1
+
+    def begin(self, batch: Batch) -> Optional[MarkerCursor]:
+        if MARKER_PREFIX not in batch.buf:
+            return None
+        return MarkerCursor(batch)
+
+
+class MarkerCursor:
+    __slots__ = ("batch",)
+
+    def __init__(self, batch: Batch) -> None:
+        self.batch = batch
+
+    def next_hit(self, pos: int) -> Optional[Hit]:
+        match = MARKER.search(self.batch.buf, pos)
+        if match is None:
+            return None
+        return Hit(match.start(), match.end(), -1, ())
+
+
+def build_detectors(rules: list[Rule], literal_values: Mapping[str, Sequence[str]]) -> list:
+    """Detectors in priority order for the text rules (pattern, keys, literals)."""
+    from koncis_diag.redaction.keys import KeysDetector
+
+    detectors: list = []
+    for index, rule in enumerate(rules):
+        if not rule.enabled:
+            continue
+        if rule.kind == "pattern":
+            detectors.append(
+                BlockDetector(rule, index) if rule.block_end else PatternDetector(rule, index)
+            )
+        elif rule.kind == "keys":
+            detectors.append(KeysDetector(rule, index))
+        elif rule.kind == "literals":
+            values = list(rule.literals) + list(literal_values.get(rule.name, ()))
+            detectors.append(LiteralDetector(rule, index, values))
+    return detectors

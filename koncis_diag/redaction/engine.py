@@ -1,0 +1,191 @@
+"""The engine: one pass over a batch, leftmost hit wins, rule priority breaks ties.
+
+Each detector offers its next hit at or after a position; a heap keeps the offers ordered by
+(start, priority). An accepted hit moves the position to its end, and every detector whose
+offer started before that is asked again from there. This gives exactly the semantics of one
+combined regex alternation (single pass, leftmost start, then the earliest rule), while each
+rule keeps its own literal prefilter. Matching always reads the original bytes, so a
+replacement can never be matched again.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from typing import Optional
+
+from koncis_diag.redaction.detectors import MarkerDetector
+from koncis_diag.redaction.matching import MARKER, Batch, Hit, marker
+from koncis_diag.redaction.pseudonyms import Pseudonymizer
+from koncis_diag.redaction.rules import Rule
+
+log = logging.getLogger("koncis_diag.redaction")
+
+_CACHE_SIZE = 50_000  # (rule, value) -> replacement; values repeat a lot in logs
+_CACHE_VALUE = 256  # longer values are not remembered (memory stays small)
+_HOST_LIKE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-.")
+
+
+def _rank(hit: Hit) -> int:
+    """Tie-break at equal starts: a block continued from the previous batch, then markers,
+    then rules in priority order."""
+    return -2 if hit.replacement is not None else hit.rule_index
+
+
+def auto_shape(value: bytes) -> str:
+    """The pseudonym shape for a keyword: e-mail, host name or generic token."""
+    lowered = value.lower()
+    if b"@" in lowered:
+        return "email"
+    if b"." in lowered and all(c in _HOST_LIKE for c in lowered):
+        return "host"
+    return "token"
+
+
+class BatchResult:
+    __slots__ = ("continued", "hits", "open_block")
+
+    def __init__(
+        self, hits: list[Hit], open_block: Optional[tuple[int, int]], continued: bool
+    ) -> None:
+        self.hits = hits
+        self.open_block = open_block  # (rule index, prefix width) of a block still open
+        self.continued = continued  # the batch began inside a block and the block took lines
+
+
+class Engine:
+    """Detectors plus the rewrite; shared by every stream of one redactor."""
+
+    def __init__(
+        self, rules: Sequence[Rule], detectors: Sequence, pseudonymizer: Pseudonymizer
+    ) -> None:
+        self.rules = list(rules)
+        self.detectors = [MarkerDetector(), *detectors]
+        keys = sorted(
+            {
+                (t, bool(getattr(d, "icase", True)))
+                for d in detectors
+                for t in getattr(d, "triggers", ())
+            }
+        )
+        slot = {key: index for index, key in enumerate(keys)}
+        for detector in detectors:
+            triggers = getattr(detector, "triggers", ())
+            icase = bool(getattr(detector, "icase", True))
+            detector.trigger_slots = tuple(slot[(t, icase)] for t in triggers)
+        self.trigger_keys = keys
+        self.pseudonymizer = pseudonymizer
+        self._warned: set = set()
+        self._cache: dict[tuple[int, bytes], tuple[bytes, bool]] = {}
+
+    def scan(self, batch: Batch, continuing_block: Optional[tuple[int, int]] = None) -> BatchResult:
+        batch.prime(self.trigger_keys)
+        cursors = []
+        for detector in self.detectors:
+            if continuing_block is not None and detector.rule_index == continuing_block[0]:
+                cursor = detector.begin(batch, continuing=continuing_block[1])
+            else:
+                cursor = detector.begin(batch)
+            if cursor is not None:
+                cursors.append(cursor)
+        heap: list[tuple[int, int, int, Hit]] = []
+        for slot, cursor in enumerate(cursors):
+            hit = cursor.next_hit(0)
+            if hit is not None:
+                heap.append((hit.start, _rank(hit), slot, hit))
+        heapq.heapify(heap)
+        hits: list[Hit] = []
+        position = 0
+        while heap:
+            start, _, slot, hit = heapq.heappop(heap)
+            if start >= position:
+                hits.append(hit)
+                position = max(position, hit.end)
+            following = cursors[slot].next_hit(position)
+            if following is not None:
+                if following.start < position:
+                    raise RuntimeError(f"detector for rule #{following.rule_index} went backwards")
+                heapq.heappush(heap, (following.start, _rank(following), slot, following))
+        open_block = None
+        continued = False
+        for hit in hits:
+            if hit.replacement is not None and hit.start == 0:
+                continued = True
+            if hit.open_block is not None:
+                open_block = (hit.rule_index, hit.open_block)
+        return BatchResult(hits, open_block, continued)
+
+    def rewrite(self, batch: Batch, result: BatchResult, counts: Counter) -> bytes:
+        buf = batch.buf
+        if not result.hits:
+            return buf
+        out: list[bytes] = []
+        last = 0
+        for hit in result.hits:
+            if hit.rule_index < 0 or not hit.spans:
+                continue
+            rule = self.rules[hit.rule_index]
+            counted = False
+            for start, end in hit.spans:
+                out.append(buf[last:start])
+                if hit.replacement is not None:
+                    out.append(hit.replacement)
+                elif self.inside_marker(buf, start, end):
+                    out.append(buf[start:end])
+                else:
+                    value = buf[start:end]
+                    cached = self._cache.get((hit.rule_index, value))
+                    if cached is None:
+                        cached = self.replace(rule, value)
+                        if len(value) <= _CACHE_VALUE:
+                            if len(self._cache) >= _CACHE_SIZE:
+                                self._cache.clear()
+                            self._cache[(hit.rule_index, value)] = cached
+                    out.append(cached[0])
+                    counted = counted or cached[1]
+                last = end
+            if counted:
+                counts[rule.name] += 1
+        out.append(buf[last:])
+        return b"".join(out)
+
+    @staticmethod
+    def inside_marker(buf: bytes, start: int, end: int) -> bool:
+        """A span that begins a marker and ends within it (a rule whose value class stops at
+        ``]`` sees ``[REDACTED:x`` when it reads our own output)."""
+        if buf[start : start + 1] != b"[":
+            return False
+        found = MARKER.match(buf, start)
+        return found is not None and found.end() >= end
+
+    def is_inert(self, value: bytes) -> bool:
+        """Markers and our own pseudonyms are left alone (idempotence)."""
+        return MARKER.fullmatch(value) is not None or self.pseudonymizer.is_pseudonym(value)
+
+    def replace(self, rule: Rule, value: bytes) -> tuple[bytes, bool]:
+        """(replacement, whether it counts as a redaction). Never returns the original for a
+        value that must go: any failure while pseudonymising falls back to the mask."""
+        if self.is_inert(value):
+            return value, False
+        if rule.action != "pseudonymize":
+            return marker(rule.marker_label), True
+        shape = auto_shape(value) if rule.shape == "auto" else rule.shape
+        try:
+            return self.pseudonymizer.pseudonym(shape, value), True
+        except Exception as err:
+            if rule.name not in self._warned:
+                self._warned.add(rule.name)
+                log.warning(
+                    "rule %s: could not pseudonymise a value (%s); masked instead",
+                    rule.name,
+                    type(err).__name__,
+                )
+            return marker(rule.marker_label), True
+
+    def redact_batch(
+        self, batch: Batch, counts: Counter, continuing_block: Optional[tuple[int, int]] = None
+    ) -> tuple[bytes, BatchResult]:
+        result = self.scan(batch, continuing_block)
+        return self.rewrite(batch, result, counts), result

@@ -1,0 +1,464 @@
+"""``keys`` rules: redact the value wherever a wanted key name appears in a key/value shape.
+
+One scanner covers every syntax we meet on Atlassian hosts. It finds the key's literal part
+(the trigger) in the lower-cased text, widens it to the whole key token, checks the key against
+the rule's globs, then reads the syntax around the token:
+
+* XML element ``<password>x</password>`` and ``<name>password</name><value>x</value>``
+* XML attribute ``keystorePass="x"``; name/value ``<property name="…password">x</property>``,
+  ``<entry key="password" value="x"/>``
+* JSON / Python ``"password": "x"`` (also ``\\"password\\":\\"x\\"`` inside a log string) and
+  ``{"name": "DB_PASSWORD", "value": "x"}``
+* ``key=value``, ``key: value``, ``key => value`` in properties, YAML, INI, shell, JVM
+  ``-Dkey=value``, URL query strings and log lines; ``bindpw secret`` at a line start
+
+How far a value reaches depends on the format (docs/redaction-rules.md has the table). In line
+formats (log, text, csv) a value never crosses a newline; in config formats it may (YAML block
+scalars and lists, quoted values, properties continuations, XML element text, INI
+continuations), up to ``VALUE_CAP`` bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import List, Optional, Tuple  # noqa: UP035
+
+from koncis_diag.redaction.matching import MARKER, Batch, Hit, MultiFinder, minimal_triggers
+from koncis_diag.redaction.rules import Rule, glob_literal
+from koncis_diag.redaction.validators import is_placeholder
+
+VALUE_CAP = 64 * 1024  # longest multi-line value followed in config formats
+TAG_CAP = 4096  # longest XML start tag followed
+
+_KEY_BYTES = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
+KEY_CHAR = bytes(1 if i in _KEY_BYTES else 0 for i in range(256))
+_SPACE = b" \t\r\n"
+
+_SEP = re.compile(rb"[ \t]*(?:=>|:=|[:=])(?![:=])[ \t]*")
+# A bare value: up to whitespace, '&', a quote or '<'; a ',' or ';' ends it only when another
+# key=value follows (``user=postgres,db=jira``), so ``password=a,b;c`` is taken whole.
+_TOKEN = re.compile(rb"(?:[^\s&\"'<>\\,;]|\\(?![\"'])|[,;](?![\w.-]+[=:]))+")
+_TRAILING = b",;)]}"
+_NAME_ATTR_BEFORE = re.compile(
+    rb"(?:\b(?:name|key|id|property|param)[ \t]*=[ \t]*\\?)\Z", re.IGNORECASE
+)
+_JSON_NAME_BEFORE = re.compile(rb"[\"'](?:name|key)[\"'][ \t]*:[ \t]*\Z", re.IGNORECASE)
+_JSON_VALUE_AFTER = re.compile(rb"[^{}]{0,512}?[\"']value[\"'][ \t]*:[ \t]*", re.IGNORECASE)
+_VALUE_ATTR = re.compile(rb"\bvalue[ \t]*=[ \t]*([\"'])", re.IGNORECASE)
+_VALUE_TAG = re.compile(rb"[ \t\r\n]*<([A-Za-z_][\w.:-]*)(?:[ \t\r\n][^>]*)?>")
+_XML_PREFIX = re.compile(rb"<[A-Za-z_][\w.-]*:\Z")
+_YAML_BLOCK = re.compile(rb"[|>][+-]?[0-9]?[+-]?[ \t]*(?:#[^\n]*)?\r?\Z")
+_YAML_MAPPING_LINE = re.compile(rb"[ \t]*[^\s#'\"-][^:\n]*:(?:[ \t]|\r?\Z)")
+
+Spans = List[Tuple[int, int]]  # noqa: UP006 (runtime alias, Python 3.9)
+
+#: Formats where a key at the start of a line owns the rest of the line as its value.
+_WHOLE_LINE_FORMATS = ("properties", "ini", "text")
+
+
+def _glob_regex(glob: str) -> bytes:
+    out = b""
+    for piece in re.split(r"(\*|\?|\[[^\]]*\])", glob):
+        if piece == "*":
+            out += b".*"
+        elif piece == "?":
+            out += b"."
+        elif piece.startswith("[") and piece.endswith("]") and len(piece) > 2:
+            body = piece[1:-1]
+            if body.startswith("!"):
+                body = "^" + body[1:]
+            out += b"[" + body.encode("utf-8") + b"]"
+        else:
+            out += re.escape(piece.encode("utf-8"))
+    return out
+
+
+def compile_globs(globs: Sequence[str]) -> Optional[re.Pattern[bytes]]:
+    """Case-insensitive full-match regex for key or column globs."""
+    if not globs:
+        return None
+    return re.compile(
+        b"(?:" + b"|".join(_glob_regex(g) for g in globs) + b")\\Z", re.IGNORECASE | re.DOTALL
+    )
+
+
+def normalise_key(key: bytes) -> bytes:
+    """``-Dfoo.password`` and ``--password`` name the keys ``foo.password`` and ``password``."""
+    if key.startswith(b"-D") and len(key) > 2:
+        return key[2:]
+    return key.lstrip(b"-")
+
+
+class KeysDetector:
+    def __init__(self, rule: Rule, rule_index: int) -> None:
+        self.rule = rule
+        self.rule_index = rule_index
+        self.include = compile_globs(rule.keys)
+        self.exclude = compile_globs(rule.exclude_keys)
+        literals = rule.triggers or tuple(glob_literal(g) for g in rule.keys)
+        self.triggers = minimal_triggers([t.lower().encode("utf-8") for t in literals])
+        self.trigger_slots: Optional[tuple[int, ...]] = None  # set by the engine
+
+    def wanted(self, key: bytes) -> bool:
+        name = normalise_key(key)
+        if not name or self.include is None or self.include.match(name) is None:
+            return False
+        return self.exclude is None or self.exclude.match(name) is None
+
+    def begin(self, batch: Batch) -> Optional[KeysCursor]:
+        firsts = batch.gate(self.triggers, True, self.trigger_slots)
+        return KeysCursor(self, batch, firsts) if firsts is not None else None
+
+
+class KeysCursor:
+    __slots__ = ("_resume", "batch", "detector", "finder")
+
+    def __init__(self, detector: KeysDetector, batch: Batch, firsts: list[int]) -> None:
+        self.detector = detector
+        self.batch = batch
+        self.finder = MultiFinder(batch.lower, detector.triggers, firsts)
+        self._resume = 0
+
+    def next_hit(self, pos: int) -> Optional[Hit]:
+        buf = self.batch.buf
+        size = self.batch.size
+        search = max(pos, self._resume)
+        while True:
+            found, which = self.finder.find(search)
+            if found < 0:
+                self._resume = size
+                return None
+            start = found
+            while start > 0 and KEY_CHAR[buf[start - 1]]:
+                start -= 1
+            end = found + len(self.finder.needle(which))
+            while end < size and KEY_CHAR[buf[end]]:
+                end += 1
+            search = end
+            if start < pos or not self.detector.wanted(buf[start:end]):
+                continue
+            spans = _value_spans(self.batch, start, end)
+            if spans:
+                self._resume = end
+                hit_end = max(e for _, e in spans)
+                return Hit(start, hit_end, self.detector.rule_index, spans)
+
+
+# ---------------------------------------------------------------------------- value syntaxes
+
+
+def _value_spans(batch: Batch, start: int, end: int) -> Optional[Spans]:
+    """Where the value of the key token ``buf[start:end]`` is, by the syntax around it."""
+    buf = batch.buf
+    before = buf[start - 1] if start > 0 else 0x0A
+    if before == 0x3C or (before == 0x3A and _XML_PREFIX.search(buf, max(0, start - 64), start)):
+        spans = _xml_element(batch, end)  # <password ...>value</password>
+        if spans is not None:
+            return spans or None
+    if before in (0x22, 0x27):  # " or '
+        spans = _quoted_key(batch, start, end, before)
+        if spans is not None:
+            return spans or None
+    if before == 0x3E and buf.startswith(b"</", end):  # <name>password</name><value>x</value>
+        return _value_element(batch, end) or None
+    return _plain_key(batch, start, end) or None
+
+
+def _limit(batch: Batch, pos: int) -> int:
+    """How far a value starting at ``pos`` may reach."""
+    if batch.structured:
+        return min(batch.size, pos + VALUE_CAP)
+    return batch.line_end(pos)
+
+
+def _strip(buf: bytes, start: int, end: int) -> tuple[int, int]:
+    while start < end and buf[start] in _SPACE:
+        start += 1
+    while end > start and buf[end - 1] in _SPACE:
+        end -= 1
+    return start, end
+
+
+def _checked(buf: bytes, start: int, end: int) -> Spans:
+    """One span, unless the value is empty or a placeholder (then no redaction: [])."""
+    if end <= start or is_placeholder(buf[start:end]):
+        return []
+    return [(start, end)]
+
+
+def _element_text(batch: Batch, content_start: int) -> Spans:
+    buf = batch.buf
+    limit = _limit(batch, content_start)
+    first, _ = _strip(buf, content_start, limit)
+    if buf.startswith(b"<![CDATA[", first):
+        cdata_end = buf.find(b"]]>", first, limit)
+        close = cdata_end + 3 if cdata_end >= 0 else batch.line_end(first)
+    else:
+        close = buf.find(b"</", content_start, limit)
+        if close < 0:
+            close = batch.line_end(content_start)
+    start, end = _strip(buf, content_start, close)
+    return _checked(buf, start, end)
+
+
+def _xml_element(batch: Batch, end: int) -> Optional[Spans]:
+    buf = batch.buf
+    if end >= batch.size or buf[end] not in b"> \t\r\n/":
+        return None
+    limit = min(batch.size, end + TAG_CAP) if batch.structured else batch.line_end(end)
+    tag_end = buf.find(b">", end, limit)
+    if tag_end < 0:
+        return None
+    if buf[tag_end - 1] == 0x2F:  # <password/>
+        return []
+    return _element_text(batch, tag_end + 1)
+
+
+def _quoted_key(batch: Batch, start: int, end: int, quote: int) -> Optional[Spans]:
+    buf = batch.buf
+    escaped = start >= 2 and buf[start - 2] == 0x5C
+    closing = (b"\\" if escaped else b"") + bytes([quote])
+    if not buf.startswith(closing, end):
+        return None
+    after = end + len(closing)
+    line_end = batch.line_end(after)
+    sep = _SEP.match(buf, after, line_end)
+    if sep is not None:
+        return _value_at(batch, sep.end(), start, plain_key=False)
+    opening = start - len(closing)
+    window_start = max(batch.line_start(start) if not batch.structured else 0, opening - 64)
+    if _NAME_ATTR_BEFORE.search(buf, window_start, opening):
+        return _name_value_tag(batch, after)
+    if _JSON_NAME_BEFORE.search(buf, window_start, opening):
+        value_key = _JSON_VALUE_AFTER.match(buf, after, _limit(batch, after))
+        if value_key is not None:
+            return _value_at(batch, value_key.end(), start, plain_key=False)
+    return None
+
+
+def _name_value_tag(batch: Batch, after: int) -> Spans:
+    """``<property name="x.password" value="v"/>`` or ``<entry key="password">v</entry>``."""
+    buf = batch.buf
+    limit = min(batch.size, after + TAG_CAP) if batch.structured else batch.line_end(after)
+    tag_end = buf.find(b">", after, limit)
+    if tag_end < 0:
+        tag_end = limit
+    attr = _VALUE_ATTR.search(buf, after, tag_end)
+    if attr is not None:
+        return _quoted_value(batch, attr.end() - 1)
+    if tag_end >= limit or buf[tag_end - 1] == 0x2F:
+        return []
+    return _element_text(batch, tag_end + 1)
+
+
+def _value_element(batch: Batch, end: int) -> Spans:
+    buf = batch.buf
+    close_end = buf.find(b">", end, batch.line_end(end))
+    if close_end < 0:
+        return []
+    limit = min(batch.size, close_end + TAG_CAP) if batch.structured else batch.line_end(close_end)
+    tag = _VALUE_TAG.match(buf, close_end + 1, limit)
+    if tag is None or b"value" not in tag.group(1).lower() or buf[tag.end() - 2] == 0x2F:
+        return []
+    return _element_text(batch, tag.end())
+
+
+def _plain_key(batch: Batch, start: int, end: int) -> Spans:
+    buf = batch.buf
+    line_start = batch.line_start(start)
+    line_end = batch.line_end(end)
+    sep = _SEP.match(buf, end, line_end)
+    if sep is not None:
+        return _value_at(batch, sep.end(), start, plain_key=True) or []
+    if buf[start] == 0x2D and buf[start + 1 : start + 2] != b"D" and buf[end : end + 1] == b" ":
+        return _token(buf, end + 1, line_end) if buf[end + 1 : end + 2] != b"-" else []
+    # ``bindpw secret`` / ``password secret`` alone on a line (sudo-ldap.conf, .properties)
+    if buf[line_start:start].strip() or batch.fmt not in _WHOLE_LINE_FORMATS:
+        return []
+    if end >= line_end or buf[end] not in b" \t":
+        return []
+    value_start, value_end = _strip(buf, end, line_end)
+    if batch.fmt != "properties" and re.search(rb"\s", buf[value_start:value_end]):
+        return []
+    return _checked(buf, value_start, value_end)
+
+
+def _value_at(batch: Batch, pos: int, key_start: int, *, plain_key: bool) -> Optional[Spans]:
+    """The value that starts at ``pos`` (just after the separator)."""
+    buf = batch.buf
+    line_end = batch.line_end(pos)
+    if pos >= line_end:
+        return _value_below(batch, key_start, line_end)
+    first = buf[pos]
+    if first in (0x22, 0x27) or (first == 0x5C and buf[pos + 1 : pos + 2] in (b'"', b"'")):
+        return _quoted_value(batch, pos)
+    marker = MARKER.match(buf, pos, line_end)
+    if marker is not None:
+        return [(pos, marker.end())]  # already redacted: claimed, left as is
+    if first == 0x5B:  # [a, b]: a list of scalars on one line
+        close = buf.find(b"]", pos, line_end)
+        inner = buf[pos + 1 : close] if close >= 0 else b"{"
+        if b"[" in inner or b"{" in inner:
+            return []
+        start, end = _strip(buf, pos + 1, close)
+        return _checked(buf, start, end)
+    if first == 0x7B and (pos + 1 >= line_end or buf[pos + 1] in b"\"' \t\r}"):
+        return []  # a nested object: its own keys are looked at separately
+    if batch.fmt == "yaml" and first in (0x7C, 0x3E) and _YAML_BLOCK.match(buf, pos, line_end):
+        return _yaml_block(batch, key_start, line_end)
+    line_start = batch.line_start(key_start)
+    prefix = buf[line_start:key_start].strip()
+    at_line_start = prefix in (b"", b"-") or (batch.fmt == "shell" and prefix == b"export")
+    if at_line_start and batch.fmt in (*_WHOLE_LINE_FORMATS, "yaml"):
+        return _rest_of_line(batch, pos, line_end)
+    return _token(buf, pos, line_end)
+
+
+def _token(buf: bytes, pos: int, line_end: int) -> Spans:
+    match = _TOKEN.match(buf, pos, line_end)
+    if match is None:
+        return []
+    start, end = match.span()
+    if is_placeholder(buf[start:end]):
+        return []
+    while end > start and buf[end - 1] in _TRAILING:
+        end -= 1
+    return _checked(buf, start, end)
+
+
+def _rest_of_line(batch: Batch, pos: int, line_end: int) -> Spans:
+    buf = batch.buf
+    end = line_end
+    if batch.fmt == "yaml":
+        comment = buf.find(b" #", pos, line_end)
+        if comment >= 0:
+            end = comment
+    elif batch.fmt == "properties":
+        while end < batch.size and _continued(buf, pos, end):
+            end = batch.line_end(end + 1)
+    elif batch.fmt == "ini":
+        while end + 1 < batch.size and buf[end + 1] in b" \t":
+            next_end = batch.line_end(end + 1)
+            if not buf[end + 1 : next_end].strip():
+                break
+            end = next_end
+    start, end = _strip(buf, pos, end)
+    return _checked(buf, start, end)
+
+
+def _continued(buf: bytes, start: int, end: int) -> bool:
+    """A .properties line ending in an odd number of backslashes continues on the next one."""
+    stop = end - 1 if end > start and buf[end - 1] == 0x0D else end
+    count = 0
+    while stop - 1 - count >= start and buf[stop - 1 - count] == 0x5C:
+        count += 1
+    return count % 2 == 1
+
+
+def _quoted_value(batch: Batch, pos: int) -> Spans:
+    buf = batch.buf
+    escaped = buf[pos] == 0x5C
+    quote = buf[pos + 1] if escaped else buf[pos]
+    opening = 2 if escaped else 1
+    start = pos + opening
+    multi_line = batch.structured and batch.fmt in ("yaml", "shell", "ini", "properties")
+    limit = min(batch.size, start + VALUE_CAP) if multi_line else batch.line_end(start)
+    needle = b"\\" + bytes([quote]) if escaped else bytes([quote])
+    cursor = start
+    while True:
+        close = buf.find(needle, cursor, limit)
+        if close < 0:
+            return _checked(buf, start, batch.line_end(start))  # unterminated: rest of line
+        if not escaped and quote == 0x22 and _backslashes_before(buf, close, start) % 2 == 1:
+            cursor = close + 1
+            continue
+        if (
+            not escaped
+            and quote == 0x27
+            and batch.fmt == "yaml"
+            and buf[close + 1 : close + 2] == b"'"
+        ):
+            cursor = close + 2
+            continue
+        return _checked(buf, start, close)
+
+
+def _backslashes_before(buf: bytes, pos: int, floor: int) -> int:
+    count = 0
+    while pos - 1 - count >= floor and buf[pos - 1 - count] == 0x5C:
+        count += 1
+    return count
+
+
+def _indent(buf: bytes, line_start: int, line_end: int) -> int:
+    cursor = line_start
+    while cursor < line_end and buf[cursor] in b" \t":
+        cursor += 1
+    return cursor - line_start
+
+
+def _yaml_block(batch: Batch, key_start: int, line_end: int) -> Spans:
+    """``password: |`` followed by more-indented lines: the whole block."""
+    buf = batch.buf
+    key_indent = key_start - batch.line_start(key_start)
+    first = last = -1
+    cursor = line_end + 1
+    while cursor < batch.size:
+        end = batch.line_end(cursor)
+        if buf[cursor:end].strip():
+            if _indent(buf, cursor, end) <= key_indent:
+                break
+            if first < 0:
+                first = cursor + _indent(buf, cursor, end)
+            last = end
+        cursor = end + 1
+    if first < 0:
+        return []
+    start, end = _strip(buf, first, last)
+    return _checked(buf, start, end)
+
+
+def _value_below(batch: Batch, key_start: int, line_end: int) -> Spans:
+    """An empty value on the key's line: in YAML the value may follow on the next lines, as a
+    list of scalars or an indented plain scalar; in INI as indented continuation lines."""
+    if not batch.structured or batch.fmt not in ("yaml", "ini"):
+        return []
+    buf = batch.buf
+    key_indent = key_start - batch.line_start(key_start)
+    spans: Spans = []
+    cursor = line_end + 1
+    while cursor < batch.size:
+        end = batch.line_end(cursor)
+        text = buf[cursor:end]
+        if not text.strip() or text.lstrip().startswith(b"#"):
+            cursor = end + 1
+            continue
+        indent = _indent(buf, cursor, end)
+        item_start = cursor + indent
+        is_item = buf.startswith(b"- ", item_start) or buf[item_start:end].rstrip() == b"-"
+        if batch.fmt == "yaml" and is_item and indent >= key_indent:
+            value_start = item_start + 2
+            if _YAML_MAPPING_LINE.match(buf, value_start, end):
+                return spans
+            spans.extend(_scalar_spans(batch, value_start, end))
+        elif indent > key_indent and (
+            batch.fmt == "ini" or not _YAML_MAPPING_LINE.match(buf, cursor, end)
+        ):
+            start, stop = _strip(buf, item_start, end)
+            spans.extend(_checked(buf, start, stop))
+        else:
+            return spans
+        cursor = end + 1
+    return spans
+
+
+def _scalar_spans(batch: Batch, start: int, end: int) -> Spans:
+    buf = batch.buf
+    start, end = _strip(buf, start, end)
+    if start < end and buf[start] in (0x22, 0x27):
+        return _quoted_value(batch, start)
+    comment = buf.find(b" #", start, end)
+    if comment >= 0:
+        start, end = _strip(buf, start, comment)
+    return _checked(buf, start, end)

@@ -1,0 +1,211 @@
+"""The public face of the engine: ``build_redactor`` and ``Redactor``."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import threading
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from koncis_diag.errors import InputError
+from koncis_diag.redaction.detectors import build_detectors
+from koncis_diag.redaction.engine import Engine
+from koncis_diag.redaction.keys import compile_globs
+from koncis_diag.redaction.pseudonyms import SHAPES, Pseudonymizer
+from koncis_diag.redaction.rules import CATEGORIES, MIN_LITERAL, Rule, all_rules
+from koncis_diag.redaction.stream import OVERSIZED_RULE, RedactionStream
+
+KEYWORDS_RULE = "keywords"
+_SMALL = 256  # bytes: texts this short have their redaction remembered
+_SMALL_CACHE_SIZE = 8192
+_BUILTIN_CATEGORIES = {OVERSIZED_RULE: "secret"}
+
+
+class Redactor:
+    """Redacts streams, small texts and query cells with one set of rules and one
+    pseudonymizer. Create it with ``build_redactor``."""
+
+    def __init__(self, rules: Sequence[Rule], pseudonymizer: Pseudonymizer) -> None:
+        self._rules: list[Rule] = [r for r in rules if r.enabled]
+        self.pseudonymizer = pseudonymizer
+        self._extra_literals: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+        self._leak_engine: Optional[Engine] = None
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        detectors = build_detectors(self._rules, self._extra_literals)
+        self.engine = Engine(self._rules, detectors, self.pseudonymizer)
+        self._columns = [(r, compile_globs(r.columns)) for r in self._rules if r.kind == "columns"]
+        self._files = [r for r in self._rules if r.kind == "files"]
+        self._leak_engine = None
+        self._small_cache: dict[tuple[str, bytes], tuple[bytes, dict[str, int]]] = {}
+
+    # --------------------------------------------------------------------------- queries
+
+    @property
+    def rules(self) -> list[Rule]:
+        """The effective rules in priority order (enabled only)."""
+        return list(self._rules)
+
+    def category_of(self, rule_name: str) -> str:
+        for rule in self._rules:
+            if rule.name == rule_name:
+                return rule.category
+        return _BUILTIN_CATEGORIES.get(rule_name, "custom")
+
+    def drop_reason(self, path: Union[str, Path]) -> Optional[str]:
+        """Why a file must never be collected (a ``files`` rule), or None."""
+        text = str(path)
+        name = os.path.basename(text.rstrip("/")).lower()
+        for rule in self._files:
+            for glob in rule.files:
+                target = text.lower() if "/" in glob else name
+                if fnmatch.fnmatchcase(target, glob.lower()):
+                    return f"rule {rule.name}: file name matches {glob}"
+        return None
+
+    # --------------------------------------------------------------------------- learning
+
+    def add_literals(
+        self,
+        values: Iterable[str],
+        rule_name: str = "discovered-hosts",
+        category: str = "network",
+        shape: str = "host",
+    ) -> None:
+        """Values learned on the server (host names, user names) to pseudonymise everywhere.
+        Call it before creating streams: streams already open keep the rules they started
+        with. Values shorter than 3 characters are ignored (they would hit inside words)."""
+        if category not in CATEGORIES:
+            raise ValueError(f"unknown category {category!r}")
+        if shape not in SHAPES and shape != "auto":
+            raise ValueError(f"unknown shape {shape!r}")
+        cleaned = [v.strip() for v in values if isinstance(v, str)]
+        cleaned = [v for v in cleaned if len(v) >= MIN_LITERAL and "\n" not in v]
+        with self._lock:
+            existing = next((r for r in self._rules if r.name == rule_name), None)
+            if existing is None:
+                self._rules.append(
+                    Rule(
+                        name=rule_name,
+                        kind="literals",
+                        category=category,
+                        action="pseudonymize",
+                        origin="discovered",
+                        shape=shape,
+                        ignore_case=True,
+                    )
+                )
+            elif existing.kind != "literals":
+                raise ValueError(f"rule {rule_name!r} exists and is not a literals rule")
+            known = self._extra_literals.setdefault(rule_name, [])
+            known.extend(v for v in cleaned if v not in known)
+            self._rebuild()
+
+    # -------------------------------------------------------------------------- redaction
+
+    def stream(self, fmt: str = "log", source: str = "") -> RedactionStream:
+        return RedactionStream(self.engine, fmt, source)
+
+    def redact_bytes(self, data: bytes, fmt: str = "text") -> tuple[bytes, Counter]:
+        """Redact a whole (small) text at once. Short values repeat a lot in query results,
+        so their results are remembered (the rules are deterministic)."""
+        small = len(data) <= _SMALL
+        if small:
+            known = self._small_cache.get((fmt, data))
+            if known is not None:
+                return known[0], Counter(known[1])
+        stream = self.stream(fmt=fmt)
+        out = stream.feed(data) + stream.close()
+        if small:
+            if len(self._small_cache) >= _SMALL_CACHE_SIZE:
+                self._small_cache.clear()
+            self._small_cache[(fmt, data)] = (out, dict(stream.counts))
+        return out, stream.counts
+
+    def redact_text(self, text: str, fmt: str = "text") -> tuple[str, Counter]:
+        """Small strings: paths, argv, manifest sources, error messages."""
+        data = text.encode("utf-8", "surrogateescape")
+        out, counts = self.redact_bytes(data, fmt)
+        return out.decode("utf-8", "surrogateescape"), counts
+
+    def redact_cell(self, column_name: str, value: Any) -> tuple[Any, Counter]:
+        """Column rules first (any value type), then the text rules on text (and bytes)."""
+        for rule, globs in self._columns:
+            if globs is None or globs.match(column_name.encode("utf-8", "replace")) is None:
+                continue
+            if value is None:
+                return None, Counter()
+            is_bytes = isinstance(value, (bytes, bytearray))
+            raw = bytes(value) if is_bytes else str(value).encode("utf-8", "surrogateescape")
+            if not raw.strip():
+                return value, Counter()
+            replaced, counted = self.engine.replace(rule, raw)
+            result: Any = replaced if is_bytes else replaced.decode("utf-8", "surrogateescape")
+            return result, Counter({rule.name: 1}) if counted else Counter()
+        if isinstance(value, str):
+            return self.redact_text(value, fmt="text")
+        if isinstance(value, (bytes, bytearray)):
+            return self.redact_bytes(bytes(value), fmt="text")
+        return value, Counter()
+
+    def leak_engine(self) -> Engine:
+        """An engine with only the precise detectors, for the leak check."""
+        if self._leak_engine is None:
+            chosen = [r if r.checks_leaks else _disabled(r) for r in self._rules]
+            detectors = build_detectors(chosen, self._extra_literals)
+            self._leak_engine = Engine(chosen, detectors, self.pseudonymizer)
+        return self._leak_engine
+
+    def leak_check(self, paths_or_streams: Sequence[Any]) -> list[Any]:
+        from koncis_diag.redaction.leakcheck import leak_check
+
+        return leak_check(paths_or_streams, self)
+
+    def close(self) -> None:
+        self.pseudonymizer.close()
+
+
+def _disabled(rule: Rule) -> Rule:
+    from dataclasses import replace
+
+    return replace(rule, enabled=False)
+
+
+def build_redactor(
+    extra_rule_files: Sequence[Union[str, Path]] = (),
+    keywords: Sequence[str] = (),
+    state_dir: Optional[Path] = None,
+) -> Redactor:
+    """Defaults merged with ``extra_rule_files`` (in order), plus ``keywords`` pseudonymised
+    everywhere. ``state_dir`` holds the pseudonym key and mapping (default
+    ``$XDG_STATE_HOME/koncis-diag``); it is only created when a first pseudonym is needed."""
+    rules = all_rules(extra_rule_files)
+    words = []
+    for word in keywords:
+        cleaned = str(word).strip()
+        if len(cleaned) < MIN_LITERAL or "\n" in cleaned:
+            raise InputError(
+                f"keyword {word!r}: at least {MIN_LITERAL} characters on one line "
+                "(shorter words would be replaced inside other words)"
+            )
+        words.append(cleaned)
+    if words:
+        rules = [r for r in rules if r.name != KEYWORDS_RULE]
+        rules.append(
+            Rule(
+                name=KEYWORDS_RULE,
+                kind="literals",
+                category="custom",
+                action="pseudonymize",
+                origin="keywords",
+                shape="auto",
+                ignore_case=True,
+                literals=tuple(dict.fromkeys(words)),
+            )
+        )
+    return Redactor(rules, Pseudonymizer(Path(state_dir) if state_dir is not None else None))

@@ -1,0 +1,159 @@
+"""``keys`` rules: the value of a secret setting disappears in every syntax."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from koncis_diag.redaction import Redactor, build_redactor
+
+M = "[REDACTED:secret-keys]"
+
+
+@pytest.fixture
+def redactor(tmp_path: Path) -> Redactor:
+    return build_redactor(state_dir=tmp_path / "state")
+
+
+def redact(redactor: Redactor, text: str, fmt: str) -> str:
+    return redactor.redact_text(text, fmt=fmt)[0]
+
+
+CASES = [
+    # XML
+    ("xml", "<password>Tr0ub4dor</password>", f"<password>{M}</password>"),
+    (
+        "xml",
+        "<ns:password type='x'>p&lt;3</ns:password>",
+        f"<ns:password type='x'>{M}</ns:password>",
+    ),
+    (
+        "xml",
+        '<Connector keystorePass="changeit" port="8443"/>',
+        f'<Connector keystorePass="{M}" port="8443"/>',
+    ),
+    ("xml", "<Realm connectionPassword='pw1' />", f"<Realm connectionPassword='{M}' />"),
+    (
+        "xml",
+        '<property name="hibernate.connection.password">\n   s3cret\n</property>\n',
+        f'<property name="hibernate.connection.password">\n   {M}\n</property>\n',
+    ),
+    ("xml", '<entry key="password" value="EntryVal"/>', f'<entry key="password" value="{M}"/>'),
+    ("xml", '<entry key="db.password">ElemVal</entry>', f'<entry key="db.password">{M}</entry>'),
+    (
+        "xml",
+        "<init-param>\n  <param-name>password</param-name>\n  <param-value>V1</param-value>\n",
+        f"<init-param>\n  <param-name>password</param-name>\n  <param-value>{M}</param-value>\n",
+    ),
+    ("xml", "<password><![CDATA[a</b]]></password>", f"<password>{M}</password>"),
+    ("xml", "<password/><password></password>", "<password/><password></password>"),
+    ("xml", "<password>{ATL_SECURED}</password>", "<password>{ATL_SECURED}</password>"),
+    # properties
+    ("properties", "a.password : Prop Val With Spaces\n", f"a.password : {M}\n"),
+    ("properties", "b.password=Cont\\\n   inued\nnext=1\n", f"b.password={M}\nnext=1\n"),
+    ("properties", "c.password\tTabbed value\n", f"c.password\t{M}\n"),
+    ("properties", "password.policy.min.length=8\n", "password.policy.min.length=8\n"),
+    # YAML
+    ("yaml", 'password: "quoted val"\n', f'password: "{M}"\n'),
+    ("yaml", "secret: 'it''s'\n", f"secret: '{M}'\n"),
+    ("yaml", "token: plain # comment\n", f"token: {M} # comment\n"),
+    ("yaml", "api_key:\n  verylongkey\nother: x\n", f"api_key:\n  {M}\nother: x\n"),
+    (
+        "yaml",
+        "db:\n  password: |\n    l1\n    l2\n  user: x\n",
+        f"db:\n  password: |\n    {M}\n  user: user-",
+    ),
+    (
+        "yaml",
+        "passwords:\n  - a1\n  - 'b2'\nnext: 1\n",
+        f"passwords:\n  - {M}\n  - '{M}'\nnext: 1\n",
+    ),
+    ("yaml", "- password: listed\n", f"- password: {M}\n"),
+    (
+        "yaml",
+        "password: ${DB_PASSWORD}\ntoken_type: bearer\n",
+        "password: ${DB_PASSWORD}\ntoken_type: bearer\n",
+    ),
+    # JSON
+    ("json", '{"password": "js\\"on", "a": 1}', f'{{"password": "{M}", "a": 1}}'),
+    ("json", '{"token": 12345}', f'{{"token": {M}}}'),
+    ("json", '{"secret": null, "password": ""}', '{"secret": null, "password": ""}'),
+    ("json", '{"passwords": ["a", "b"]}', f'{{"passwords": [{M}]}}'),
+    (
+        "json",
+        '[{"name": "DB_PASSWORD", "value": "EnvVal"}]',
+        f'[{{"name": "DB_PASSWORD", "value": "{M}"}}]',
+    ),
+    # INI
+    ("ini", "[db]\npassword = ini val\nhost = h\n", f"[db]\npassword = {M}\nhost = h\n"),
+    (
+        "ini",
+        "secret =\n    line1\n    line2\nhost = h\n",
+        f"secret =\n    {M}\n    {M}\nhost = h\n",
+    ),
+    # shell
+    ("shell", "export DB_PASSWORD=ShellVal\n", f"export DB_PASSWORD={M}\n"),
+    ("shell", 'X_PASSWORD="multi\nline" # c\n', f'X_PASSWORD="{M}" # c\n'),
+    (
+        "shell",
+        'JAVA_OPTS="-Dtrust.password=JvmVal -Xmx1g"\n',
+        f'JAVA_OPTS="-Dtrust.password={M} -Xmx1g"\n',
+    ),
+    ("shell", "PWD=/opt/x\nOLDPWD=/tmp\n", "PWD=/opt/x\nOLDPWD=/tmp\n"),
+    # logs and text
+    ("log", 'login {"password":"LogJs","n":1}', f'login {{"password":"{M}","n":1}}'),
+    ("log", 'body={\\"password\\":\\"Esc\\"}', f'body={{\\"password\\":\\"{M}\\"}}'),
+    ("log", "args -Dx.password=Jvm2 -Xmx1g", f"args -Dx.password={M} -Xmx1g"),
+    ("log", "ERROR password: colonval, next", f"ERROR password: {M}, next"),
+    ("log", "map {password=MapVal, token=T2}", f"map {{password={M}, token={M}}}"),
+    ("log", "p password=a,b;c end", f"p password={M} end"),
+    ("log", "GET /x?os_password=qs1&b=2", "GET /x?os_password=[REDACTED:url-secret-params]&b=2"),
+    ("log", "--password s3cr3t --verbose", f"--password {M} --verbose"),
+    ("log", "--password --verbose", "--password --verbose"),
+    ("log", "Password is required", "Password is required"),
+    ("log", "Password: ****", "Password: ****"),
+    ("text", "bindpw sostestpassword\n", f"bindpw {M}\n"),
+    ("text", "password reset requested by bob\n", "password reset requested by bob\n"),
+    ("text", "ldap_default_authtok = 50 Leagues Under the Sea\n", f"ldap_default_authtok = {M}\n"),
+    ("csv", "id,password\n1,abc\n", "id,password\n1,abc\n"),
+]
+
+
+@pytest.mark.parametrize(("fmt", "text", "expected"), CASES)
+def test_keys(redactor: Redactor, fmt: str, text: str, expected: str) -> None:
+    out = redact(redactor, text, fmt)
+    if expected.endswith("user-"):
+        assert out.startswith(expected), out
+    else:
+        assert out == expected
+
+
+def test_line_formats_never_reach_across_lines(redactor: Redactor) -> None:
+    text = "<password>\n  secret-on-next-line\n</password>\n"
+    assert redact(redactor, text, "log") == text  # logs are line by line (documented)
+    assert "secret-on-next-line" not in redact(redactor, text, "xml")
+
+
+def test_user_names_are_pseudonymised_consistently(redactor: Redactor) -> None:
+    out = redact(
+        redactor,
+        '<username>jira</username>\n<property name="hibernate.connection.username">jira</property>\n',
+        "xml",
+    )
+    first, second = (line.split(">")[1].split("<")[0] for line in out.splitlines())
+    assert first == second and first.startswith("user-")
+    log = redact(redactor, "pgbadger user=jira,db=jiradb,app=psql", "log")
+    assert log == f"pgbadger user={first},db=jiradb,app=psql"
+
+
+def test_custom_keys_rule_with_exclusions(tmp_path: Path) -> None:
+    rules = tmp_path / "r.yaml"
+    rules.write_text(
+        "version: 1\nrules:\n  - name: pins\n    keys: ['*pin*']\n    exclude_keys: ['spinner*']\n",
+        encoding="utf-8",
+    )
+    redactor = build_redactor([rules], state_dir=tmp_path / "s")
+    out, counts = redactor.redact_text("user_pin=1234 spinner_style=dots", fmt="log")
+    assert out == "user_pin=[REDACTED:pins] spinner_style=dots"
+    assert counts == {"pins": 1}
