@@ -1,0 +1,163 @@
+"""The bundle's own files: consent.json, redaction-report.json, README.txt, the tool's log and
+manifest.json — written into staging once the admin has agreed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Optional
+
+from koncis_diag import __version__
+from koncis_diag.bundle import Staging
+from koncis_diag.manifest import FORMAT, FORMAT_VERSION
+from koncis_diag.redaction import Redactor
+from koncis_diag.results import RunResult
+from koncis_diag.retention import default_delete_after
+from koncis_diag.spec import Spec
+
+log = logging.getLogger("koncis_diag")
+
+
+def write_metadata(
+    run: RunResult,
+    spec: Spec,
+    created: datetime,
+    redactor: Redactor,
+    staging: Staging,
+    log_handler: logging.Handler,
+    options_retention: Optional[str] = None,
+) -> None:
+    assert run.consent is not None
+    staging.write_bytes("consent.json", json_bytes(run.consent.to_json()))
+    staging.write_bytes("redaction-report.json", json_bytes(redaction_report(run, redactor)))
+    staging.write_bytes("README.txt", readme(spec, created, run).encode("utf-8"))
+    stop_tool_log(log_handler)
+    store_tool_log(staging, redactor)
+    retention = options_retention if options_retention else getattr(spec, "retention", None)
+    host, _ = redactor.redact_text(socket.gethostname())
+    source = "flags" if spec.source is None else redactor.redact_text(spec.source)[0]
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "tool_version": __version__,
+        "created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "host": host,
+        "spec": {
+            "name": spec.name,
+            "description": redactor.redact_text(spec.description)[0],
+            "sha256": spec.sha256,
+            "source": source,
+        },
+        "delete_after": default_delete_after(created, retention),
+        "identities": run.identities,
+        "items": [r.to_json() for r in run.items],
+        "redactions": {
+            "by_rule": dict(sorted(run.by_rule.items())),
+            "by_category": dict(sorted(run.by_category.items())),
+        },
+    }
+    staging.finalize_manifest(manifest)
+
+
+def redaction_report(run: RunResult, redactor: Redactor) -> dict[str, Any]:
+    """Counts only: never an original value."""
+    per_file = [
+        {"path": o.path, "redactions": dict(sorted(o.redactions.items()))}
+        for r in run.items
+        for o in r.written
+        if o.redactions
+    ]
+    return {
+        "by_rule": dict(sorted(run.by_rule.items())),
+        "by_category": dict(sorted(run.by_category.items())),
+        "rules": [
+            {"name": name, "category": redactor.category_of(name), "count": count}
+            for name, count in sorted(run.by_rule.items())
+        ],
+        "files": per_file,
+        "leak_check": {
+            "findings": len(run.findings),
+            "accepted": run.consent.accepted_findings if run.consent else 0,
+            "by_rule": dict(Counter(f.rule for f in run.findings)),
+        },
+    }
+
+
+def readme(spec: Spec, created: datetime, run: RunResult) -> str:
+    items = "\n".join(f"  - {r.item.name} ({r.item.kind}): {r.status}" for r in run.items)
+    return f"""koncis-diag support bundle
+==========================
+
+Created {created.strftime("%Y-%m-%d %H:%M:%S")} UTC by koncis-diag {__version__}
+for the run instructions "{spec.name}".
+
+This bundle holds diagnostics collected on a customer's server for Koncis support.
+Every file was redacted before it was written: secrets are masked ([REDACTED:...]) and
+personal data such as e-mail addresses, user names, host names and IP addresses are replaced
+by consistent pseudonyms (user-3f9a2c, host-3f9a2c.redacted.invalid, ...). The mapping back to
+the real values never left the server.
+
+Items:
+{items}
+
+Files:
+  manifest.json          what was collected, from where, sizes, sha256 checksums
+  consent.json           who agreed to share what, and when
+  redaction-report.json  how many values each redaction rule replaced (counts only)
+  koncis-diag.log        what the tool did (redacted)
+  files/ config/ queries/ system/ commands/ threaddumps/ jvm/   the collected items
+
+Check integrity with:  koncis-diag verify <bundle>
+Summary:               koncis-diag inspect <bundle>
+
+Privacy: keep this bundle only as long as the support case needs it, then delete it.
+"""
+
+
+def json_bytes(data: Any) -> bytes:
+    return (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8")
+
+
+# ------------------------------------------------------------------------- the tool's log
+
+
+class _RawLogHandler(logging.FileHandler):
+    pass
+
+
+def start_tool_log(path: Path) -> logging.Handler:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+    handler = _RawLogHandler(path, encoding="utf-8")
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S")
+    )
+    handler.setLevel(logging.DEBUG)
+    log.addHandler(handler)
+    if log.level == logging.NOTSET or log.level > logging.INFO:
+        log.setLevel(logging.INFO)
+    return handler
+
+
+def stop_tool_log(handler: logging.Handler) -> None:
+    log.removeHandler(handler)
+    handler.close()
+
+
+def store_tool_log(staging: Staging, redactor: Redactor) -> None:
+    """The raw log lives outside the bundle folder; only its redacted copy goes in."""
+    raw = staging.root / "tool.log.raw"
+    stream = redactor.stream(fmt="log", source="koncis-diag.log")
+    with staging.open_file("koncis-diag.log") as staged, open(raw, "rb") as src:
+        while True:
+            block = src.read(1024 * 1024)
+            if not block:
+                break
+            staged.write(stream.feed(block))
+        staged.write(stream.close())
+

@@ -1,0 +1,143 @@
+"""One collector output into staging, through the redactor: the only way bytes reach a bundle.
+
+A stream is redacted chunk by chunk as it is written; a table cell by cell (column rules
+apply) into CSV plus a ``.columns.json`` sidecar. A failure removes the partial file, so nothing
+half-written or half-redacted stays behind."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+from koncis_diag.bundle import Staging
+from koncis_diag.collectors.base import StreamOutput, TableOutput
+from koncis_diag.console import ProgressReporter
+from koncis_diag.redaction import Redactor
+from koncis_diag.results import OutputRecord
+
+
+def store_output(
+    folder: str,
+    output: Any,
+    redactor: Redactor,
+    staging: Staging,
+    progress: ProgressReporter,
+) -> OutputRecord:
+    path = f"{folder}/{output.bundle_path}"
+    source, source_counts = redactor.redact_text(output.source)
+    record = OutputRecord(path=path, source=source, redactions=Counter(source_counts))
+    if isinstance(output, StreamOutput):
+        drop = redactor.drop_reason(output.source)
+        if output.skipped is None and drop:
+            output.skipped = drop
+        if output.skipped is not None or output.chunks is None:
+            close_iterator(output.chunks)
+            record.skipped = output.skipped or "no content"
+            record.outside_window = output.outside_window
+            record.notes = list(output.notes)
+            return record
+    try:
+        if isinstance(output, TableOutput):
+            _write_table(path, output, redactor, staging, record, progress)
+        else:
+            _write_stream(path, output, redactor, staging, record, progress)
+    except BaseException:
+        # Never leave a partially written (possibly partially redacted) file behind.
+        staging.remove_prefix(path)
+        raise
+    record.truncated = bool(output.truncated)
+    record.notes = [redacted(redactor, n) for n in output.notes]
+    return record
+
+
+def _write_stream(
+    path: str,
+    output: StreamOutput,
+    redactor: Redactor,
+    staging: Staging,
+    record: OutputRecord,
+    progress: ProgressReporter,
+) -> None:
+    stream = redactor.stream(fmt=output.fmt, source=output.source)
+    chunks: Iterator[bytes] = output.chunks  # type: ignore[assignment]
+    try:
+        with staging.open_file(path) as staged:
+            for chunk in chunks:
+                progress.advance(len(chunk))
+                redacted = stream.feed(chunk)
+                if redacted:
+                    staged.write(redacted)
+            staged.write(stream.close())
+    finally:
+        close_iterator(chunks)
+    record.bytes, record.sha256 = staged.record.size, staged.record.sha256
+    record.redactions.update(stream.counts)
+
+
+def _write_table(
+    path: str,
+    output: TableOutput,
+    redactor: Redactor,
+    staging: Staging,
+    record: OutputRecord,
+    progress: ProgressReporter,
+) -> None:
+    names = [c.name for c in output.columns]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    rows = 0
+    started = time.monotonic()
+    try:
+        with staging.open_file(path) as staged:
+            writer.writerow(names)
+            for row in output.rows:
+                cells = []
+                for name, value in zip(names, row):
+                    redacted, counts = redactor.redact_cell(name, value)
+                    record.redactions.update(counts)
+                    cells.append(_csv_cell(redacted))
+                writer.writerow(cells)
+                rows += 1
+                if buffer.tell() >= 256 * 1024:
+                    data = buffer.getvalue().encode("utf-8", "surrogateescape")
+                    staged.write(data)
+                    progress.advance(len(data))
+                    buffer.seek(0)
+                    buffer.truncate()
+            staged.write(buffer.getvalue().encode("utf-8", "surrogateescape"))
+    finally:
+        close_iterator(output.rows)
+    record.bytes, record.sha256 = staged.record.size, staged.record.sha256
+    sidecar = {
+        "columns": [{"name": c.name, "type": c.type} for c in output.columns],
+        "rows": rows,
+        "truncated": bool(output.truncated),
+        "duration_s": round(time.monotonic() - started, 3),
+    }
+    stem = path.rsplit(".", 1)[0]
+    text, counts = redactor.redact_text(json.dumps(sidecar, indent=2), fmt="json")
+    record.redactions.update(counts)
+    staging.write_bytes(f"{stem}.columns.json", (text + "\n").encode("utf-8"))
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "0x" + bytes(value).hex()
+    return value
+
+
+def close_iterator(iterator: Any) -> None:
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        close()
+
+
+def redacted(redactor: Redactor, text: str) -> str:
+    return redactor.redact_text(text)[0]
