@@ -160,4 +160,3 @@ def store_tool_log(staging: Staging, redactor: Redactor) -> None:
                 break
             staged.write(stream.feed(block))
         staged.write(stream.close())
-

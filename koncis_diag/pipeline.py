@@ -56,6 +56,7 @@ class RunOptions:
     password_source: Any = None  # databases.connections.PasswordSource; default env + terminal
     retention: Optional[str] = None  # e.g. "30d"; overrides the spec's retention
 
+
 def run_collection(
     spec: Spec,
     options: RunOptions,
@@ -195,6 +196,7 @@ def _collect_item(
             result.status = "partial" if result.written else "empty"
     return result
 
+
 # ----------------------------------------------------------------------- after collecting
 
 
@@ -304,9 +306,11 @@ def _apply_exclusions(run: RunResult, decision: Decision, staging: Staging) -> N
             staging.remove_prefix(f"{BUNDLE_FOLDER[result.item.kind]}/{result.item.name}/")
             result.status, result.outputs = "excluded", []
 
+
 def _recipients(spec: Spec, options: RunOptions) -> list[str]:
     """age recipients from the spec (support sends its key with the instructions) and flags."""
     return list(dict.fromkeys([*getattr(spec, "encrypt_to", ()), *options.encrypt_to]))
+
 
 def _space_needed(plan: Plan) -> int:
     # Staging holds the redacted copy, the archive is written next to it: both at once.

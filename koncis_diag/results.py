@@ -93,5 +93,3 @@ class RunResult:
             "leak_check_findings": len(self.findings),
             "consent": self.consent.to_json() if self.consent else None,
         }
-
-
