@@ -251,7 +251,7 @@ def _run_on_pty(
                 stderr_chunks.append(chunk)
                 text = "".join(stderr_chunks)
                 # answer once per prompt (prompts end with "] " or ": ")
-                while pending and text.rstrip(" ").endswith(("]", ":")) and text.endswith(" "):
+                while pending and text.rstrip(" ").endswith(("]", ":", ".")) and text.endswith(" "):
                     os.write(master, (pending.pop(0) + "\n").encode())
                     stderr_chunks.append("\n")
                     text += "\n"
@@ -498,3 +498,28 @@ def test_demo_command_builds_verified_bundle(out: Path) -> None:
     assert "OK:" in result.stdout
     assert str(bundle.name) in result.stdout
     assert run(["verify", str(bundle)]).returncode == 0
+
+
+def test_review_pauses_at_the_staged_files(demo_server: dict[str, Path], out: Path) -> None:
+    """--review stops after redaction, names the private staging folder, and waits; the
+    staged files are there (redacted) while it waits, and the run then asks as usual."""
+    result = _run_on_pty(
+        [
+            "collect",
+            *demo_args(demo_server),
+            "-o",
+            str(out),
+            "--review",
+            "--exclude",
+            "app-logs",
+            "--exclude",
+            "tomcat-logs",
+        ],
+        ["y", "", "r", "", "y"],
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("The redacted files are staged in") == 2
+    staged = result.stderr.split("The redacted files are staged in", 1)[1].split(" (private")[0]
+    assert ".koncis-diag-staging-" in staged
+    assert not Path(staged.strip()).exists()  # removed once the bundle was written
+    assert len(bundles(out)) == 1
