@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -17,10 +18,13 @@ def redactor(tmp_path: Path) -> Redactor:
 
 
 def test_redact_text_keeps_str_and_odd_characters(redactor: Redactor) -> None:
-    odd = "/home/jürgen/\udcff/a@b.example"  # a surrogate-escaped byte from a file name
+    odd = "/srv/jürgen/\udcff/a@b.example"  # a surrogate-escaped byte from a file name
     text, counts = redactor.redact_text(odd)
-    assert text.startswith("/home/jürgen/\udcff/user-") and counts == {"email": 1}
+    assert text.startswith("/srv/jürgen/\udcff/user-") and counts == {"email": 1}
     assert redactor.redact_text("") == ("", {})
+    home, counts = redactor.redact_text("/home/jürgen/\udcff/notes.txt")
+    assert re.fullmatch("/home/user-[0-9a-f]{6}/\udcff/notes.txt", home)
+    assert counts == {"home-directory": 1}
 
 
 def test_redact_cell_column_rules_first(redactor: Redactor) -> None:

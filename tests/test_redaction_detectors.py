@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,29 @@ CAUGHT = [
     ("iban", "to DE89370400440532013000 now", "DE89370400440532013000"),
     ("secret-keys", "login token=abc123 user=x", "abc123"),
     ("db-username", "<username>jiradbuser</username>", "jiradbuser"),
+    ("db-username", "X-AUSERNAME: jdoe", "jdoe"),
+    # session ids and XSRF tokens outside a Cookie header, in every shape
+    ("session-cookie", "JSESSIONID=0A1B2C3D4E5F6A7B in log text", "0A1B2C3D4E5F6A7B"),
+    ("session-cookie", "request cookies: [JSESSIONID=0A1B2C3D4E5F]", "0A1B2C3D4E5F"),
+    ("session-cookie", "{JSESSIONID=0A1B2C3D4E5F, seraph.rememberme.cookie=9%3Aab}", "9%3Aab"),
+    ("cookie-header", "Set-Cookie: JSESSIONID=0A1B2C3D4E5F; Path=/; HttpOnly", "0A1B2C3D4E5F"),
+    ("cookie-header", "Set-Cookie: seraph.rememberme.cookie=9%3Aabcdef; Path=/", "9%3Aabcdef"),
+    ("session-keys", '{"JSESSIONID": "0A1B2C3D4E5F"}', "0A1B2C3D4E5F"),
+    ("session-keys", "JSESSIONID: 0A1B2C3D4E5F", "0A1B2C3D4E5F"),
+    ("session-keys", '<Cookie name="JSESSIONID" value="0A1B2C3D4E5F"/>', "0A1B2C3D4E5F"),
+    ("session-keys", "seraph.rememberme.cookie: 12345%3Aabcdef", "12345%3Aabcdef"),
+    ("session-keys", "GET /x.jspa?id=1&atl_token=BWP3-NZB2-6EDY|lin HTTP/1.1", "BWP3-NZB2"),
+    ("session-keys", "X-Session-Id: 5f2b9c71", "5f2b9c71"),
+    ("authorization-header", "headers={Authorization=Bearer abc123def}", "abc123def"),
+    ("authorization-header", "{authorization=[Bearer abcdef123456], accept=[*/*]}", "abcdef1"),
+    # the user-name segment of home directories
+    ("home-directory", "HOME=/home/alice", "alice"),
+    ("home-directory", "open /Users/alice/Library/x.plist failed", "alice"),
+    ("home-directory", "file:/export/home/alice/x", "alice"),
+    ("home-directory", r"C:\Users\alice\AppData\Local\Temp", "alice"),
+    ("home-directory", r'{"p": "C:\\Users\\alice\\Desktop"}', "alice"),
+    ("home-directory", "c:/users/alice/x.txt", "alice"),
+    ("home-directory", r"open C:\Users\John Smith\Desktop\x.txt failed", "John Smith"),
 ]
 
 
@@ -94,6 +118,23 @@ def test_caught(redactor: Redactor, rule: str, text: str, secret: str) -> None:
     out, counts = redactor.redact_text(text, fmt="log")
     assert secret not in out, out
     assert counts[rule] >= 1, (rule, dict(counts), out)
+
+
+def test_cookie_value_stops_at_brackets(redactor: Redactor) -> None:
+    out = redact(
+        redactor, "request cookies: [JSESSIONID=0A1B2C3D4E5F] (atlassian.xsrf.token=B|lin)"
+    )
+    assert re.fullmatch(
+        r"request cookies: \[JSESSIONID=tok-[0-9a-f]{6}\] \(atlassian.xsrf.token=tok-[0-9a-f]{6}\)",
+        out,
+    ), out
+
+
+def test_home_directory_keeps_the_path_around_the_user(redactor: Redactor) -> None:
+    out = redact(redactor, "HOME=/home/alice; cp /home/alice/a.txt /Users/bob/b.txt")
+    assert re.fullmatch(
+        r"HOME=/home/(user-[0-9a-f]{6}); cp /home/\1/a\.txt /Users/user-[0-9a-f]{6}/b\.txt", out
+    ), out
 
 
 def test_private_key_block_is_masked_whole(redactor: Redactor) -> None:
@@ -151,6 +192,12 @@ READABLE = [
     "hash 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
     "DE89370400440532013001 is no IBAN",
     'session "FD734DB3D594C827DBDAD221D4F4B638" and "CA12B7D043D424AAB3A7116A13507906"',
+    # session words without a value, and neighbours of a cookie value stay
+    "JSESSIONID cookie missing; session.timeout=30; sessionTimeout: 30",
+    # home directories of service accounts and shared folders, and /home itself
+    "cd /home; ls /home/jira /home/confluence/.bashrc /root/.ssh",
+    r"C:\Users\Public\Documents C:\Users\Default\NTUSER.DAT",
+    "JIRA_HOME=/var/atlassian/application-data/jira/home/caches /opt/app/Users/x",
 ]
 
 

@@ -86,11 +86,11 @@ CASES = [
         f'[{{"name": "DB_PASSWORD", "value": "{M}"}}]',
     ),
     # INI
-    ("ini", "[db]\npassword = ini val\nhost = h\n", f"[db]\npassword = {M}\nhost = h\n"),
+    ("ini", "[db]\npassword = ini val\nport = 5432\n", f"[db]\npassword = {M}\nport = 5432\n"),
     (
         "ini",
-        "secret =\n    line1\n    line2\nhost = h\n",
-        f"secret =\n    {M}\n    {M}\nhost = h\n",
+        "secret =\n    line1\n    line2\nport = 5432\n",
+        f"secret =\n    {M}\n    {M}\nport = 5432\n",
     ),
     # shell
     ("shell", "export DB_PASSWORD=ShellVal\n", f"export DB_PASSWORD={M}\n"),

@@ -170,6 +170,21 @@ def test_empty_matching_pattern_is_refused(tmp_path: Path) -> None:
         ("  - name: x\n    pattern: 'a'\n    enabled: 'no'\n", "'enabled' must be true or false"),
         ("  - just a string\n", "each rule must be a mapping"),
         ("  - pattern: 'a'\n", "rule without a 'name'"),
+        ("  - name: x\n    pattern: '(?P<u>a)'\n    fields: {v: user}\n", "no group named 'v'"),
+        ("  - name: x\n    pattern: '(?P<u>a)'\n    fields: {u: person}\n", "shape must be one of"),
+        ("  - name: x\n    pattern: '(?P<u>a)'\n    fields: [u]\n", "'fields' maps group names"),
+        (
+            "  - name: x\n    pattern: '(?P<u>a)'\n    fields: {u: user}\n    group: 1\n",
+            "cannot be combined",
+        ),
+        (
+            "  - name: x\n    keys: ['*host']\n    fields: {u: user}\n",
+            "applies to pattern rules only",
+        ),
+        (
+            "  - name: x\n    keys: ['*host']\n    validator: hostnam\n",
+            "'validator' must be one of",
+        ),
     ],
 )
 def test_malformed_rules_are_one_line_input_errors(tmp_path: Path, body: str, message: str) -> None:
@@ -238,3 +253,29 @@ def test_patching_defaults_checks_their_examples(tmp_path: Path) -> None:
     path = write(tmp_path, "version: 1\nrules:\n  - {name: ipv4, validator: ipv4-public}\n")
     problems = check_rules_file(path)
     assert any("'abc-10.159.14.1' should match but does not" in p for p in problems)
+
+
+def test_custom_fields_rule_and_keys_validator(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "version: 1\nrules:\n"
+        "  - name: app-audit\n"
+        "    category: identity\n"
+        "    pattern: '^AUDIT (?P<who>[a-z]+) did (?P<what>[a-z]+) in (?P<session>[0-9a-f]{4,})'\n"
+        "    fields: {who: user, session: token}\n"
+        "    examples: {match: ['AUDIT bob did x in 0a1b'], no_match: ['AUDIT: nothing']}\n"
+        "  - name: backup-target\n"
+        "    category: network\n"
+        "    shape: host\n"
+        "    keys: ['backup.target']\n"
+        "    validator: fqdn\n"
+        "    examples: {match: ['backup.target=nas1.acme.example'], no_match: ['backup.target=nas1']}\n",
+    )
+    assert check_rules_file(path) == []
+    redactor = build_redactor([path], state_dir=tmp_path / "state")
+    text, counts = redactor.redact_text("AUDIT bob did delete in 0a1b2c from 10.1.2.3")
+    who, session = text.split(" ")[1], text.split(" ")[5]
+    assert who.startswith("user-") and session.startswith("tok-") and "delete" in text
+    assert counts == {"app-audit": 2, "ipv4": 1}  # the rest of the line is still seen
+    out, _ = redactor.redact_text("backup.target=nas1.acme.example\nbackup.target=nas1\n")
+    assert out.startswith("backup.target=host-") and out.endswith("backup.target=nas1\n")

@@ -6,6 +6,7 @@ See docs/redaction-rules.md for the rules format and the exact semantics.
 from __future__ import annotations
 
 from koncis_diag.redaction.checks import check_rules_file
+from koncis_diag.redaction.discovery import ScanResult, scan_identifiers
 from koncis_diag.redaction.leakcheck import Finding, leak_check
 from koncis_diag.redaction.pseudonyms import reveal
 from koncis_diag.redaction.redactor import Redactor, build_redactor
@@ -17,9 +18,11 @@ __all__ = [
     "RedactionStream",
     "Redactor",
     "Rule",
+    "ScanResult",
     "build_redactor",
     "check_rules_file",
     "effective_rules",
     "leak_check",
     "reveal",
+    "scan_identifiers",
 ]

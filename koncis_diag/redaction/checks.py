@@ -9,7 +9,7 @@ from typing import Union
 from koncis_diag.errors import InputError
 from koncis_diag.redaction.detectors import build_detectors
 from koncis_diag.redaction.engine import Engine
-from koncis_diag.redaction.keys import compile_globs
+from koncis_diag.redaction.globs import compile_globs
 from koncis_diag.redaction.pseudonyms import Pseudonymizer
 from koncis_diag.redaction.rules import Rule, default_rules, load_rules_file, merge
 from koncis_diag.redaction.stream import RedactionStream

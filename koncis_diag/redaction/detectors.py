@@ -46,7 +46,7 @@ def pem_body_line(buf: bytes, start: int, end: int) -> bool:
 
 
 class PatternDetector:
-    """A ``pattern`` rule: regex + optional group, validator and triggers."""
+    """A ``pattern`` rule: regex + optional group (or named ``fields``), validator, triggers."""
 
     def __init__(self, rule: Rule, rule_index: int) -> None:
         self.rule = rule
@@ -56,6 +56,7 @@ class PatternDetector:
         source = rule.pattern.encode("utf-8")
         self.regex = re.compile(source, flags)
         self.group = rule.group
+        self.fields = rule.fields
         self.validator: Optional[Validator] = VALIDATORS[rule.validator] if rule.validator else None
         self.triggers: tuple[bytes, ...] = ()
         self.trigger_slots: Optional[tuple[int, ...]] = None  # set by the engine
@@ -63,9 +64,10 @@ class PatternDetector:
         if rule.triggers:
             self.triggers = minimal_triggers([t.lower().encode("utf-8") for t in rule.triggers])
             self.icase = True
-        elif not has_literal_prefix(source, flags):
+        elif not has_literal_prefix(source, flags) and not source.startswith(b"^"):
             # Derived triggers are only a speed-up (every match contains one); a pattern
-            # starting with a literal is found faster by the regex engine itself.
+            # starting with a literal, or anchored at line starts with '^' (a log format), is
+            # found faster by the regex engine itself.
             derived = derive_triggers(source, flags)
             if derived is not None and min(len(t) for t in derived[0]) >= 2:
                 # one-byte triggers ('.', ':') are on nearly every line: no use as a filter
@@ -77,23 +79,48 @@ class PatternDetector:
         firsts = batch.gate(self.triggers, self.icase, self.trigger_slots)
         return PatternCursor(self, batch, firsts) if firsts is not None else None
 
+    def valid(self, buf: bytes, start: int, end: int) -> bool:
+        """The validator's verdict on ``buf[start:end]`` (when in doubt: yes)."""
+        if self.validator is None:
+            return True
+        try:
+            return bool(self.validator(buf[start:end], buf, start))
+        except Exception:
+            log.debug("validator %s failed on a value; redacting it", self.rule.validator)
+            return True
+
     def accept(self, match: re.Match[bytes], buf: bytes) -> Optional[tuple[int, int]]:
         """The span to rewrite, or None when the group is absent or the validator says no."""
         group = self.group if self.group is not None else 0
         start, end = match.span(group)
         if start < 0 or start == end:
             return None
-        if self.validator is not None:
-            try:
-                if not self.validator(buf[start:end], buf, start):
-                    return None
-            except Exception:
-                log.debug("validator %s failed on a value; redacting it", self.rule.validator)
-        return start, end
+        return (start, end) if self.valid(buf, start, end) else None
+
+    def hits(self, match: re.Match[bytes], buf: bytes) -> Optional[list[Hit]]:
+        """The hits one match makes, in order, or None when the match is rejected.
+
+        A plain rule claims the whole match and rewrites its group. A ``fields`` rule makes one
+        hit per named group that took part in the match and passes the validator, each claiming
+        only its own bytes, so the rest of the matched line (an access log's client address,
+        a URL's query) is still seen by the other rules."""
+        if not self.fields:
+            span = self.accept(match, buf)
+            if span is None:
+                return None
+            return [Hit(match.start(), match.end(), self.rule_index, (span,))]
+        found = []
+        for name, shape in self.fields:
+            start, end = match.span(name)
+            if start < 0 or start == end or not self.valid(buf, start, end):
+                continue
+            found.append(Hit(start, end, self.rule_index, ((start, end),), shape=shape))
+        found.sort(key=lambda hit: hit.start)
+        return found or None
 
 
 class PatternCursor:
-    __slots__ = ("batch", "detector", "finder", "regex")
+    __slots__ = ("batch", "detector", "finder", "pending", "regex", "resume")
 
     def __init__(
         self, detector: PatternDetector, batch: Batch, firsts: Optional[list[int]]
@@ -102,27 +129,32 @@ class PatternCursor:
         self.batch = batch
         self.regex = detector.regex
         self.finder: Optional[MultiFinder] = None
+        self.pending: list[Hit] = []  # further hits of the last match (fields rules)
+        self.resume = 0  # fields rules: the next match starts where the last one ended
         if detector.triggers:
             haystack = batch.lower if detector.icase else batch.buf
             self.finder = MultiFinder(haystack, detector.triggers, firsts)
 
-    def _line_match(
-        self, start: int, line_end: int
-    ) -> Optional[tuple[re.Match[bytes], tuple[int, int]]]:
-        """The first accepted match starting in ``[start, line_end)``."""
+    def _line_match(self, start: int, line_end: int) -> Optional[tuple[re.Match[bytes], list[Hit]]]:
+        """The first accepted match starting in ``[start, line_end)``, with its hits."""
         buf = self.batch.buf
         while start < line_end:
             match = self.regex.search(buf, start, line_end)
             if match is None:
                 return None
-            span = self.detector.accept(match, buf)
-            if span is not None:
-                return match, span
+            hits = self.detector.hits(match, buf)
+            if hits is not None:
+                return match, hits
             start = match.start() + 1
         return None
 
     def next_hit(self, pos: int) -> Optional[Hit]:
+        while self.pending:
+            hit = self.pending.pop(0)
+            if hit.start >= pos:
+                return hit
         batch = self.batch
+        pos = max(pos, self.resume)
         while pos < batch.size:
             if self.finder is not None:
                 line_start = batch.line_start(pos)
@@ -140,9 +172,10 @@ class PatternCursor:
                 if match is None:
                     return None
                 line_end = batch.line_end(match.start())
+                result = None
                 if match.end() <= line_end:
-                    span = self.detector.accept(match, batch.buf)
-                    result = (match, span) if span is not None else None
+                    hits = self.detector.hits(match, batch.buf)
+                    result = (match, hits) if hits is not None else None
                     if result is None:
                         result = self._line_match(match.start() + 1, line_end)
                 else:
@@ -150,8 +183,11 @@ class PatternCursor:
                 if result is None:
                     pos = line_end + 1
                     continue
-            match, span = result
-            return Hit(match.start(), match.end(), self.detector.rule_index, (span,))
+            match, hits = result
+            if self.detector.fields:
+                self.resume = match.end()
+            self.pending = hits[1:]
+            return hits[0]
         return None
 
 
@@ -267,11 +303,15 @@ class BlockCursor(PatternCursor):
         )
 
 
+_LABEL_GLUE = b".-_"  # a single-label host name is not part of a longer dotted/hyphenated name
+
+
 class LiteralDetector:
     """A ``literals`` rule (also keywords and discovered names): exact values on word-ish
     boundaries. Host-shaped values also take the sub-domains in front of them
     (``jira.acme.example`` for ``acme.example``); single-label host names do not match right
-    after a dot, so ``com.atlassian.jira`` survives a host named ``jira``."""
+    after a dot, ``-`` or ``_`` nor right before ``-`` or ``_``, so ``com.atlassian.jira`` and
+    ``atlassian-jira.log`` survive a host named ``jira``."""
 
     _WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
     _LABEL = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
@@ -321,7 +361,11 @@ class LiteralCursor:
             if b"." in match.group(0):
                 if detector.host_like:
                     start = self._subdomains(start, pos)
-            elif detector.dot_guard and before == 0x2E:  # part of a dotted name (a class name)
+            elif detector.dot_guard and (
+                before in _LABEL_GLUE or (end < len(haystack) and haystack[end] in _LABEL_GLUE[1:])
+            ):
+                # part of a dotted or hyphenated name: a class name (com.atlassian.jira),
+                # a file name (atlassian-jira.log), another host (jira-db)
                 pos = start + 1
                 continue
             return Hit(start, end, detector.rule_index, ((start, end),))

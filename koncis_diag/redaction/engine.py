@@ -78,7 +78,7 @@ class Engine:
         self.trigger_keys = keys
         self.pseudonymizer = pseudonymizer
         self._warned: set = set()
-        self._cache: dict[tuple[int, bytes], tuple[bytes, bool]] = {}
+        self._cache: dict[tuple[int, Optional[str], bytes], tuple[bytes, bool]] = {}
 
     def scan(self, batch: Batch, continuing_block: Optional[tuple[int, int]] = None) -> BatchResult:
         batch.prime(self.trigger_keys)
@@ -136,13 +136,14 @@ class Engine:
                     out.append(buf[start:end])
                 else:
                     value = buf[start:end]
-                    cached = self._cache.get((hit.rule_index, value))
+                    key = (hit.rule_index, hit.shape, value)
+                    cached = self._cache.get(key)
                     if cached is None:
-                        cached = self.replace(rule, value)
+                        cached = self.replace(rule, value, hit.shape)
                         if len(value) <= _CACHE_VALUE:
                             if len(self._cache) >= _CACHE_SIZE:
                                 self._cache.clear()
-                            self._cache[(hit.rule_index, value)] = cached
+                            self._cache[key] = cached
                     out.append(cached[0])
                     counted = counted or cached[1]
                 last = end
@@ -164,14 +165,17 @@ class Engine:
         """Markers and our own pseudonyms are left alone (idempotence)."""
         return MARKER.fullmatch(value) is not None or self.pseudonymizer.is_pseudonym(value)
 
-    def replace(self, rule: Rule, value: bytes) -> tuple[bytes, bool]:
+    def replace(self, rule: Rule, value: bytes, shape: Optional[str] = None) -> tuple[bytes, bool]:
         """(replacement, whether it counts as a redaction). Never returns the original for a
-        value that must go: any failure while pseudonymising falls back to the mask."""
+        value that must go: any failure while pseudonymising falls back to the mask.
+        ``shape`` overrides the rule's shape (a field of a ``fields`` rule)."""
         if self.is_inert(value):
             return value, False
         if rule.action != "pseudonymize":
             return marker(rule.marker_label), True
-        shape = auto_shape(value) if rule.shape == "auto" else rule.shape
+        shape = shape or rule.shape
+        if shape == "auto":
+            shape = auto_shape(value)
         try:
             return self.pseudonymizer.pseudonym(shape, value), True
         except Exception as err:

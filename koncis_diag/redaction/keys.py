@@ -21,12 +21,12 @@ continuations), up to ``VALUE_CAP`` bytes.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import List, Optional, Tuple  # noqa: UP035
 
+from koncis_diag.redaction.globs import compile_globs
 from koncis_diag.redaction.matching import MARKER, Batch, Hit, MultiFinder, minimal_triggers
 from koncis_diag.redaction.rules import Rule, glob_literal
-from koncis_diag.redaction.validators import is_placeholder
+from koncis_diag.redaction.validators import VALIDATORS, Validator, is_placeholder
 
 VALUE_CAP = 64 * 1024  # longest multi-line value followed in config formats
 TAG_CAP = 4096  # longest XML start tag followed
@@ -50,37 +50,18 @@ _VALUE_TAG = re.compile(rb"[ \t\r\n]*<([A-Za-z_][\w.:-]*)(?:[ \t\r\n][^>]*)?>")
 _XML_PREFIX = re.compile(rb"<[A-Za-z_][\w.-]*:\Z")
 _YAML_BLOCK = re.compile(rb"[|>][+-]?[0-9]?[+-]?[ \t]*(?:#[^\n]*)?\r?\Z")
 _YAML_MAPPING_LINE = re.compile(rb"[ \t]*[^\s#'\"-][^:\n]*:(?:[ \t]|\r?\Z)")
+_YAML_NAME_BEFORE = re.compile(
+    rb"(?:\A|[\s{,])(?:-[ \t]+)?(?P<k>name|key)[ \t]*:[ \t]*[\"']?\Z", re.IGNORECASE
+)
+_YAML_FLOW_VALUE = re.compile(rb"[\"']?[ \t]*,[ \t]*value[ \t]*:[ \t]*", re.IGNORECASE)
+_YAML_VALUE_KEY = re.compile(rb"value[ \t]*:(?:[ \t]+|(?=\r?\n)|\Z)", re.IGNORECASE)
+_FLOW_MAPPING = re.compile(rb"\{[ \t\r]*(?:[\"'}]|\Z|[\w.-]+[ \t]*:[ \t])")
+_SIBLING_LINES = 4  # how far below a "name:" line its "value:" may be
 
 Spans = List[Tuple[int, int]]  # noqa: UP006 (runtime alias, Python 3.9)
 
 #: Formats where a key at the start of a line owns the rest of the line as its value.
 _WHOLE_LINE_FORMATS = ("properties", "ini", "text")
-
-
-def _glob_regex(glob: str) -> bytes:
-    out = b""
-    for piece in re.split(r"(\*|\?|\[[^\]]*\])", glob):
-        if piece == "*":
-            out += b".*"
-        elif piece == "?":
-            out += b"."
-        elif piece.startswith("[") and piece.endswith("]") and len(piece) > 2:
-            body = piece[1:-1]
-            if body.startswith("!"):
-                body = "^" + body[1:]
-            out += b"[" + body.encode("utf-8") + b"]"
-        else:
-            out += re.escape(piece.encode("utf-8"))
-    return out
-
-
-def compile_globs(globs: Sequence[str]) -> Optional[re.Pattern[bytes]]:
-    """Case-insensitive full-match regex for key or column globs."""
-    if not globs:
-        return None
-    return re.compile(
-        b"(?:" + b"|".join(_glob_regex(g) for g in globs) + b")\\Z", re.IGNORECASE | re.DOTALL
-    )
 
 
 def normalise_key(key: bytes) -> bytes:
@@ -99,6 +80,22 @@ class KeysDetector:
         literals = rule.triggers or tuple(glob_literal(g) for g in rule.keys)
         self.triggers = minimal_triggers([t.lower().encode("utf-8") for t in literals])
         self.trigger_slots: Optional[tuple[int, ...]] = None  # set by the engine
+        self.validator: Optional[Validator] = VALIDATORS[rule.validator] if rule.validator else None
+
+    def valid_spans(self, buf: bytes, spans: Spans) -> Spans:
+        """The value spans the rule's validator accepts (all of them without a validator;
+        a validator that fails unexpectedly counts as yes: when in doubt, redact)."""
+        if self.validator is None:
+            return spans
+        kept = []
+        for start, end in spans:
+            try:
+                ok = bool(self.validator(buf[start:end], buf, start))
+            except Exception:
+                ok = True
+            if ok or MARKER.fullmatch(buf, start, end):
+                kept.append((start, end))
+        return kept
 
     def wanted(self, key: bytes) -> bool:
         name = normalise_key(key)
@@ -139,6 +136,8 @@ class KeysCursor:
             if start < pos or not self.detector.wanted(buf[start:end]):
                 continue
             spans = _value_spans(self.batch, start, end)
+            if spans:
+                spans = self.detector.valid_spans(buf, spans)
             if spans:
                 self._resume = end
                 hit_end = max(e for _, e in spans)
@@ -271,6 +270,9 @@ def _plain_key(batch: Batch, start: int, end: int) -> Spans:
     sep = _SEP.match(buf, end, line_end)
     if sep is not None:
         return _value_at(batch, sep.end(), start, plain_key=True) or []
+    spans = _yaml_name_value(batch, start, end, line_start, line_end)
+    if spans is not None:
+        return spans
     if buf[start] == 0x2D and buf[start + 1 : start + 2] != b"D" and buf[end : end + 1] == b" ":
         return _token(buf, end + 1, line_end) if buf[end + 1 : end + 2] != b"-" else []
     # ``bindpw secret`` / ``password secret`` alone on a line (sudo-ldap.conf, .properties)
@@ -282,6 +284,35 @@ def _plain_key(batch: Batch, start: int, end: int) -> Spans:
     if batch.fmt != "properties" and re.search(rb"\s", buf[value_start:value_end]):
         return []
     return _checked(buf, value_start, value_end)
+
+
+def _yaml_name_value(
+    batch: Batch, start: int, end: int, line_start: int, line_end: int
+) -> Optional[Spans]:
+    """``- name: DB_PASSWORD`` with a sibling ``value: x`` (Kubernetes env lists and other
+    YAML name/value lists), also ``{name: DB_PASSWORD, value: x}`` on one line."""
+    buf = batch.buf
+    before = _YAML_NAME_BEFORE.search(buf, max(line_start, start - 64), start)
+    if before is None:
+        return None
+    flow = _YAML_FLOW_VALUE.match(buf, end, line_end)
+    if flow is not None:
+        return _value_at(batch, flow.end(), start, plain_key=True) or []
+    if not batch.structured or batch.fmt != "yaml":
+        return None
+    column = before.start("k") - line_start
+    cursor = line_end + 1
+    for _ in range(_SIBLING_LINES):
+        if cursor >= batch.size:
+            break
+        next_end = batch.line_end(cursor)
+        if _indent(buf, cursor, next_end) != column:
+            break  # a sibling has the same indentation; anything else ends the mapping
+        found = _YAML_VALUE_KEY.match(buf, cursor + column, next_end)
+        if found is not None:
+            return _value_at(batch, found.end(), cursor + column, plain_key=True) or []
+        cursor = next_end + 1
+    return None
 
 
 def _value_at(batch: Batch, pos: int, key_start: int, *, plain_key: bool) -> Optional[Spans]:
@@ -303,7 +334,7 @@ def _value_at(batch: Batch, pos: int, key_start: int, *, plain_key: bool) -> Opt
             return []
         start, end = _strip(buf, pos + 1, close)
         return _checked(buf, start, end)
-    if first == 0x7B and (pos + 1 >= line_end or buf[pos + 1] in b"\"' \t\r}"):
+    if first == 0x7B and (pos + 1 >= line_end or _FLOW_MAPPING.match(buf, pos, line_end)):
         return []  # a nested object: its own keys are looked at separately
     if batch.fmt == "yaml" and first in (0x7C, 0x3E) and _YAML_BLOCK.match(buf, pos, line_end):
         return _yaml_block(batch, key_start, line_end)

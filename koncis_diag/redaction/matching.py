@@ -79,10 +79,11 @@ class Hit:
 
     ``replacement`` overrides what the spans become (the empty continuation of a key block);
     ``open_block`` is set when a multi-line block had not ended when the batch did: it holds
-    the width of the prefix its opening line had (see ``BlockDetector``).
+    the width of the prefix its opening line had (see ``BlockDetector``). ``shape`` overrides
+    the rule's pseudonym shape (one field of a ``fields`` rule).
     """
 
-    __slots__ = ("end", "open_block", "replacement", "rule_index", "spans", "start")
+    __slots__ = ("end", "open_block", "replacement", "rule_index", "shape", "spans", "start")
 
     def __init__(
         self,
@@ -93,6 +94,7 @@ class Hit:
         *,
         replacement: Optional[bytes] = None,
         open_block: Optional[int] = None,
+        shape: Optional[str] = None,
     ) -> None:
         self.start = start
         self.end = end
@@ -100,6 +102,7 @@ class Hit:
         self.spans = tuple(spans)
         self.replacement = replacement
         self.open_block = open_block
+        self.shape = shape
 
     def __repr__(self) -> str:
         return f"Hit({self.start}, {self.end}, rule={self.rule_index}, spans={self.spans})"

@@ -44,10 +44,19 @@ RULE_KEYS = (
     "block_end",
     "block_body",
     "exclude_keys",
+    "fields",
 )
 _KIND_OPTIONS = {
-    "pattern": ("validator", "group", "ignore_case", "triggers", "block_end", "block_body"),
-    "keys": ("exclude_keys", "triggers"),
+    "pattern": (
+        "validator",
+        "group",
+        "fields",
+        "ignore_case",
+        "triggers",
+        "block_end",
+        "block_body",
+    ),
+    "keys": ("exclude_keys", "triggers", "validator"),
     "literals": ("ignore_case",),
     "columns": (),
     "files": (),
@@ -82,6 +91,9 @@ class Rule:
     block_body: Optional[str] = None
     keys: tuple[str, ...] = ()
     exclude_keys: tuple[str, ...] = ()
+    # pattern rules: (group name, pseudonym shape) pairs; each named group is redacted on its
+    # own and only the groups are claimed (see docs/redaction-rules.md, "Fields")
+    fields: tuple[tuple[str, str], ...] = ()
     literals: tuple[str, ...] = ()
     columns: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
@@ -271,6 +283,8 @@ def _read_rule(doc: YamlDocument, index: int, entry: Any) -> dict[str, Any]:
             fields[key] = reader.regex(key, value, PATTERN_FLAGS, may_be_empty=key == "block_body")
         elif key == "examples":
             fields.update(_read_examples(reader, value))
+        elif key == "fields":
+            fields[key] = _read_fields(reader, value)
     if kind == "pattern":
         flags = PATTERN_FLAGS | (re.IGNORECASE if fields.get("ignore_case") else 0)
         fields["pattern"] = reader.regex("pattern", entry["pattern"], flags)
@@ -308,11 +322,35 @@ def _read_examples(reader: _Reader, value: Any) -> dict[str, Any]:
     return out
 
 
+def _read_fields(reader: _Reader, value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict) or not value:
+        raise reader.fail(
+            "fields", "'fields' maps group names to pseudonym shapes, e.g. {user: user}"
+        )
+    out = []
+    for name, shape in value.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise reader.fail("fields", f"field {name!r}: a group name is a Python identifier")
+        if shape not in SHAPES:
+            raise reader.fail(
+                "fields",
+                f"field '{name}': the shape must be one of {', '.join(SHAPES)}, "
+                f"got {describe_value(shape)}",
+            )
+        out.append((name, str(shape)))
+    return tuple(out)
+
+
 def _check_group(reader: _Reader, fields: dict[str, Any]) -> None:
+    compiled = re.compile(fields["pattern"].encode("utf-8"), PATTERN_FLAGS)
+    for name, _ in fields.get("fields", ()):
+        if name not in compiled.groupindex:
+            raise reader.fail("fields", f"the pattern has no group named '{name}'")
+    if fields.get("fields") and (fields.get("group") is not None or fields.get("block_end")):
+        raise reader.fail("fields", "'fields' cannot be combined with 'group' or 'block_end'")
     group = fields.get("group")
     if group is None:
         return
-    compiled = re.compile(fields["pattern"].encode("utf-8"), PATTERN_FLAGS)
     if isinstance(group, int):
         if not 0 <= group <= compiled.groups:
             raise reader.fail("group", f"the pattern has no group {group}")

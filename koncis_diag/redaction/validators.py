@@ -191,19 +191,108 @@ def jwt(value: bytes, buf: bytes, start: int) -> bool:
     return decoded.lstrip()[:1] == b"{"
 
 
+_HOST_NAME = re.compile(
+    rb"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})){0,30}\.?\Z"
+)
+#: Names that identify no particular machine.
+LOCAL_HOSTS = frozenset(
+    {b"localhost", b"localhost.localdomain", b"localhost4", b"localhost6", b"ip6-localhost",
+     b"ip6-loopback", b"localhost4.localdomain4", b"localhost6.localdomain6", b"broadcasthost",
+     b"localdomain"}
+)  # fmt: skip
+#: Public hosts of software vendors and standards bodies (XML namespaces, schema and
+#: documentation links in every configuration file): they say nothing about the customer.
+#: A name is public when it is one of these or a sub-domain of one.
+PUBLIC_HOSTS = (
+    b"w3.org", b"apache.org", b"atlassian.com", b"sun.com", b"oracle.com", b"java.com",
+    b"jcp.org", b"springframework.org", b"jboss.org", b"hibernate.org", b"eclipse.org",
+    b"maven.org", b"xmlsoap.org", b"oasis-open.org", b"ietf.org", b"purl.org",
+    b"json-schema.org", b"openxmlformats.org", b"schemas.microsoft.com", b"mozilla.org",
+    b"opensymphony.com", b"ehcache.org", b"logback.qos.ch", b"slf4j.org", b"postgresql.org",
+    b"mysql.com", b"mariadb.org", b"slack.com", b"github.com", b"githubusercontent.com",
+    b"bitbucket.org", b"gitlab.com", b"google.com", b"googleapis.com", b"microsoft.com",
+    b"microsoftonline.com", b"elastic.co", b"hubapi.com", b"twilio.com",
+)  # fmt: skip
+#: First labels of reversed-domain Java package names (``com.atlassian.jira``).
+_PACKAGE_ROOTS = frozenset(
+    {b"com", b"org", b"net", b"io", b"java", b"javax", b"jdk", b"sun", b"edu", b"de", b"fr",
+     b"ch", b"uk", b"nl", b"it", b"ru", b"jakarta", b"kotlin", b"scala", b"groovy"}
+)  # fmt: skip
+_CLASS_LABEL = re.compile(rb"[A-Z][a-z0-9]*[a-z][A-Za-z0-9]*\Z")
+
+
+def is_public_host(name: bytes) -> bool:
+    lowered = name.lower().rstrip(b".")
+    return any(lowered == h or lowered.endswith(b"." + h) for h in PUBLIC_HOSTS)
+
+
+def looks_like_java_name(name: bytes) -> bool:
+    """``org.h2.Driver``, ``com.atlassian.jira``: a package or class, not a machine."""
+    labels = name.rstrip(b".").split(b".")
+    if len(labels) < 2:
+        return False
+    if _CLASS_LABEL.match(labels[-1]) and labels[-1] != labels[-1].upper():
+        return True  # ends in a CamelCase type name
+    return len(labels) >= 3 and labels[0] in _PACKAGE_ROOTS
+
+
+def hostname(value: bytes, buf: bytes, start: int) -> bool:
+    """A name that identifies a machine: host-name syntax with at least one letter (an IP
+    literal or ``bundle://123.0`` is not a name: the IP rules see those), not ``localhost``,
+    not a placeholder, not a Java package or class name, not a public vendor host
+    (``www.w3.org``)."""
+    if not _HOST_NAME.match(value) or len(value) > 254:
+        return False
+    lowered = value.lower().rstrip(b".")
+    if lowered in LOCAL_HOSTS or lowered.endswith(b".localhost"):
+        return False
+    if not any(97 <= c <= 122 for c in lowered):
+        return False
+    if is_placeholder(value) or is_public_host(lowered):
+        return False
+    return not looks_like_java_name(value.rstrip(b"."))
+
+
+def fqdn(value: bytes, buf: bytes, start: int) -> bool:
+    """``hostname`` with at least two labels (``mail.acme.example``, not ``nginx``)."""
+    return b"." in value.strip(b".") and hostname(value, buf, start)
+
+
+_PAT_PAYLOAD = re.compile(rb"[0-9]{6,20}:")
+
+
+def atlassian_pat(value: bytes, buf: bytes, start: int) -> bool:
+    """A Jira/Confluence/Bitbucket Data Center personal access token: base64 (after an
+    optional ``BBDC-`` prefix) of the token id in digits, ``:`` and random bytes."""
+    body = value[5:] if value.startswith(b"BBDC-") else value
+    try:
+        decoded = base64.b64decode(body + b"=" * (-len(body) % 4))
+    except (ValueError, binascii.Error):
+        return False
+    return _PAT_PAYLOAD.match(decoded) is not None
+
+
 def not_placeholder(value: bytes, buf: bytes, start: int) -> bool:
-    """Anything but obvious placeholders (``${VAR}``, ``xxxx``, ``<password>``, ``****``)."""
+    """Anything but obvious placeholders (``${VAR}``, ``xxxx``, ``<%= $x %>``, ``****``),
+    also when quoted (``"${VAR}"``)."""
+    if len(value) >= 2 and value[:1] in (b'"', b"'") and value[-1:] == value[:1]:
+        value = value[1:-1]
     return not is_placeholder(value)
 
 
 _PLACEHOLDER = re.compile(
     rb"""\A(?:
         \$\{[^}]*\}          # ${VAR}
+      | \$\{\{[^}]*\}\}      # ${{ secrets.X }} (GitHub Actions)
       | \$\([^)]*\)          # $(command)
       | \{\{[^}]*\}\}        # {{ template }}
+      | \{[ \t]*[A-Za-z_][A-Za-z_.]*[ \t]*\}   # {name} (format strings)
+      | <%.*%>               # <%= $erb_or_epp %>
       | %\([A-Za-z_]+\)s     # %(name)s
       | %[A-Za-z_]+%         # %VAR%
-      | \$[A-Za-z_][A-Za-z0-9_]*   # $VAR
+      | %env\([A-Za-z_][\w]*\)%   # %env(VAR)% (Symfony)
+      | \$\$?[A-Za-z_][A-Za-z0-9_]*   # $VAR, $$VAR (escaped in compose files)
+      | !(?:Ref|Sub|GetAtt|ImportValue|FindInMap|Join|Select|If)[ \t].*   # CloudFormation
       | \{ATL_SECURED\}      # Atlassian secure-config marker
       | (.)\1{2,}            # ****, xxxx, ....
       | [|>][+-]?[0-9]?[+-]?  # a YAML block indicator: the value is on the next lines
@@ -232,4 +321,7 @@ VALIDATORS: dict[str, Validator] = {
     "iban": iban,
     "jwt": jwt,
     "not-placeholder": not_placeholder,
+    "hostname": hostname,
+    "fqdn": fqdn,
+    "atlassian-pat": atlassian_pat,
 }
