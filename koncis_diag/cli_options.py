@@ -187,6 +187,12 @@ def configure_logging(ui: UI) -> None:
     logger = logging.getLogger("koncis_diag")
     logger.setLevel(logging.DEBUG if ui.verbose >= 2 else logging.INFO)
     logger.propagate = False
+    # Warnings reach the terminal even without --verbose (the admin should know a connection
+    # failed); they stay on this machine's terminal, the bundle's log is redacted separately.
+    warnings = logging.StreamHandler(ui.term.stderr)
+    warnings.setFormatter(logging.Formatter("warning: %(message)s"))
+    warnings.setLevel(logging.WARNING if not ui.verbose else logging.CRITICAL + 1)
+    logger.addHandler(warnings)
     if ui.verbose:
         handler = logging.StreamHandler(ui.term.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))

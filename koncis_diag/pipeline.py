@@ -12,7 +12,7 @@ import logging
 import socket
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 from koncis_diag import __version__
 from koncis_diag.bundle import Staging, bundle_base_name, check_free_space, write_archive
-from koncis_diag.collectors.base import CollectContext
+from koncis_diag.collectors.base import CollectContext, StreamOutput
 from koncis_diag.collectors.registry import REGISTRY
 from koncis_diag.consent import (
     Decision,
@@ -94,7 +94,6 @@ def _run(
     if not reviewer.approve_plan(plan):
         raise ConsentRefused("collection not agreed: nothing was collected")
 
-    identities = _prepare_databases(spec, ctx, redactor, options.password_source)
     check_free_space(options.output_dir, _space_needed(plan))
     top = bundle_base_name(spec.name, now)
     staging = Staging.create(parent_dir=options.output_dir, top=top)
@@ -106,6 +105,8 @@ def _run(
             len(plan.items),
             spec.name,
         )
+        _scan_configuration(plan, ctx, redactor)
+        identities = _prepare_databases(spec, ctx, redactor, options.password_source)
         results = _collect_all(plan, ctx, redactor, staging, progress_factory)
         results += [
             ItemResult(item=spec.item(name), status="excluded") for name in options.excluded
@@ -181,7 +182,7 @@ def _collect_item(
             result.outputs.append(record)
     except KoncisError as err:
         result.status, result.error = "failed", redacted(redactor, str(err))
-        log.warning("item %s failed: %s", item.name, err)
+        log.info("item %s failed: %s", item.name, err)
     except (OSError, ValueError, UnicodeError, RuntimeError) as err:
         # An unexpected problem in one item must not sink the run, and must not leave the
         # item half-described: record it, log the details for the tool's log, go on.
@@ -213,6 +214,33 @@ def _learn_server_identity(redactor: Redactor) -> None:
         redactor.add_literals(
             sorted(names), rule_name="server-hostname", category="network", shape="host"
         )
+
+
+def _scan_configuration(plan: Plan, ctx: CollectContext, redactor: Redactor) -> None:
+    """Scan first, then rewrite: host names and user names found in the configuration items
+    (JDBC URLs, base URLs, proxy names, database users) become redactions before any item is
+    collected, so they disappear from every file, logs and earlier items included."""
+    from koncis_diag.redaction import scan_identifiers
+
+    def config_sources() -> Iterator[tuple[str, Iterator[bytes], str]]:
+        for planned in plan.items:
+            if planned.item.kind != "config":
+                continue
+            for output in REGISTRY["config"].collect(planned.item, ctx):
+                if isinstance(output, StreamOutput) and output.chunks is not None:
+                    yield output.source, output.chunks, output.fmt
+
+    try:
+        found = scan_identifiers(redactor, config_sources())
+    except (KoncisError, OSError) as err:
+        log.warning("configuration scan: %s", redacted(redactor, str(err)))
+        return
+    found.apply(redactor)
+    log.info(
+        "configuration scan: %d host name(s) and %d user name(s) will be redacted everywhere",
+        len(found.hosts) + len(found.short_hosts),
+        len(found.users),
+    )
 
 
 def _prepare_databases(
