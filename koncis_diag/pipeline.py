@@ -55,6 +55,7 @@ class RunOptions:
     encrypt_to: Sequence[str] = ()  # age recipients, added to the spec's encrypt_to
     password_source: Any = None  # databases.connections.PasswordSource; default env + terminal
     retention: Optional[str] = None  # e.g. "30d"; overrides the spec's retention
+    pseudonym_key: Optional[Path] = None  # a cluster's shared key: same pseudonyms on every node
 
 
 def run_collection(
@@ -73,6 +74,7 @@ def run_collection(
         extra_rule_files=[*spec.redact.rules, *options.extra_rules],
         keywords=spec.redact.keywords,
         state_dir=options.state_dir,
+        pseudonym_key=options.pseudonym_key,
     )
     try:
         return _run(spec, options, reviewer, progress_factory, ctx, redactor, now)

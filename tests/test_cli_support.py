@@ -127,3 +127,76 @@ def test_purge_dry_run_then_delete_only_what_is_due(tmp_path: Path, log_file: Pa
     [entry] = listed["entries"]
     assert entry["action"] == "kept"  # created today, kept one day more
     assert bundle.exists()
+
+
+def _pseudonyms_of(bundle: Path) -> set[str]:
+    import re
+    import zipfile
+
+    with zipfile.ZipFile(bundle) as zf:
+        text = b"".join(zf.read(n) for n in zf.namelist() if "/files/" in n)
+    return set(re.findall(r"user-[0-9a-f]{6,}@redacted\.invalid", text.decode()))
+
+
+def test_shared_pseudonym_key_gives_the_same_pseudonyms_on_every_node(
+    tmp_path: Path, log_file: Path
+) -> None:
+    """Data Center: nodes with their own state folders (own installation keys) agree on
+    pseudonyms only when they share --pseudonym-key."""
+    key = tmp_path / "cluster.key"
+    key.write_text("ab" * 32 + "\n", encoding="utf-8")
+
+    def node(name: str, *extra: str) -> set[str]:
+        home = tmp_path / name
+        env = cli_env(HOME=str(home), XDG_STATE_HOME=str(home / "state"))
+        out = tmp_path / f"out-{name}"
+        out.mkdir()
+        result = subprocess.run(
+            koncis_cmd(
+                "collect",
+                "--files",
+                str(log_file),
+                "--no-system",
+                "--name",
+                "t",
+                "--yes",
+                "-o",
+                str(out),
+                *extra,
+            ),
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=240,
+            stdin=subprocess.DEVNULL,
+        )
+        assert result.returncode == 0, result.stderr
+        [bundle] = list(out.iterdir())
+        return _pseudonyms_of(bundle)
+
+    shared_1 = node("n1", "--pseudonym-key", str(key))
+    shared_2 = node("n2", "--pseudonym-key", str(key))
+    own = node("n3")
+    assert shared_1 and shared_1 == shared_2
+    assert own.isdisjoint(shared_1)
+
+
+def test_bad_pseudonym_key_is_one_line(tmp_path: Path, log_file: Path) -> None:
+    key = tmp_path / "short.key"
+    key.write_bytes(b"too short")
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run(
+        "collect",
+        "--files",
+        str(log_file),
+        "--no-system",
+        "--yes",
+        "-o",
+        str(out),
+        "--pseudonym-key",
+        str(key),
+    )
+    assert result.returncode == 2
+    assert "--pseudonym-key" in result.stderr and "Traceback" not in result.stderr
+    assert list(out.iterdir()) == []

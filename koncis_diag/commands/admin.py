@@ -61,6 +61,14 @@ _FORMAT = click.option(
     help="How long support may keep the bundle (default 90d, or the spec's retention).",
 )
 @click.option(
+    "--pseudonym-key",
+    "pseudonym_key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Data Center: a pseudonym key shared by all nodes (a copy of one node's "
+    "~/.local/state/koncis-diag/pseudonym.key), so a value gets the same pseudonym on every node.",
+)
+@click.option(
     "--review",
     is_flag=True,
     help="Stop after redaction so you can look at the staged files before agreeing.",
@@ -75,6 +83,7 @@ def collect(
     accept_leak_findings: bool,
     encrypt_to: tuple[str, ...],
     retention: Optional[str],
+    pseudonym_key: Optional[Path],
     review: bool,
 ) -> None:
     """Collect, redact, ask for consent and write one bundle file."""
@@ -101,6 +110,7 @@ def collect(
         root=request.root,
         encrypt_to=encrypt_to,
         retention=retention,
+        pseudonym_key=pseudonym_key,
     )
     result = run_collection(spec, options, reviewer, ui.progress)
     if ui.json_mode:

@@ -33,6 +33,7 @@ log = logging.getLogger("koncis_diag.redaction")
 SHAPES = ("email", "ipv4", "ipv6", "mac", "host", "user", "token")
 KEY_FILE = "pseudonym.key"
 MAPPING_FILE = "pseudonyms.sqlite3"
+SHARED_KEYS_DIR = "shared-keys"  # one mapping per cluster key, below the state folder
 KEY_BYTES = 32
 _MEMORY_LIMIT = 200_000  # pseudonyms remembered in memory (the store keeps all of them)
 
@@ -60,6 +61,34 @@ def ensure_private_dir(path: Path) -> Path:
     if (path.stat().st_mode & 0o777) != 0o700:
         os.chmod(path, 0o700)
     return path
+
+
+def read_shared_key(path: Path) -> bytes:
+    """A pseudonym key shared by a cluster's nodes (``--pseudonym-key FILE``): the 32 raw
+    bytes of an installation's ``pseudonym.key``, or the same as 64 hex digits."""
+    from koncis_diag.errors import InputError
+
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(1024)
+    except OSError as err:
+        raise InputError(f"--pseudonym-key {path}: {err.strerror or err}") from None
+    if len(data) == KEY_BYTES:
+        return data
+    text = data.strip()
+    if len(text) == 2 * KEY_BYTES:
+        try:
+            return bytes.fromhex(text.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            pass
+    raise InputError(
+        f"--pseudonym-key {path}: expected {KEY_BYTES} raw bytes (a copy of another node's "
+        f"pseudonym.key) or {2 * KEY_BYTES} hex digits"
+    )
+
+
+def _fingerprint(key: bytes) -> str:
+    return hashlib.sha256(b"koncis-diag shared pseudonym key\0" + key).hexdigest()[:16]
 
 
 def _load_or_create_key(folder: Path) -> bytes:
@@ -300,10 +329,17 @@ class Pseudonymizer:
     """Hands out pseudonyms. ``state_dir=None`` with ``ephemeral=True`` keeps everything in
     memory (used to check rules files without touching the state folder)."""
 
-    def __init__(self, state_dir: Optional[Path] = None, *, ephemeral: bool = False) -> None:
+    def __init__(
+        self,
+        state_dir: Optional[Path] = None,
+        *,
+        ephemeral: bool = False,
+        key_file: Optional[Path] = None,
+    ) -> None:
         self.ephemeral = ephemeral
         self.state_dir = state_dir if state_dir is not None else default_state_dir()
         self._key: Optional[bytes] = secrets.token_bytes(KEY_BYTES) if ephemeral else None
+        self._shared_key = read_shared_key(key_file) if key_file is not None else None
         self._store: Optional[MappingStore] = None
         self._cache: dict[tuple[str, bytes], bytes] = {}
         self._known: set[bytes] = set()
@@ -314,7 +350,13 @@ class Pseudonymizer:
     def _ready(self) -> tuple[bytes, Optional[MappingStore]]:
         if self._key is None:
             folder = ensure_private_dir(self.state_dir)
-            self._key = _load_or_create_key(folder)
+            if self._shared_key is not None:
+                # A key shared by the nodes of a cluster: same values, same pseudonyms on every
+                # node. Its mapping is kept apart from the installation key's.
+                self._key = self._shared_key
+                folder = ensure_private_dir(folder / SHARED_KEYS_DIR / _fingerprint(self._key))
+            else:
+                self._key = _load_or_create_key(folder)
             self._store = MappingStore(folder / MAPPING_FILE)
         return self._key, self._store
 
@@ -390,9 +432,19 @@ def reveal(pseudonym: str, state_dir: Optional[Path] = None) -> Optional[str]:
     """The original behind one of this installation's pseudonyms, or None. Reads the local
     mapping only; never creates the state folder."""
     folder = state_dir if state_dir is not None else default_state_dir()
-    path = folder / MAPPING_FILE
-    if not path.is_file():
-        return None
+    mappings = [
+        folder / MAPPING_FILE,
+        *sorted((folder / SHARED_KEYS_DIR).glob("*/" + MAPPING_FILE)),
+    ]
+    for path in mappings:
+        if path.is_file():
+            found = _reveal_in(path, pseudonym)
+            if found is not None:
+                return found
+    return None
+
+
+def _reveal_in(path: Path, pseudonym: str) -> Optional[str]:
     raw = pseudonym.strip().encode("utf-8", "replace")
     candidates = [raw, raw.lower()]
     normalised = _normalise_pseudonym(raw)

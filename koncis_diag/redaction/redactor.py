@@ -180,6 +180,7 @@ def build_redactor(
     extra_rule_files: Sequence[Union[str, Path]] = (),
     keywords: Sequence[str] = (),
     state_dir: Optional[Path] = None,
+    pseudonym_key: Optional[Path] = None,
 ) -> Redactor:
     """Defaults merged with ``extra_rule_files`` (in order), plus ``keywords`` pseudonymised
     everywhere. ``state_dir`` holds the pseudonym key and mapping (default
@@ -208,4 +209,8 @@ def build_redactor(
                 literals=tuple(dict.fromkeys(words)),
             )
         )
-    return Redactor(rules, Pseudonymizer(Path(state_dir) if state_dir is not None else None))
+    pseudonymizer = Pseudonymizer(
+        Path(state_dir) if state_dir is not None else None,
+        key_file=Path(pseudonym_key) if pseudonym_key is not None else None,
+    )
+    return Redactor(rules, pseudonymizer)
