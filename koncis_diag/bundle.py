@@ -10,6 +10,7 @@ line saying what happened.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gzip
 import hashlib
@@ -17,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import stat
 import tarfile
 import tempfile
@@ -198,20 +200,30 @@ class Staging:
 
     @classmethod
     def create(cls, parent_dir: PathLike, top: str) -> Staging:
+        """A new staging folder (random name, 0700). Ctrl-C and SIGTERM are held back while
+        it is made; one that came meanwhile removes it again. The caller must make sure that
+        a signal between this call and its own cleanup cannot be handled (``deferred_signals``
+        around the call and the assignment, inside the ``try`` that cleans up)."""
         _checked_top(top)
+        root: Optional[Path] = None
         try:
-            root = Path(tempfile.mkdtemp(prefix=".koncis-diag-staging-", dir=os.fspath(parent_dir)))
-        except OSError as exc:
-            raise BundleError(
-                _describe_os_error(exc, f"creating a staging folder in {parent_dir}")
-            ) from exc
-        try:
-            os.chmod(root, _DIR_MODE)
-            os.mkdir(root / top, _DIR_MODE)
-            os.chmod(root / top, _DIR_MODE)
-        except OSError as exc:
-            shutil.rmtree(root, ignore_errors=True)
-            raise BundleError(_describe_os_error(exc, f"preparing staging folder {root}")) from exc
+            with deferred_signals():
+                try:
+                    root = Path(
+                        tempfile.mkdtemp(prefix=".koncis-diag-staging-", dir=os.fspath(parent_dir))
+                    )
+                    os.chmod(root, _DIR_MODE)
+                    os.mkdir(root / top, _DIR_MODE)
+                    os.chmod(root / top, _DIR_MODE)
+                except OSError as exc:
+                    where = f"creating a staging folder in {parent_dir}"
+                    if root is not None:
+                        where = f"preparing staging folder {root}"
+                    raise BundleError(_describe_os_error(exc, where)) from exc
+        except BaseException:
+            if root is not None:
+                shutil.rmtree(root, ignore_errors=True)
+            raise
         return cls(root, top)
 
     # -- writing ---------------------------------------------------------------------------
@@ -379,6 +391,21 @@ class Staging:
             pass
 
 
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back for a few statements (creating a file and remembering its
+    name for cleanup); a signal that came meanwhile is handled right after the block."""
+    block = getattr(signal, "pthread_sigmask", None)
+    if block is None:  # pragma: no cover - not on Linux
+        yield
+        return
+    previous = block(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        block(signal.SIG_SETMASK, previous)
+
+
 def _checked_top(top: str) -> None:
     if not isinstance(top, str) or not _TOP_NAME.match(top):
         raise BundleError(f"invalid bundle top folder name {top!r}")
@@ -425,6 +452,10 @@ def check_free_space(output_dir: PathLike, needed_bytes: int) -> None:
     """Raise BundleError when ``needed_bytes`` plus a 10 % margin will not fit."""
     try:
         free = shutil.disk_usage(os.fspath(output_dir)).free
+    except FileNotFoundError:
+        raise BundleError(f"output folder {output_dir} does not exist: create it first") from None
+    except NotADirectoryError:
+        raise BundleError(f"output path {output_dir} is not a folder") from None
     except OSError as exc:
         raise BundleError(_describe_os_error(exc, f"checking free space in {output_dir}")) from exc
     required = needed_bytes + int(needed_bytes * FREE_SPACE_MARGIN + 0.999)
@@ -439,47 +470,86 @@ def check_free_space(output_dir: PathLike, needed_bytes: int) -> None:
 # -- archive -------------------------------------------------------------------------------
 
 
+#: How many ``-2``, ``-3``... names ``write_archive(unique_name=True)`` tries.
+MAX_NAME_ATTEMPTS = 100
+
+
 def write_archive(
     staging: Staging,
     output_dir: PathLike,
     fmt: str = "zip",
     recipients: Sequence[str] = (),
+    unique_name: bool = False,
 ) -> Path:
     """Write ``<output_dir>/<top>.zip`` (or ``.tar.gz``) atomically; never overwrite.
 
     With ``recipients`` (age ``age1…`` keys) the archive is encrypted as it is written
-    (``.zip.age``): the unencrypted archive never exists on disk."""
+    (``.zip.age``): the unencrypted archive never exists on disk.
+
+    When the name is taken, ``BundleError`` — or, with ``unique_name``, the next free name
+    ``<top>-2``, ``<top>-3``... (the top folder inside is named the same): two collections
+    started in the same second (same timestamp) both get their bundle. A name taken between
+    the check and the final link is detected atomically and the archive written again."""
     if fmt not in ARCHIVE_FORMATS:
         raise InputError(f"unknown bundle format {fmt!r}: choose zip or tar.gz")
     if not staging.finalized:
         raise BundleError("the manifest must be finalized before the archive is written")
     suffix = ARCHIVE_FORMATS[fmt] + (".age" if recipients else "")
+    attempts = MAX_NAME_ATTEMPTS if unique_name else 1
     final = Path(output_dir) / f"{staging.top}{suffix}"
-    if os.path.lexists(final):
-        raise BundleError(f"{final} already exists: it is never overwritten")
-    try:
-        fd, temp_name = tempfile.mkstemp(prefix=".koncis-diag-", suffix=".partial", dir=output_dir)
-    except OSError as exc:
-        raise BundleError(_describe_os_error(exc, f"creating a file in {output_dir}")) from exc
+    for attempt in range(1, attempts + 1):
+        top = staging.top if attempt == 1 else f"{staging.top}-{attempt}"
+        final = Path(output_dir) / f"{top}{suffix}"
+        if os.path.lexists(final):
+            continue
+        try:
+            return _write_archive_as(staging, final, fmt, recipients, top)
+        except _NameTaken:
+            if not unique_name:
+                raise
+    raise BundleError(f"{final} already exists: it is never overwritten")
+
+
+def _write_archive_as(
+    staging: Staging, final: Path, fmt: str, recipients: Sequence[str], top: str
+) -> Path:
+    output_dir = final.parent
     timestamp = _entry_time(staging)
+    temp_name: Optional[str] = None
+    published = False
     try:
-        os.fchmod(fd, _FILE_MODE)
+        # Held back until the name is known here: an interruption in between would leave
+        # a temporary file behind.
+        with deferred_signals():
+            try:
+                fd, temp_name = tempfile.mkstemp(
+                    prefix=".koncis-diag-", suffix=".partial", dir=output_dir
+                )
+            except OSError as exc:
+                raise BundleError(
+                    _describe_os_error(exc, f"creating a file in {output_dir}")
+                ) from exc
         with os.fdopen(fd, "wb") as out:
+            os.fchmod(out.fileno(), _FILE_MODE)
             if recipients:
                 from koncis_diag.crypto import encrypting_writer
 
                 with encrypting_writer(out, recipients) as encrypted:
-                    _write_archive_body(staging, fmt, encrypted, timestamp)
+                    _write_archive_body(staging, fmt, encrypted, timestamp, top)
             else:
-                _write_archive_body(staging, fmt, out, timestamp)
+                _write_archive_body(staging, fmt, out, timestamp, top)
             out.flush()
             os.fsync(out.fileno())
-        _publish(Path(temp_name), final)
+        with deferred_signals():
+            _publish(Path(temp_name), final)
+            published = True  # a signal held back until here removes the bundle again
     except BaseException as exc:
-        try:
-            os.unlink(temp_name)
-        except OSError:
-            pass
+        for leftover in (temp_name, final if published else None):
+            if leftover is not None:
+                try:
+                    os.unlink(leftover)
+                except OSError:
+                    pass
         if isinstance(exc, OSError):
             raise BundleError(_describe_os_error(exc, f"writing {final}")) from exc
         if isinstance(exc, (zipfile.LargeZipFile, tarfile.TarError)):
@@ -489,11 +559,15 @@ def write_archive(
     return final
 
 
-def _write_archive_body(staging: Staging, fmt: str, out: Any, timestamp: float) -> None:
+def _write_archive_body(staging: Staging, fmt: str, out: Any, timestamp: float, top: str) -> None:
     if fmt == "zip":
-        _write_zip(staging, out, timestamp)
+        _write_zip(staging, out, timestamp, top)
     else:
-        _write_tar_gz(staging, out, timestamp)
+        _write_tar_gz(staging, out, timestamp, top)
+
+
+class _NameTaken(BundleError):
+    """The final name appeared while the archive was being written."""
 
 
 def _publish(temp: Path, final: Path) -> None:
@@ -501,13 +575,13 @@ def _publish(temp: Path, final: Path) -> None:
     try:
         os.link(temp, final)
     except FileExistsError:
-        raise BundleError(f"{final} already exists: it is never overwritten") from None
+        raise _NameTaken(f"{final} already exists: it is never overwritten") from None
     except OSError as exc:
         if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV):
             raise
         # No hard links on this file system (some FUSE/SMB/vfat mounts): check, then rename.
         if os.path.lexists(final):
-            raise BundleError(f"{final} already exists: it is never overwritten") from None
+            raise _NameTaken(f"{final} already exists: it is never overwritten") from None
         os.rename(temp, final)
         return
     os.unlink(temp)
@@ -581,11 +655,14 @@ class _HashingReader:
         self._file.close()
 
 
-def _write_zip(staging: Staging, out: BinaryIO, timestamp: float) -> None:
+def _write_zip(
+    staging: Staging, out: BinaryIO, timestamp: float, top: Optional[str] = None
+) -> None:
+    top = top or staging.top
     date_time = time.gmtime(timestamp)[:6]
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
         for path, record in _archive_entries(staging):
-            name = f"{staging.top}/{path}" if path else staging.top
+            name = f"{top}/{path}" if path else top
             if record is None:
                 info = zipfile.ZipInfo(name + "/", date_time)
                 info.create_system = 3
@@ -606,31 +683,39 @@ def _write_zip(staging: Staging, out: BinaryIO, timestamp: float) -> None:
             source.finish()
 
 
-def _write_tar_gz(staging: Staging, out: BinaryIO, timestamp: float) -> None:
+def _write_tar_gz(
+    staging: Staging, out: BinaryIO, timestamp: float, top: Optional[str] = None
+) -> None:
+    top = top or staging.top
     # An explicit empty file name keeps the temporary name out of the gzip header.
     compressed = gzip.GzipFile(
         filename="", mode="wb", compresslevel=COMPRESS_LEVEL, fileobj=out, mtime=int(timestamp)
     )
-    with (
-        compressed,
-        tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as archive,
-    ):
-        for path, record in _archive_entries(staging):
-            info = tarfile.TarInfo(f"{staging.top}/{path}" if path else staging.top)
-            info.mtime = int(timestamp)
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            if record is None:
-                info.type = tarfile.DIRTYPE
-                info.mode = _DIR_MODE
-                archive.addfile(info)
-                continue
-            info.type = tarfile.REGTYPE
-            info.mode = _FILE_MODE
-            info.size = record.size
-            source = _HashingReader(staging, record)
-            try:
-                archive.addfile(info, source)
-            finally:
-                source.close()
-            source.finish()
+    # Nested on purpose: a parenthesised multi-item ``with`` needs Python 3.10.
+    with compressed:  # noqa: SIM117
+        with tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as archive:
+            _add_tar_entries(staging, archive, timestamp, top)
+
+
+def _add_tar_entries(
+    staging: Staging, archive: tarfile.TarFile, timestamp: float, top: str
+) -> None:
+    for path, record in _archive_entries(staging):
+        info = tarfile.TarInfo(f"{top}/{path}" if path else top)
+        info.mtime = int(timestamp)
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        if record is None:
+            info.type = tarfile.DIRTYPE
+            info.mode = _DIR_MODE
+            archive.addfile(info)
+            continue
+        info.type = tarfile.REGTYPE
+        info.mode = _FILE_MODE
+        info.size = record.size
+        source = _HashingReader(staging, record)
+        try:
+            archive.addfile(info, source)
+        finally:
+            source.close()
+        source.finish()

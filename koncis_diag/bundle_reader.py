@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import stat
 import struct
 import tarfile
@@ -61,6 +62,7 @@ _CORRUPT = (
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1024 * 1024
+_ZIP_UTF8_FLAG = 0x800  # general purpose bit 11: the name is UTF-8
 
 PathLike = Union[str, "os.PathLike[str]"]
 MemberVisitor = Callable[[str, BinaryIO], None]
@@ -113,7 +115,7 @@ class _EntryChecker:
         if self._count > self.limits.max_entries:
             raise self.refuse(f"more than {self.limits.max_entries} entries")
         name = raw_name[:-1] if is_dir and raw_name.endswith("/") else raw_name
-        problem = bundle_path_problem(name)
+        problem = bundle_path_problem(name) or _foreign_name_problem(name)
         if problem is not None:
             raise self.refuse(f"unsafe entry name {raw_name!r}: it {problem}")
         top, _, rest = name.partition("/")
@@ -150,6 +152,18 @@ class _EntryChecker:
         if self.top is None or not self.files:
             raise self.refuse("the archive holds no files")
         return self.top
+
+
+_WINDOWS_DRIVE = re.compile(r"[A-Za-z]:")
+
+
+def _foreign_name_problem(name: str) -> Optional[str]:
+    """Names a koncis-diag bundle never has and an unpacking tool could misuse."""
+    if _WINDOWS_DRIVE.match(name):
+        return "starts with a Windows drive (C:)"
+    if any(0xD800 <= ord(char) <= 0xDFFF for char in name):
+        return "is not valid UTF-8"
+    return None
 
 
 class _CountingFile(io.RawIOBase):
@@ -480,6 +494,12 @@ class BundleReader:
         archive_size = max(1, self.path.stat().st_size)
         for info in infos:
             problem = _zip_info_problem(info, self.limits)
+            if (
+                problem is None
+                and not info.flag_bits & _ZIP_UTF8_FLAG
+                and not info.filename.isascii()
+            ):
+                problem = "has a name that is not UTF-8 (a legacy code page)"
             if problem is not None:
                 raise checker.refuse(f"entry {info.filename!r} {problem}")
             name = checker.add(info.filename, info.is_dir(), info.file_size)
@@ -510,6 +530,8 @@ class BundleReader:
 
 
 def _zip_info_problem(info: zipfile.ZipInfo, limits: ReadLimits) -> Optional[str]:
+    if not info.filename:
+        return "has an empty name"  # (zipfile's own is_dir() fails on it)
     if info.flag_bits & 0x1:
         return "is encrypted"
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):

@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Optional, Union
 
+from koncis_diag.bundle import deferred_signals
 from koncis_diag.errors import InputError, KoncisError
 
 AGE_MAGIC = b"age-encryption.org/v1\n"
@@ -356,13 +357,19 @@ def decrypt_to(path: PathLike, identity_path: PathLike, dest: Optional[PathLike]
     if os.path.lexists(target):
         raise EncryptionError(f"{target} already exists: it is never overwritten")
     folder = target.parent if str(target.parent) else Path(".")
+    temp_name: Optional[str] = None
     try:
-        fd, temp_name = tempfile.mkstemp(prefix=".koncis-diag-", suffix=".partial", dir=folder)
-    except OSError as err:
-        raise EncryptionError(f"cannot create a file in {folder}: {err.strerror or err}") from None
-    try:
-        os.fchmod(fd, _FILE_MODE)
+        with deferred_signals():  # an interruption never leaves the temporary file behind
+            try:
+                fd, temp_name = tempfile.mkstemp(
+                    prefix=".koncis-diag-", suffix=".partial", dir=folder
+                )
+            except OSError as err:
+                raise EncryptionError(
+                    f"cannot create a file in {folder}: {err.strerror or err}"
+                ) from None
         with os.fdopen(fd, "wb") as out, open(source, "rb") as encrypted:
+            os.fchmod(out.fileno(), _FILE_MODE)
             _decrypt_stream(encrypted, out, identities, str(source))
             os.fsync(out.fileno())
         try:
@@ -372,8 +379,9 @@ def decrypt_to(path: PathLike, identity_path: PathLike, dest: Optional[PathLike]
         except OSError as err:
             raise EncryptionError(f"cannot create {target}: {err.strerror or err}") from None
     finally:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
+        if temp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temp_name)
     return target
 
 
@@ -389,10 +397,13 @@ def plaintext_bundle(path: PathLike, identity: Optional[PathLike] = None) -> Ite
         raise EncryptionError(
             f"{source} is encrypted (age): pass --identity FILE with the support team's key"
         )
-    folder = Path(tempfile.mkdtemp(prefix="koncis-diag-decrypted-"))
+    folder: Optional[Path] = None
     try:
+        with deferred_signals():  # the private folder is always known to the cleanup below
+            folder = Path(tempfile.mkdtemp(prefix="koncis-diag-decrypted-"))
         os.chmod(folder, 0o700)
         inner = default_decrypted_path(source).name
         yield decrypt_to(source, identity, folder / inner)
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)

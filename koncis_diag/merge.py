@@ -31,6 +31,7 @@ from koncis_diag import __version__
 from koncis_diag.bundle import (
     Staging,
     check_free_space,
+    deferred_signals,
     ensure_output_dir,
     write_archive,
 )
@@ -358,7 +359,8 @@ def merge_bundles(
             for source, node in zip(sources, _unique(hosts)):
                 source.node = node
         check_free_space(folder, _needed_bytes(sources))
-        staging = stack.enter_context(Staging.create(folder, top))
+        with deferred_signals():  # registered for cleanup before an interruption is handled
+            staging = stack.enter_context(Staging.create(folder, top))
         for source, plain in zip(sources, plains):
             _copy_members(staging, source, plain)
         _write_metadata(staging, sources, created_text)

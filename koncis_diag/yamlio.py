@@ -315,10 +315,7 @@ def load_yaml_text(source: Union[str, bytes], *, source_name: str) -> YamlDocume
     """Load one document whose top level is a mapping. ``source`` is the content, never a path."""
     raw = source.encode("utf-8", "surrogatepass") if isinstance(source, str) else source
     if len(raw) > MAX_FILE_BYTES:
-        raise InputError(
-            "larger than 1 MiB: run instructions and rules are small text files",
-            file=source_name,
-        )
+        raise _too_large(raw, source_name)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -395,10 +392,20 @@ def read_small_file(path: Union[str, Path], *, source_name: Optional[str] = None
         reason = getattr(err, "strerror", None) or str(err)
         raise InputError(f"cannot read the file: {reason}", file=name) from None
     if len(raw) > MAX_FILE_BYTES:
-        raise InputError(
-            "larger than 1 MiB: run instructions and rules are small text files", file=name
-        )
+        raise _too_large(raw, name)
     return raw
+
+
+def _too_large(raw: bytes, source_name: str) -> InputError:
+    """The error for a file over ``MAX_FILE_BYTES``, pointing at where the limit is passed."""
+    inside = raw[:MAX_FILE_BYTES].decode("utf-8", "replace")
+    pos = _position_in_text(inside, len(inside))
+    return InputError(
+        "larger than 1 MiB: run instructions and rules are small text files",
+        file=source_name,
+        line=pos.line,
+        column=pos.column,
+    )
 
 
 def load_yaml_file(path: Union[str, Path], *, source_name: Optional[str] = None) -> YamlDocument:

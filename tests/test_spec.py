@@ -642,7 +642,7 @@ def test_spec_of_2_mib_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         load_spec(path)
     assert str(info.value) == (
-        f"{path}: larger than 1 MiB: run instructions and rules are small text files"
+        f"{path}:3:1048558: larger than 1 MiB: run instructions and rules are small text files"
     )
 
 

@@ -287,13 +287,13 @@ def test_file_larger_than_1_mib_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         load_yaml_file(path)
     assert str(info.value) == (
-        f"{path}: larger than 1 MiB: run instructions and rules are small text files"
+        f"{path}:1:1048577: larger than 1 MiB: run instructions and rules are small text files"
     )
 
 
 def test_text_larger_than_1_mib_is_refused() -> None:
     assert load_error(b"a: " + b"x" * MAX_FILE_BYTES) == (
-        "s.yaml: larger than 1 MiB: run instructions and rules are small text files"
+        "s.yaml:1:1048577: larger than 1 MiB: run instructions and rules are small text files"
     )
 
 

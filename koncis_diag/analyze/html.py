@@ -12,10 +12,11 @@ import os
 import tempfile
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 from koncis_diag.analyze.lines import printable
 from koncis_diag.analyze.timeline import Timeline
+from koncis_diag.bundle import deferred_signals
 from koncis_diag.errors import KoncisError
 
 if TYPE_CHECKING:
@@ -144,17 +145,19 @@ def write_html(result: AnalysisResult, path: Union[str, Path]) -> Path:
     if target.is_symlink() or (target.exists() and not target.is_file()):
         raise KoncisError(f"{target} exists and is not a regular file: choose another name")
     folder = target.parent if str(target.parent) else Path(".")
+    temp: Optional[str] = None
     try:
-        fd, temp = tempfile.mkstemp(prefix=".koncis-diag-", suffix=".html", dir=folder)
-    except OSError as err:
-        raise KoncisError(f"cannot write {target}: {err.strerror or err}") from None
-    try:
-        os.fchmod(fd, 0o600)
+        with deferred_signals():  # an interruption never leaves the temporary file behind
+            fd, temp = tempfile.mkstemp(prefix=".koncis-diag-", suffix=".html", dir=folder)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o600)
             handle.write(render_html(result))
         os.replace(temp, target)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise KoncisError(f"cannot write {target}: {err.strerror or err}") from None
+    except BaseException as err:
+        if temp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+        if isinstance(err, OSError):
+            raise KoncisError(f"cannot write {target}: {err.strerror or err}") from None
+        raise
     return target

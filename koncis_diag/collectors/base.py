@@ -8,12 +8,14 @@ byte reaches the staging directory, so no collector can bypass redaction by mist
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Protocol, Union
 
+from koncis_diag.collectors.rootpath import host_path_in_root, resolve_server_path
 from koncis_diag.spec import Item
 
 #: Content format hints for the redaction engine (structured key/value redaction uses them).
@@ -33,11 +35,21 @@ class CollectContext:
     # only; attached by the pipeline before collection starts.
     credentials: Any = None
 
-    def host_path(self, path: str) -> Path:
-        """Map a spec path (as seen on the server) to the real path under ``root``."""
+    def host_path(self, path: str, follow_last: bool = True) -> Path:
+        """Map a spec path (as seen on the server) to the real path under ``root``.
+
+        Below a sysroot every symbolic link is resolved inside the root (an absolute link or
+        ``..`` never leads out of it, see ``rootpath``); with ``follow_last=False`` a link in the
+        last component is kept, for ``lstat``. Raises ``OSError(ELOOP)`` for a link loop."""
         if self.root == Path("/"):
             return Path(path)
-        return self.root / path.lstrip("/")
+        return host_path_in_root(self.root, path, follow_last)
+
+    def real_server_path(self, path: str) -> str:
+        """The server path with every link resolved (below a sysroot: inside it)."""
+        if self.root == Path("/"):
+            return os.path.realpath(path)
+        return resolve_server_path(self.root, path)
 
 
 @dataclass

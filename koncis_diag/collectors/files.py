@@ -100,14 +100,14 @@ class FilesCollector:
     def _plan_candidate(
         self, candidate: Candidate, item: FilesItem, settings: ReadSettings
     ) -> tuple[PlannedSource, int]:
-        source = PlannedSource(description=candidate.server_path, size=candidate.size)
+        source = PlannedSource(description=candidate.shown_path, size=candidate.size)
         if candidate.skip_reason:
             source.note = f"skipped: {candidate.skip_reason}"
             return source, 0
         if settings.cutoff is not None and (candidate.mtime or 0) < settings.cutoff:
             source.note = f"skipped: older than {settings.since_label}"
             return source, 0
-        notes: list[str] = []
+        notes: list[str] = [candidate.note] if candidate.note else []
         size = candidate.size or 0
         compression = compression_of(candidate.server_path)
         if compression is None:
@@ -160,9 +160,11 @@ class FilesCollector:
         name = candidate.bundle_path.rpartition("/")[2]
         output = StreamOutput(
             bundle_path=candidate.bundle_path,
-            source=candidate.server_path,
+            source=candidate.shown_path,
             fmt=format_for_name(name),
         )
+        if candidate.note:
+            output.notes.append(candidate.note)
         if candidate.skip_reason:
             output.skipped = candidate.skip_reason
             return output

@@ -24,6 +24,7 @@ from koncis_diag.collectors.textio import (
     CHUNK_SIZE,
     SNIFF_BYTES,
     ClosingIterator,
+    LineCut,
     OpenedFile,
     ShortRead,
     SkipFile,
@@ -31,12 +32,17 @@ from koncis_diag.collectors.textio import (
     drop_partial_first_line,
     human_size,
     iter_range,
+    iter_sequential,
     open_regular_file,
     read_head,
+    read_sequential_head,
     sniff,
     transcode_utf16,
 )
 from koncis_diag.collectors.window import WindowFilter, find_window_start
+
+#: Content kept of a file whose size is not known in advance, when the item sets no max_size.
+UNKNOWN_SIZE_LIMIT = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,8 @@ class PreparedFile:
     sniffed: Sniffed
     head: bytes
     content_size: int
+    #: The file said size 0 but has content (``/proc``-style): read sequentially to its end.
+    unknown_size: bool = False
 
     def close(self) -> None:
         self.opened.close()
@@ -82,10 +90,17 @@ def _verify_archive(opened: OpenedFile, compression: str) -> tuple[bytes, int]:
 def prepare_file(host_path: Path, compression: Optional[str]) -> PreparedFile:
     """Open safely, check the head (binary, encoding), verify archives. Raises ``SkipFile``."""
     opened = open_regular_file(host_path)
+    unknown_size = False
     try:
         if compression is None:
             try:
-                head = read_head(opened.fd, opened.size)
+                if opened.size == 0:
+                    # Files of /proc (and other pseudo file systems) say size 0: whatever a
+                    # sequential read gives is their content.
+                    head = read_sequential_head(opened.fd)
+                    unknown_size = bool(head)
+                else:
+                    head = read_head(opened.fd, opened.size)
             except OSError as error:
                 raise SkipFile(f"cannot read: {error.strerror or error}") from None
             content_size = opened.size
@@ -97,7 +112,9 @@ def prepare_file(host_path: Path, compression: Optional[str]) -> PreparedFile:
     except BaseException:
         opened.close()
         raise
-    return PreparedFile(opened, host_path, compression, sniffed, head, content_size)
+    return PreparedFile(
+        opened, host_path, compression, sniffed, head, content_size, unknown_size=unknown_size
+    )
 
 
 def _newline_aligned_tail_start(prepared: PreparedFile, start: int, max_size: int) -> int:
@@ -120,9 +137,35 @@ def stream_file(
     return ClosingIterator(_stream(prepared, settings, output), prepared.close)
 
 
+def _unknown_size_blocks(
+    prepared: PreparedFile, settings: ReadSettings, output: StreamOutput
+) -> Iterator[bytes]:
+    """A ``/proc``-style file: the head already read, then sequential reads to the end, at most
+    ``max_size`` (else ``UNKNOWN_SIZE_LIMIT``) bytes. The newest part cannot be chosen without
+    knowing the end, so the first part is kept."""
+    limit = settings.max_size if settings.max_size is not None else UNKNOWN_SIZE_LIMIT
+    kept = 0
+    for block in iter_sequential(prepared.opened.fd, prepared.head, limit + 1):
+        if kept + len(block) > limit:
+            block = block[: limit - kept]
+            output.truncated = True
+            output.notes.append(
+                f"size not known in advance (a /proc-style file): kept the first "
+                f"{human_size(limit)}"
+            )
+        kept += len(block)
+        if block:
+            yield block
+        if output.truncated:
+            return
+
+
 def _stream(
     prepared: PreparedFile, settings: ReadSettings, output: StreamOutput
 ) -> Iterator[bytes]:
+    if prepared.unknown_size:
+        yield from _unknown_size_blocks(prepared, settings, output)
+        return
     fd = prepared.opened.fd
     size = prepared.content_size
     utf16 = prepared.sniffed.utf16
@@ -154,8 +197,9 @@ def _stream(
         )
     if utf16:
         blocks = transcode_utf16(blocks, utf16)
+    line_cut = LineCut()
     if cut_partial_line:
-        blocks = drop_partial_first_line(blocks)
+        blocks = drop_partial_first_line(blocks, line_cut)
     window: Optional[WindowFilter] = None
     if settings.cutoff is not None:
         window = WindowFilter(settings.cutoff, keep_undated_start)
@@ -178,6 +222,11 @@ def _stream(
     if short.happened:
         output.truncated = True
         output.notes.append("the file shrank while it was read (truncated by its writer?)")
+    if cut_partial_line and not line_cut.found_line_start and not short.happened:
+        output.notes.append(
+            f"the newest {human_size(settings.max_size or 0)} are all inside one line longer "
+            "than that: nothing of it was kept"
+        )
     _note_rotation(prepared, output)
 
 

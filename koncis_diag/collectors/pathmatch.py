@@ -21,7 +21,7 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from koncis_diag.collectors.base import CollectContext
 from koncis_diag.collectors.compression import strip_compression_suffix
@@ -32,6 +32,35 @@ from koncis_diag.spec import FilesItem
 _WILDCARD_CHARS = frozenset("*?[")
 #: Deeper than this a walk stops (a safety net; loops are already cut by identity).
 MAX_DEPTH = 64
+
+
+def _escaped_chars(name: str, escape: Callable[[int], str], also: str = "") -> str:
+    """``name`` with undecodable bytes (surrogate escapes), control characters and the
+    characters of ``also`` written by ``escape(byte value)``."""
+    out = []
+    for char in name:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (os.fsdecode)
+            out.append(escape(code - 0xDC00))
+        elif code < 0x20 or 0x7F <= code < 0xA0 or char in also:
+            out.append(escape(code) if code < 0x100 else "?")
+        elif 0xD800 <= code <= 0xDFFF:
+            out.append("?")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def printable_path(path: str) -> str:
+    """A server path for plans, manifests and messages: bytes that are not UTF-8 and control
+    characters (a file name may hold ESC sequences) shown as ``\\xNN``."""
+    return _escaped_chars(path, lambda code: f"\\x{code:02x}")
+
+
+def bundle_name(name: str) -> str:
+    """A file name usable inside a bundle: UTF-8, no control character, no backslash (each
+    written ``%NN``). Clashes this creates are numbered like any other (``~2``)."""
+    return _escaped_chars(name, lambda code: f"%{code:02X}", also="\\")
 
 
 @dataclass(frozen=True)
@@ -46,6 +75,12 @@ class Candidate:
     mtime: Optional[float] = None
     is_symlink: bool = False
     identity: Optional[tuple[int, int]] = None
+    note: Optional[str] = None  # e.g. a followed symlink that leads outside the base
+
+    @property
+    def shown_path(self) -> str:
+        """``server_path`` safe to print and to record (see ``printable_path``)."""
+        return printable_path(self.server_path)
 
 
 @dataclass
@@ -84,47 +119,85 @@ def is_excluded(server_path: str, exclude: Sequence[str]) -> bool:
 
 
 def _inside(real_path: str, real_base: str) -> bool:
-    return real_path == real_base or real_path.startswith(real_base.rstrip(os.sep) + os.sep)
+    return real_path == real_base or real_path.startswith(real_base.rstrip("/") + "/")
 
 
 class _Walker:
-    """Walks one pattern below its base, collecting raw candidates (bundle paths not final)."""
+    """Walks one pattern below its base, collecting raw candidates (bundle paths not final).
 
-    def __init__(self, base_server: str, base_host: Path, follow_symlinks: bool) -> None:
+    The walk works on server paths; every look at the disk goes through the context, so below
+    a sysroot links are resolved inside it (``CollectContext.host_path``)."""
+
+    def __init__(self, base_server: str, ctx: CollectContext, follow_symlinks: bool) -> None:
         self.base_server = base_server
-        self.base_host = base_host
-        self.real_base = os.path.realpath(base_host)
+        self.ctx = ctx
         self.follow_symlinks = follow_symlinks
         self.found: list[Candidate] = []
         self._walked: set[tuple[int, int, int]] = set()
+        # folders entered through a followed symlink that leads outside the base
+        self._outside_folders: set[tuple[str, ...]] = set()
+        try:
+            self.real_base: Optional[str] = ctx.real_server_path(base_server)
+        except OSError:
+            self.real_base = None  # a base in a link loop: nothing below it can be walked
+
+    def server(self, relative: tuple[str, ...]) -> str:
+        return "/".join([self.base_server.rstrip("/"), *relative]) or "/"
+
+    def entry(self, relative: tuple[str, ...]) -> Path:
+        """The host path of the entry itself (a link in the last part is not followed).
+        Raises ``OSError`` when a link loop in a parent makes it impossible to find."""
+        return self.ctx.host_path(self.server(relative), follow_last=False)
+
+    def nominal(self, relative: tuple[str, ...]) -> Path:
+        """Where the path would be without resolving links: only shown, never opened."""
+        return self.ctx.root / self.server(relative).lstrip("/")
+
+    def target(self, relative: tuple[str, ...]) -> Path:
+        """The host path with every link followed. Raises ``OSError`` for a link loop."""
+        return self.ctx.host_path(self.server(relative))
 
     def _candidate(self, relative: tuple[str, ...], host: Path, **extra: object) -> Candidate:
-        server = "/".join([self.base_server.rstrip("/"), *relative]) or "/"
         # the base directory itself (when it cannot be listed) is named after its last part
-        bundle_path = "/".join(relative) or (os.path.basename(self.base_server) or "root")
+        parts = relative or (os.path.basename(self.base_server) or "root",)
+        bundle_path = "/".join(bundle_name(part) for part in parts)
         return Candidate(
-            server_path=server,
+            server_path=self.server(relative),
             host_path=host,
             bundle_path=bundle_path,
             **extra,  # type: ignore[arg-type]
         )
 
-    def _leaves_base(self, host: Path) -> bool:
-        return not _inside(os.path.realpath(host), self.real_base)
+    def _leaves_base(self, relative: tuple[str, ...]) -> bool:
+        try:
+            real = self.ctx.real_server_path(self.server(relative))
+        except OSError:
+            return True
+        return self.real_base is None or not _inside(real, self.real_base)
 
     def _outside_reason(self, is_dir: bool) -> str:
         what = "symlinked directory" if is_dir else "symlink"
         return f"{what} leads outside {self.base_server}: not followed (follow_symlinks is off)"
 
-    def match_file(self, relative: tuple[str, ...], host: Path, report_dirs: bool) -> None:
+    def _followed_note(self, relative: tuple[str, ...], is_symlink: bool) -> Optional[str]:
+        """Followed links that lead outside the base are said in the plan and the manifest."""
+        if any(relative[:depth] in self._outside_folders for depth in range(1, len(relative))):
+            return f"reached through a symlinked directory outside {self.base_server} (followed)"
+        if is_symlink and self._leaves_base(relative):
+            return f"symlink leads outside {self.base_server}: followed (follow_symlinks)"
+        return None
+
+    def match_file(self, relative: tuple[str, ...], report_dirs: bool) -> None:
         """A path whose name matched the last pattern piece."""
+        host = self.nominal(relative)
         try:
-            link = os.lstat(host)
+            link = os.lstat(self.entry(relative))
         except OSError as error:
             self.found.append(self._candidate(relative, host, skip_reason=os_error_reason(error)))
             return
         is_symlink = stat.S_ISLNK(link.st_mode)
         try:
+            host = self.target(relative)
             target = os.stat(host)
         except OSError as error:
             reason = os_error_reason(error)
@@ -136,10 +209,11 @@ class _Walker:
             if report_dirs:
                 self.found.append(self._candidate(relative, host, skip_reason="is a directory"))
             return
-        if is_symlink and not self.follow_symlinks and self._leaves_base(host):
+        if is_symlink and not self.follow_symlinks and self._leaves_base(relative):
             reason = self._outside_reason(is_dir=False)
             self.found.append(self._candidate(relative, host, skip_reason=reason, is_symlink=True))
             return
+        note = self._followed_note(relative, is_symlink) if self.follow_symlinks else None
         not_regular: Optional[str] = None
         if not stat.S_ISREG(target.st_mode):
             not_regular = f"{file_type_name(target.st_mode)}: not read"
@@ -152,37 +226,49 @@ class _Walker:
                 mtime=target.st_mtime,
                 is_symlink=is_symlink,
                 identity=(target.st_dev, target.st_ino),
+                note=note,
             )
         )
 
-    def _enterable(self, relative: tuple[str, ...], host: Path) -> bool:
-        """Whether ``host`` is a directory the walk may enter (reports refused symlinks)."""
+    def _is_dir(self, relative: tuple[str, ...]) -> bool:
         try:
-            link = os.lstat(host)
-            target = os.stat(host)
+            return stat.S_ISDIR(os.stat(self.target(relative)).st_mode)
+        except OSError:
+            return False
+
+    def _enterable(self, relative: tuple[str, ...]) -> bool:
+        """Whether the path is a directory the walk may enter (reports refused symlinks)."""
+        try:
+            link = os.lstat(self.entry(relative))
+            target = os.stat(self.target(relative))
         except OSError:
             return False
         if not stat.S_ISDIR(target.st_mode):
             return False
-        if stat.S_ISLNK(link.st_mode) and not self.follow_symlinks and self._leaves_base(host):
-            reason = self._outside_reason(is_dir=True)
-            self.found.append(self._candidate(relative, host, skip_reason=reason, is_symlink=True))
-            return False
+        if stat.S_ISLNK(link.st_mode) and self._leaves_base(relative):
+            if not self.follow_symlinks:
+                reason = self._outside_reason(is_dir=True)
+                host = self.nominal(relative)
+                self.found.append(
+                    self._candidate(relative, host, skip_reason=reason, is_symlink=True)
+                )
+                return False
+            self._outside_folders.add(relative)
         return True
 
     def walk(
         self,
         relative: tuple[str, ...],
-        host: Path,
         pieces: Sequence[str],
         after_globstar: bool = False,
     ) -> None:
-        """Match ``pieces`` below ``host``. Directories matching a last piece are reported as
-        skipped, except right after ``**`` (which walks into them anyway)."""
+        """Match ``pieces`` below the directory ``relative`` (to the base). Directories matching
+        a last piece are reported as skipped, except right after ``**`` (which walks into them
+        anyway)."""
         if len(relative) > MAX_DEPTH:
             return
         try:
-            directory = os.stat(host)
+            directory = os.stat(self.target(relative))
         except OSError:
             return
         key = (directory.st_dev, directory.st_ino, len(pieces))
@@ -192,40 +278,47 @@ class _Walker:
         piece, rest = pieces[0], pieces[1:]
         if piece == "**":
             if rest:
-                self.walk(relative, host, rest, after_globstar=True)
-            for name in self._list(relative, host):
+                self.walk(relative, rest, after_globstar=True)
+            for name in self._list(relative):
                 if name.startswith("."):
                     continue
-                child_host = host / name
                 child = (*relative, name)
                 if not rest:
-                    if not os.path.isdir(child_host):
-                        self.match_file(child, child_host, report_dirs=False)
-                    elif self._enterable(child, child_host):
-                        self.walk(child, child_host, pieces)
-                elif self._enterable(child, child_host):
-                    self.walk(child, child_host, pieces)
+                    if not self._is_dir(child):
+                        self.match_file(child, report_dirs=False)
+                    elif self._enterable(child):
+                        self.walk(child, pieces)
+                elif self._enterable(child):
+                    self.walk(child, pieces)
             return
-        names = [piece] if not has_wildcard(piece) else self._list(relative, host)
+        names = [piece] if not has_wildcard(piece) else self._list(relative)
         for name in names:
             if has_wildcard(piece) and not _name_matches(name, piece):
                 continue
-            child_host = host / name
             child = (*relative, name)
             if not rest:
-                if has_wildcard(piece) or os.path.lexists(child_host):
-                    self.match_file(child, child_host, report_dirs=not after_globstar)
-            elif self._enterable(child, child_host):
-                self.walk(child, child_host, rest)
+                if has_wildcard(piece) or self._lexists(child):
+                    self.match_file(child, report_dirs=not after_globstar)
+            elif self._enterable(child):
+                self.walk(child, rest)
 
-    def _list(self, relative: tuple[str, ...], host: Path) -> list[str]:
+    def _list(self, relative: tuple[str, ...]) -> list[str]:
         try:
-            with os.scandir(host) as entries:
+            with os.scandir(self.target(relative)) as entries:
                 return sorted(entry.name for entry in entries)
         except OSError as error:
             reason = f"directory not listed: {os_error_reason(error)}"
-            self.found.append(self._candidate(relative, host, skip_reason=reason))
+            self.found.append(self._candidate(relative, self.nominal(relative), skip_reason=reason))
             return []
+
+    def _lexists(self, relative: tuple[str, ...]) -> bool:
+        try:
+            os.lstat(self.entry(relative))
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return True  # there, but not usable: match_file reports why
+        return True
 
 
 def split_pattern(pattern: str) -> tuple[str, list[str]]:
@@ -268,7 +361,7 @@ def _drop_same_files(candidates: list[Candidate]) -> list[Candidate]:
     for candidate in candidates:
         kept = keeper.get(candidate.identity) if candidate.identity else None
         if kept is not None and kept is not candidate and not candidate.skip_reason:
-            candidate = replace(candidate, skip_reason=f"same file as {kept.server_path}")
+            candidate = replace(candidate, skip_reason=f"same file as {kept.shown_path}")
         result.append(candidate)
     return result
 
@@ -288,8 +381,8 @@ def resolve(item: FilesItem, ctx: CollectContext) -> Resolution:
                 column=location.column if location else None,
             )
         base_server, pieces = split_pattern(pattern)
-        walker = _Walker(base_server, ctx.host_path(base_server), item.follow_symlinks)
-        walker.walk((), walker.base_host, pieces)
+        walker = _Walker(base_server, ctx, item.follow_symlinks)
+        walker.walk((), pieces)
         matched = [c for c in walker.found if not is_excluded(c.server_path, item.exclude)]
         if not matched:
             resolution.unmatched_patterns.append(pattern)

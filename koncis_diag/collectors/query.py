@@ -72,7 +72,11 @@ class QueryCollector:
         planned.sources.append(PlannedSource(description=one_line(sql or ""), note=note))
         if url is not None and url.kind == "sqlite":
             assert url.path is not None
-            if not ctx.host_path(url.path).is_file():
+            try:
+                found = ctx.host_path(url.path).is_file()
+            except OSError:  # a link loop below a sysroot
+                found = False
+            if not found:
                 planned.problems.append(f"database file not found: {url.path}")
                 return planned
         if not planned.problems:

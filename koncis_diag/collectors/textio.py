@@ -23,6 +23,8 @@ _T = TypeVar("_T")
 CHUNK_SIZE = 1024 * 1024
 #: How much of the start of a file decides "binary" and the encoding.
 SNIFF_BYTES = 8192
+#: Bytes of the previous block read again before the next one (see ``iter_range``).
+_TAIL_CHECK_BYTES = 64
 #: Share of control bytes above which a file is considered binary.
 MAX_CONTROL_SHARE = 0.10
 
@@ -197,6 +199,42 @@ def read_head(fd: int, size: int) -> bytes:
     return os.pread(fd, min(SNIFF_BYTES, size), 0) if size > 0 else b""
 
 
+def _read_some(fd: int, size: int) -> bytes:
+    """One ``read``; a file with nothing to give right now (``EAGAIN``) has ended."""
+    try:
+        return os.read(fd, size)
+    except BlockingIOError:
+        return b""
+
+
+def read_sequential_head(fd: int) -> bytes:
+    """The first ``SNIFF_BYTES`` of a file read from its current offset (``/proc`` files give
+    their content in pieces, so several reads may be needed)."""
+    head = b""
+    while len(head) < SNIFF_BYTES:
+        block = _read_some(fd, SNIFF_BYTES - len(head))
+        if not block:
+            break
+        head += block
+    return head
+
+
+def iter_sequential(
+    fd: int, already_read: bytes, limit: int, block_size: int = CHUNK_SIZE
+) -> Iterator[bytes]:
+    """``already_read`` then the rest of the file from its current offset, until the end or
+    ``limit`` bytes in all (a file without a known size is never read without bound)."""
+    total = len(already_read)
+    if already_read:
+        yield already_read
+    while total < limit:
+        block = _read_some(fd, min(block_size, limit - total))
+        if not block:
+            return
+        total += len(block)
+        yield block
+
+
 class ShortRead:
     """Set by ``iter_range`` when the file ended before the expected size."""
 
@@ -207,15 +245,27 @@ class ShortRead:
 def iter_range(
     fd: int, start: int, end: int, block_size: int = CHUNK_SIZE, short: Optional[ShortRead] = None
 ) -> Iterator[bytes]:
-    """Bytes ``[start, end)`` of the file in blocks; stops early if the file shrank."""
+    """Bytes ``[start, end)`` of the file in blocks; stops early if the file shrank.
+
+    Before each block the last bytes of the previous one are read again: a log truncated by
+    its writer (``copytruncate``) and already written again past our position has other bytes
+    there, and would otherwise hand us the middle of its new content."""
     position = start
+    previous_tail = b""
     while position < end:
+        if previous_tail and (
+            os.pread(fd, len(previous_tail), position - len(previous_tail)) != previous_tail
+        ):
+            if short is not None:
+                short.happened = True
+            return
         block = os.pread(fd, min(block_size, end - position), position)
         if not block:
             if short is not None:
                 short.happened = True
             return
         position += len(block)
+        previous_tail = block[-_TAIL_CHECK_BYTES:]
         yield block
 
 
@@ -233,10 +283,11 @@ def transcode_utf16(blocks: Iterable[bytes], encoding: str) -> Iterator[bytes]:
 
 
 class LineCut:
-    """Counts what ``drop_partial_first_line`` dropped."""
+    """Counts what ``drop_partial_first_line`` dropped, and whether a line start was found."""
 
     def __init__(self) -> None:
         self.dropped_bytes = 0
+        self.found_line_start = False
 
 
 def drop_partial_first_line(
@@ -254,6 +305,7 @@ def drop_partial_first_line(
                 continue
             if cut is not None:
                 cut.dropped_bytes += newline + 1
+                cut.found_line_start = True
             dropping = False
             block = block[newline + 1 :]
             if not block:
