@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any, Optional
 
 from koncis_diag import __version__
-from koncis_diag.bundle import Staging, bundle_base_name, check_free_space, write_archive
+from koncis_diag.bundle import (
+    Staging,
+    bundle_base_name,
+    check_free_space,
+    deferred_signals,
+    write_archive,
+)
 from koncis_diag.collectors.base import CollectContext, StreamOutput
 from koncis_diag.collectors.registry import REGISTRY
 from koncis_diag.consent import (
@@ -98,9 +104,12 @@ def _run(
 
     check_free_space(options.output_dir, _space_needed(plan))
     top = bundle_base_name(spec.name, now)
-    staging = Staging.create(parent_dir=options.output_dir, top=top)
-    log_handler = start_tool_log(staging.root / "tool.log.raw")
+    staging: Optional[Staging] = None
+    log_handler: Optional[logging.Handler] = None
     try:
+        with deferred_signals():  # a Ctrl-C here would leave a staging folder nobody removes
+            staging = Staging.create(parent_dir=options.output_dir, top=top)
+        log_handler = start_tool_log(staging.root / "tool.log.raw")
         log.info(
             "koncis-diag %s: collecting %d item(s) for spec %s",
             __version__,
@@ -138,12 +147,14 @@ def _run(
             output_dir=options.output_dir,
             fmt=options.archive_format,
             recipients=_recipients(spec, options),
+            unique_name=True,  # a run in the same second (same name) gets <name>-2
         )
         return run
     finally:
         if log_handler is not None:
             stop_tool_log(log_handler)
-        staging.cleanup()
+        if staging is not None:
+            staging.cleanup()
 
 
 # ------------------------------------------------------------------------------ collecting
