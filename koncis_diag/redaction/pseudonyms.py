@@ -56,8 +56,20 @@ def default_state_dir() -> Path:
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) and make sure the folder itself is 0700."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Create ``path`` and any missing parents, each 0700 whatever the umask (a world-writable
+    parent would let another local user swap the folder holding the key and the mapping), and
+    make sure the folder itself is 0700."""
+    missing = []
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            continue
+        os.chmod(folder, 0o700)
     if (path.stat().st_mode & 0o777) != 0o700:
         os.chmod(path, 0o700)
     return path
