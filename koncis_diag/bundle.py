@@ -14,6 +14,7 @@ import contextlib
 import errno
 import gzip
 import hashlib
+import io
 import json
 import os
 import re
@@ -189,17 +190,26 @@ class StagedFile:
 class Staging:
     """A private folder where the bundle is assembled: ``<root>/<top>/...``."""
 
-    def __init__(self, root: Path, top: str) -> None:
+    def __init__(self, root: Path, top: str, *, encrypted_at_rest: bool = False) -> None:
         self.root = root
         self.top = top
         self.top_dir = root / top
+        # With an encrypted bundle, staged files are age ciphertext to a key that exists only
+        # in this process's memory: nothing unencrypted touches the disk.
+        self.encrypted_at_rest = encrypted_at_rest
+        self._identity: Any = None
+        self._recipient: Any = None
+        if encrypted_at_rest:
+            from koncis_diag.crypto import ephemeral_key_pair
+
+            self._identity, self._recipient = ephemeral_key_pair()
         self._records: dict[str, FileRecord] = {}
         self._open_paths: dict[str, None] = {}
         self._manifest_created: Optional[str] = None
         self._cleaned = False
 
     @classmethod
-    def create(cls, parent_dir: PathLike, top: str) -> Staging:
+    def create(cls, parent_dir: PathLike, top: str, *, encrypted_at_rest: bool = False) -> Staging:
         """A new staging folder (random name, 0700). Ctrl-C and SIGTERM are held back while
         it is made; one that came meanwhile removes it again. The caller must make sure that
         a signal between this call and its own cleanup cannot be handled (``deferred_signals``
@@ -224,7 +234,7 @@ class Staging:
             if root is not None:
                 shutil.rmtree(root, ignore_errors=True)
             raise
-        return cls(root, top)
+        return cls(root, top, encrypted_at_rest=encrypted_at_rest)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -247,7 +257,7 @@ class Staging:
             os.unlink(target)
             raise BundleError(_describe_os_error(exc, f"staging {path} in {self.root}")) from exc
         self._open_paths[path] = None
-        return StagedFile(self, path, os.fdopen(fd, "wb"))
+        return StagedFile(self, path, self._sealed(os.fdopen(fd, "wb")))
 
     def write_bytes(self, path: str, data: bytes) -> FileRecord:
         with self.open_file(path) as staged:
@@ -339,6 +349,23 @@ class Staging:
         if self.finalized:
             raise BundleError("the manifest is already written: nothing can be staged now")
 
+    def open_read(self, path: str) -> IO[bytes]:
+        """A staged file's content (decrypted on the fly when staging is encrypted at rest)."""
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+        handle: IO[bytes] = os.fdopen(os.open(self.top_dir / _checked_path(path), flags), "rb")
+        if not self.encrypted_at_rest:
+            return handle
+        from koncis_diag.crypto import DecryptingReader
+
+        return io.BufferedReader(DecryptingReader(handle, [self._identity], path))
+
+    def _sealed(self, handle: BinaryIO) -> BinaryIO:
+        if not self.encrypted_at_rest:
+            return handle
+        from koncis_diag.crypto import SealedFile
+
+        return SealedFile(handle, [self._recipient])  # type: ignore[return-value]
+
     def _check_writable(self, path: str) -> None:
         self._check_not_finalized()
         _checked_path(path)
@@ -353,7 +380,7 @@ class Staging:
         try:
             fd = os.open(target, flags, _FILE_MODE)
             os.fchmod(fd, _FILE_MODE)
-            with os.fdopen(fd, "wb") as handle:
+            with self._sealed(os.fdopen(fd, "wb")) as handle:
                 handle.write(data)
         except OSError as exc:
             raise BundleError(_describe_os_error(exc, f"staging {path} in {self.root}")) from exc
@@ -635,8 +662,7 @@ class _HashingReader:
 
     def __init__(self, staging: Staging, record: FileRecord) -> None:
         self._record = record
-        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-        self._file: IO[bytes] = os.fdopen(os.open(staging.top_dir / record.path, flags), "rb")
+        self._file: IO[bytes] = staging.open_read(record.path)
         self._hash = hashlib.sha256()
         self._size = 0
 

@@ -35,6 +35,7 @@ class Summary:
     rows: list[dict[str, Any]]  # one per item: name, kind, status, files, bytes, redactions...
     findings: list[Finding] = field(default_factory=list)
     total_bytes: int = 0
+    encrypted_at_rest: bool = False  # staged files are ciphertext: nothing to browse
 
     def item_names(self) -> list[str]:
         return [r["name"] for r in self.rows]
@@ -101,7 +102,7 @@ class TerminalReviewer:
     def decide(self, summary: Summary, staging_path: Path) -> Decision:
         excluded: list[str] = []
         if self.review:
-            self._pause_for_review(staging_path)
+            self._pause_for_review(staging_path, summary.encrypted_at_rest)
         while True:
             remaining = [r for r in summary.rows if r["name"] not in excluded]
             self._views.show_summary(self.ui, Summary(remaining, summary.findings), stderr=True)
@@ -136,13 +137,20 @@ class TerminalReviewer:
                         excluded.append(name)
                 continue
             if answer in ("r", "review"):
-                self._pause_for_review(staging_path)
+                self._pause_for_review(staging_path, summary.encrypted_at_rest)
                 continue
             if answer in ("n", "no", ""):
                 return Decision(proceed=False, excluded=excluded)
             self.ui.warn(f"unknown answer {answer!r}")
 
-    def _pause_for_review(self, staging_path: Path) -> None:
+    def _pause_for_review(self, staging_path: Path, encrypted: bool = False) -> None:
+        if encrypted:
+            self.ui.info(
+                "The redacted files are staged encrypted (the bundle is encrypted for support, "
+                "so nothing unencrypted is written to this disk): they cannot be browsed. The "
+                "summary above lists every file; to read them first, run without --encrypt-to."
+            )
+            return
         self.ui.info(f"The redacted files are staged in {staging_path} (private to you).")
         self.ui.ask("Look at them now; press Enter to continue. ")
 

@@ -306,6 +306,84 @@ def encrypting_writer(destination: IO[bytes], recipients: Sequence[Any]) -> Encr
     return EncryptingWriter(destination, parsed)
 
 
+def ephemeral_key_pair() -> tuple[Any, Any]:
+    """A fresh age identity and its recipient, held in memory only (staging at rest)."""
+    pyrage = _pyrage()
+    identity = pyrage.x25519.Identity.generate()
+    return identity, identity.to_public()
+
+
+class SealedFile(io.RawIOBase):
+    """A file on disk that only ever receives age ciphertext: ``write`` takes plaintext,
+    ``close`` finishes the age stream and closes the file. Used for staging at rest."""
+
+    def __init__(self, handle: IO[bytes], recipients: Sequence[Any]) -> None:
+        super().__init__()
+        self._handle = handle
+        self._writer = encrypting_writer(handle, recipients)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return self._writer.write(data)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            self._writer.close()
+        finally:
+            try:
+                self._handle.close()
+            finally:
+                super().close()
+
+
+class DecryptingReader(io.RawIOBase):
+    """Read-only plaintext of an age file, decrypted in a thread into a pipe: nothing
+    decrypted is ever written to a file. ``close`` raises ``EncryptionError`` on failure."""
+
+    def __init__(self, source: BinaryIO, identities: Sequence[Any], label: str) -> None:
+        super().__init__()
+        self._source = source
+        read_fd, write_fd = os.pipe()
+        self._reader = open(read_fd, "rb", buffering=0)  # noqa: SIM115 - closed in close()
+        self._error: Optional[BaseException] = None
+        self._label = label
+
+        def work() -> None:
+            try:
+                with open(write_fd, "wb", buffering=0) as writer:
+                    _decrypt_stream(source, writer, identities, label)
+            except BaseException as err:
+                self._error = err
+
+        self._thread = threading.Thread(target=work, name="koncis-diag-decrypt", daemon=True)
+        self._thread.start()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self._reader.readinto(buffer)
+        if not count:
+            self._thread.join()
+            if self._error is not None:
+                raise EncryptionError(f"{self._label}: {self._error}")
+        return count or 0
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            self._reader.close()  # a writer still busy gets EPIPE and stops
+            self._thread.join()
+            self._source.close()
+        finally:
+            super().close()
+
+
 # ----------------------------------------------------------------------------- decrypting
 
 

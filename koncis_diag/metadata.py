@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import socket
-from collections import Counter
+from collections import Counter, deque
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Optional
 
 from koncis_diag import __version__
@@ -29,7 +27,7 @@ def write_metadata(
     created: datetime,
     redactor: Redactor,
     staging: Staging,
-    log_handler: logging.Handler,
+    log_handler: ToolLog,
     options_retention: Optional[str] = None,
 ) -> None:
     assert run.consent is not None
@@ -37,7 +35,7 @@ def write_metadata(
     staging.write_bytes("redaction-report.json", json_bytes(redaction_report(run, redactor)))
     staging.write_bytes("README.txt", readme(spec, created, run).encode("utf-8"))
     stop_tool_log(log_handler)
-    store_tool_log(staging, redactor)
+    store_tool_log(staging, redactor, log_handler)
     retention = options_retention if options_retention else getattr(spec, "retention", None)
     host, _ = redactor.redact_text(socket.gethostname())
     source = "flags" if spec.source is None else redactor.redact_text(spec.source)[0]
@@ -126,18 +124,31 @@ def json_bytes(data: Any) -> bytes:
 # ------------------------------------------------------------------------- the tool's log
 
 
-class _RawLogHandler(logging.FileHandler):
-    pass
+class ToolLog(logging.Handler):
+    """The tool's own log for the bundle, kept in memory (bounded) until it is redacted into
+    ``koncis-diag.log``: the unredacted log never touches the disk."""
+
+    MAX_LINES = 100_000
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: deque[str] = deque(maxlen=self.MAX_LINES)
+        self.dropped = 0
+        self.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S")
+        )
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if len(self.lines) == self.MAX_LINES:
+                self.dropped += 1
+            self.lines.append(self.format(record) + "\n")
+        except Exception:  # logging must never break the run
+            self.handleError(record)
 
 
-def start_tool_log(path: Path) -> logging.Handler:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.close(fd)
-    handler = _RawLogHandler(path, encoding="utf-8")
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S")
-    )
-    handler.setLevel(logging.DEBUG)
+def start_tool_log() -> ToolLog:
+    handler = ToolLog()
     log.addHandler(handler)
     if log.level == logging.NOTSET or log.level > logging.INFO:
         log.setLevel(logging.INFO)
@@ -149,14 +160,12 @@ def stop_tool_log(handler: logging.Handler) -> None:
     handler.close()
 
 
-def store_tool_log(staging: Staging, redactor: Redactor) -> None:
-    """The raw log lives outside the bundle folder; only its redacted copy goes in."""
-    raw = staging.root / "tool.log.raw"
+def store_tool_log(staging: Staging, redactor: Redactor, handler: ToolLog) -> None:
+    """Only the redacted copy of the log goes into the bundle."""
     stream = redactor.stream(fmt="log", source="koncis-diag.log")
-    with staging.open_file("koncis-diag.log") as staged, open(raw, "rb") as src:
-        while True:
-            block = src.read(1024 * 1024)
-            if not block:
-                break
-            staged.write(stream.feed(block))
+    with staging.open_file("koncis-diag.log") as staged:
+        if handler.dropped:
+            staged.write(f"[{handler.dropped} earliest lines not kept]\n".encode())
+        for line in handler.lines:
+            staged.write(stream.feed(line.encode("utf-8", "replace")))
         staged.write(stream.close())

@@ -37,7 +37,7 @@ from koncis_diag.consent import (
 )
 from koncis_diag.console import ProgressReporter
 from koncis_diag.errors import ConsentRefused, KoncisError
-from koncis_diag.metadata import start_tool_log, stop_tool_log, write_metadata
+from koncis_diag.metadata import ToolLog, start_tool_log, stop_tool_log, write_metadata
 from koncis_diag.plan import Plan, make_plan
 from koncis_diag.redaction import Redactor, build_redactor
 from koncis_diag.results import ItemResult, RunResult
@@ -105,11 +105,15 @@ def _run(
     check_free_space(options.output_dir, _space_needed(plan))
     top = bundle_base_name(spec.name, now)
     staging: Optional[Staging] = None
-    log_handler: Optional[logging.Handler] = None
+    log_handler: Optional[ToolLog] = None
     try:
         with deferred_signals():  # a Ctrl-C here would leave a staging folder nobody removes
-            staging = Staging.create(parent_dir=options.output_dir, top=top)
-        log_handler = start_tool_log(staging.root / "tool.log.raw")
+            staging = Staging.create(
+                parent_dir=options.output_dir,
+                top=top,
+                encrypted_at_rest=bool(_recipients(spec, options)),
+            )
+        log_handler = start_tool_log()
         log.info(
             "koncis-diag %s: collecting %d item(s) for spec %s",
             __version__,
@@ -126,6 +130,7 @@ def _run(
         _tally(run, redactor)
         run.findings = _leak_check(staging, redactor)
         summary = _summary(run, redactor)
+        summary.encrypted_at_rest = staging.encrypted_at_rest
         decision = reviewer.decide(summary, staging.top_dir)
         if not decision.proceed:
             raise ConsentRefused(f"bundle not written: {decision.reason}")
@@ -302,19 +307,18 @@ def _tally(run: RunResult, redactor: Redactor) -> None:
 
 
 def _leak_check(staging: Staging, redactor: Redactor) -> list[Finding]:
-    checker = getattr(redactor, "leak_check", None)
-    if checker is None:
-        return []
-    paths = [staging.top_dir / rec.path for rec in staging.records()]
-    return [
-        Finding(
-            path=str(Path(f.path).relative_to(staging.top_dir)),
-            line=f.line,
-            rule=f.rule,
-            excerpt=f.excerpt,
-        )
-        for f in checker(paths)
-    ]
+    """Rescan what was staged with the high-confidence detectors (file by file, decrypted on
+    the fly when staging is encrypted at rest)."""
+    findings: list[Finding] = []
+    for record in staging.records():
+        with staging.open_read(record.path) as stream:
+            for found in redactor.leak_check([stream]):
+                findings.append(
+                    Finding(
+                        path=record.path, line=found.line, rule=found.rule, excerpt=found.excerpt
+                    )
+                )
+    return findings
 
 
 def _summary(run: RunResult, redactor: Redactor) -> Summary:

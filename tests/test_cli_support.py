@@ -200,3 +200,50 @@ def test_bad_pseudonym_key_is_one_line(tmp_path: Path, log_file: Path) -> None:
     assert result.returncode == 2
     assert "--pseudonym-key" in result.stderr and "Traceback" not in result.stderr
     assert list(out.iterdir()) == []
+
+
+def test_with_encryption_nothing_unencrypted_touches_the_disk(tmp_path: Path) -> None:
+    """While an encrypted collection runs, every staged file is age ciphertext: look at the
+    staging folder mid-run (a command item holds the run), then check the result decrypts."""
+    import time
+
+    identity = tmp_path / "support.key"
+    recipient = run("keygen", "-o", str(identity)).stdout.strip()
+    log = tmp_path / "app.log"
+    log.write_text(
+        "2026-11-28 10:00:00,000 INFO plain-marker-4711 for anna@example.org\n", encoding="utf-8"
+    )
+    marker = tmp_path / "started"
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "version: 1\nname: enc\ncollect:\n"
+        f"  - files: {{name: logs, paths: ['{log}']}}\n"
+        f"  - command: {{name: hold, argv: [sh, -c, 'touch {marker}; sleep 3'], timeout: 30s}}\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen(
+        koncis_cmd(
+            "collect", "--spec", str(spec), "--yes", "--encrypt-to", recipient, "-o", str(out)
+        ),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(),
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    staged = [p for p in out.rglob("*") if p.is_file()]
+    assert staged, "nothing staged while the run was holding"
+    for path in staged:
+        data = path.read_bytes()
+        assert data.startswith(b"age-encryption.org/v1"), path
+        assert b"plain-marker-4711" not in data and b"redacted.invalid" not in data
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    [bundle] = list(out.iterdir())
+    assert bundle.name.endswith(".zip.age")
+    assert run("verify", str(bundle), "--identity", str(identity)).returncode == 0
