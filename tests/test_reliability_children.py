@@ -54,11 +54,6 @@ def test_a_hanging_command_is_killed_with_its_process_group(tmp_path: Path) -> N
     assert wait_for(lambda: _processes_with(marker) == [], seconds=30, step=0.05)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: databases/session.py cancels on the server but a frozen server never "
-    "acknowledges; the blocked read needs closing the socket (reported to the lead)",
-)
 @pytest.mark.timeout(120)
 def test_a_database_that_stops_answering_mid_result_does_not_hang(
     postgres_server: DatabaseServer,  # noqa: F811 - fixture

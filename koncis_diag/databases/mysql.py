@@ -25,7 +25,7 @@ from pymysql.cursors import SSCursor
 
 from koncis_diag.collectors.base import Column
 from koncis_diag.databases import DEFAULT_PORTS, DatabaseURL
-from koncis_diag.databases.session import scrub
+from koncis_diag.databases.session import scrub, shutdown_socket
 from koncis_diag.databases.values import QueryLimits
 from koncis_diag.errors import CollectionError
 
@@ -250,6 +250,12 @@ class MySQLSession:
                 cursor.execute(f"KILL QUERY {int(self._thread_id)}")
         finally:
             killer.close()
+
+    def abort(self) -> None:
+        """Shut the connection's socket down so a read blocked on a silent server returns."""
+        sock = getattr(self._connection, "_sock", None)
+        if sock is not None:
+            shutdown_socket(sock.fileno())
 
     def close(self, finished: bool) -> None:
         if self._running or not finished:

@@ -23,7 +23,7 @@ from psycopg.types.string import TextLoader
 
 from koncis_diag.collectors.base import Column
 from koncis_diag.databases import DEFAULT_PORTS, DatabaseURL
-from koncis_diag.databases.session import scrub
+from koncis_diag.databases.session import scrub, shutdown_socket
 from koncis_diag.databases.values import QueryLimits
 from koncis_diag.errors import CollectionError
 
@@ -182,6 +182,10 @@ class PostgresSession:
             cancel_safe(timeout=10.0)
         else:  # psycopg < 3.2
             self._connection.cancel()
+
+    def abort(self) -> None:
+        """Shut the connection's socket down so a read blocked on a silent server returns."""
+        shutdown_socket(self._connection.pgconn.socket)
 
     def close(self, finished: bool) -> None:
         """Closing the server-side cursor stops the statement; the transaction is rolled back

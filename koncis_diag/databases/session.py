@@ -17,10 +17,11 @@ batches, cancel the running statement on the server from another thread, and clo
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any, Callable, Protocol, TypeVar
+from typing import Any, Callable, Optional, Protocol, TypeVar
 
 from koncis_diag.collectors.base import Column
 from koncis_diag.databases.values import CellConverter, QueryLimits
@@ -50,6 +51,9 @@ class DriverSession(Protocol):
         """Cancel the running statement on the server. Called from another thread."""
         ...
 
+    # Optional: ``abort()`` cuts the connection's socket (called from another thread when a
+    # cancelled call has not returned: a server that stopped answering).
+
     def close(self, finished: bool) -> None:
         """Roll back and disconnect. ``finished`` is False when rows were left unread: the
         session must then stop the statement on the server rather than read the rest."""
@@ -69,6 +73,22 @@ def scrub(text: str, secrets: Sequence[str]) -> str:
     return text
 
 
+def shutdown_socket(fd: int) -> None:
+    """``shutdown(2)`` both directions of a driver's socket (by a duplicate descriptor, so the
+    driver's own object stays valid and closes it later)."""
+    import socket
+
+    if fd is None or fd < 0:
+        return
+    dup = socket.socket(fileno=os.dup(fd))
+    try:
+        dup.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        dup.close()
+
+
 class BudgetSpent(Exception):
     """The time budget was used up before a driver call could start."""
 
@@ -78,11 +98,22 @@ class TimeBudget:
     watchdog timer waits for the rest of the budget and then calls ``on_expiry`` (the
     session's server-side cancel)."""
 
-    def __init__(self, seconds: float, on_expiry: Callable[[], None]) -> None:
+    #: Seconds a cancelled call may take to return before its connection is cut.
+    ABORT_GRACE = 2.0
+
+    def __init__(
+        self,
+        seconds: float,
+        on_expiry: Callable[[], None],
+        on_stuck: Optional[Callable[[], None]] = None,
+    ) -> None:
         self.seconds = seconds
         self.remaining = seconds
         self.expired = False
         self._on_expiry = on_expiry
+        self._on_stuck = on_stuck
+        self._running = False
+        self._abort_timer: Optional[threading.Timer] = None
 
     def _expire(self) -> None:
         self.expired = True
@@ -90,6 +121,19 @@ class TimeBudget:
             self._on_expiry()
         except Exception:  # the call itself fails and reports the timeout
             pass
+        if self._on_stuck is not None and self._running:
+            # A server that stopped answering never acknowledges the cancel and the driver's
+            # read blocks for ever: cut the connection if the call has not returned by then.
+            self._abort_timer = threading.Timer(self.ABORT_GRACE, self._abort)
+            self._abort_timer.daemon = True
+            self._abort_timer.start()
+
+    def _abort(self) -> None:
+        if self._running and self._on_stuck is not None:
+            try:
+                self._on_stuck()
+            except Exception:  # best effort: the blocked call reports the failure
+                pass
 
     def run(self, call: Callable[[], _T]) -> _T:
         if self.remaining <= 0:
@@ -98,11 +142,15 @@ class TimeBudget:
         started = time.monotonic()
         timer = threading.Timer(self.remaining, self._expire)
         timer.daemon = True
+        self._running = True
         timer.start()
         try:
             return call()
         finally:
+            self._running = False
             timer.cancel()
+            if self._abort_timer is not None:
+                self._abort_timer.cancel()
             self.remaining -= time.monotonic() - started
 
 
@@ -124,7 +172,7 @@ class ServerQuery:
         self._limits = limits
         self._display = display
         self._secrets = tuple(secrets)
-        self._budget = TimeBudget(limits.timeout, session.cancel)
+        self._budget = TimeBudget(limits.timeout, session.cancel, getattr(session, "abort", None))
         self._closed = False
         self._finished = False
         self.converter = CellConverter(limits)
