@@ -36,7 +36,7 @@ from koncis_diag.consent import (
     make_record,
 )
 from koncis_diag.console import ProgressReporter
-from koncis_diag.errors import ConsentRefused, KoncisError
+from koncis_diag.errors import BundleError, ConsentRefused, KoncisError
 from koncis_diag.metadata import ToolLog, start_tool_log, stop_tool_log, write_metadata
 from koncis_diag.plan import Plan, make_plan
 from koncis_diag.redaction import Redactor, build_redactor
@@ -198,6 +198,8 @@ def _collect_item(
         for output in REGISTRY[item.kind].collect(item, ctx):
             record = store_output(folder, output, redactor, staging, progress)
             result.outputs.append(record)
+    except BundleError:
+        raise  # staging itself failed (disk full, ...): nothing else could be written either
     except KoncisError as err:
         result.status, result.error = "failed", redacted(redactor, str(err))
         log.info("item %s failed: %s", item.name, err)
