@@ -109,8 +109,8 @@ class UI:
         self.term.stdout.flush()
 
     def print(self, renderable: Any = "") -> None:
-        if not self.quiet or isinstance(renderable, Table):
-            self.out.print(renderable, markup=False)
+        """A result on stdout: printed with --quiet too (quiet silences messages, not results)."""
+        self.out.print(renderable, markup=False, soft_wrap=True)
 
     def table(
         self,

@@ -38,6 +38,7 @@ from koncis_diag.consent import (
 from koncis_diag.console import ProgressReporter
 from koncis_diag.errors import BundleError, ConsentRefused, KoncisError
 from koncis_diag.metadata import ToolLog, start_tool_log, stop_tool_log, write_metadata
+from koncis_diag.parallel import ParallelRedaction
 from koncis_diag.plan import Plan, make_plan
 from koncis_diag.redaction import Redactor, build_redactor
 from koncis_diag.results import ItemResult, RunResult
@@ -62,6 +63,8 @@ class RunOptions:
     password_source: Any = None  # databases.connections.PasswordSource; default env + terminal
     retention: Optional[str] = None  # e.g. "30d"; overrides the spec's retention
     pseudonym_key: Optional[Path] = None  # a cluster's shared key: same pseudonyms on every node
+    jobs: int = 1  # worker processes redacting log streams (byte-identical output)
+    priority: str = "normal"  # "low": nice + idle I/O class, gentle on a struggling server
 
 
 def run_collection(
@@ -74,6 +77,9 @@ def run_collection(
     written), ``KoncisError`` for failures that stop the run; staging never survives."""
     if options.archive_format not in ARCHIVE_FORMATS:
         raise KoncisError(f"unknown bundle format {options.archive_format!r}")
+    from koncis_diag.priority import lower_priority
+
+    log.info("%s", lower_priority(options.priority))
     now = (options.now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     ctx = CollectContext(now=now, root=options.root, logger=log)
     redactor = build_redactor(
@@ -122,7 +128,9 @@ def _run(
         )
         _scan_configuration(plan, ctx, redactor)
         identities = _prepare_databases(spec, ctx, redactor, options.password_source)
-        results = _collect_all(plan, ctx, redactor, staging, progress_factory)
+        with ParallelRedaction(redactor, options.jobs) as parallel:
+            parallel.start()
+            results = _collect_all(plan, ctx, redactor, staging, progress_factory, parallel)
         results += [
             ItemResult(item=spec.item(name), status="excluded") for name in options.excluded
         ]
@@ -171,13 +179,14 @@ def _collect_all(
     redactor: Redactor,
     staging: Staging,
     progress_factory: Any,
+    parallel: ParallelRedaction,
 ) -> list[ItemResult]:
     results: list[ItemResult] = []
     with progress_factory(plan.estimated_bytes) as progress:
         for index, planned in enumerate(plan.items, start=1):
             item = planned.item
             progress.item_started(item.name, index, len(plan.items))
-            result = _collect_item(item, ctx, redactor, staging, progress)
+            result = _collect_item(item, ctx, redactor, staging, progress, parallel)
             results.append(result)
             detail = result.error or f"{len(result.written)} file(s)"
             progress.item_finished(item.name, result.status, detail)
@@ -190,13 +199,14 @@ def _collect_item(
     redactor: Redactor,
     staging: Staging,
     progress: ProgressReporter,
+    parallel: ParallelRedaction,
 ) -> ItemResult:
     result = ItemResult(item=item)
     folder = f"{BUNDLE_FOLDER[item.kind]}/{item.name}"
     started = time.monotonic()
     try:
         for output in REGISTRY[item.kind].collect(item, ctx):
-            record = store_output(folder, output, redactor, staging, progress)
+            record = store_output(folder, output, redactor, staging, progress, parallel)
             result.outputs.append(record)
     except BundleError:
         raise  # staging itself failed (disk full, ...): nothing else could be written either

@@ -12,11 +12,12 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Optional
 
 from koncis_diag.bundle import Staging
 from koncis_diag.collectors.base import StreamOutput, TableOutput
 from koncis_diag.console import ProgressReporter
+from koncis_diag.parallel import ParallelRedaction
 from koncis_diag.redaction import Redactor
 from koncis_diag.results import OutputRecord
 
@@ -27,7 +28,10 @@ def store_output(
     redactor: Redactor,
     staging: Staging,
     progress: ProgressReporter,
+    parallel: Optional[ParallelRedaction] = None,
 ) -> OutputRecord:
+    """``parallel`` spreads a log stream's redaction over worker processes (byte-identical
+    output); without it the stream is redacted here."""
     path = f"{folder}/{output.bundle_path}"
     source, source_counts = redactor.redact_text(output.source)
     record = OutputRecord(path=path, source=source, redactions=Counter(source_counts))
@@ -45,7 +49,9 @@ def store_output(
         if isinstance(output, TableOutput):
             _write_table(path, output, redactor, staging, record, progress)
         else:
-            _write_stream(path, output, redactor, staging, record, progress)
+            _write_stream(
+                path, output, parallel or ParallelRedaction(redactor), staging, record, progress
+            )
     except BaseException:
         # Never leave a partially written (possibly partially redacted) file behind.
         staging.remove_prefix(path)
@@ -58,25 +64,29 @@ def store_output(
 def _write_stream(
     path: str,
     output: StreamOutput,
-    redactor: Redactor,
+    parallel: ParallelRedaction,
     staging: Staging,
     record: OutputRecord,
     progress: ProgressReporter,
 ) -> None:
-    stream = redactor.stream(fmt=output.fmt, source=output.source)
     chunks: Iterator[bytes] = output.chunks  # type: ignore[assignment]
+
+    def counted() -> Iterator[bytes]:
+        for chunk in chunks:
+            progress.advance(len(chunk))
+            yield chunk
+
+    redacted_stream = parallel.redact_stream(counted(), output.fmt, output.source)
     try:
         with staging.open_file(path) as staged:
-            for chunk in chunks:
-                progress.advance(len(chunk))
-                redacted = stream.feed(chunk)
-                if redacted:
-                    staged.write(redacted)
-            staged.write(stream.close())
+            for piece in redacted_stream:
+                if piece:
+                    staged.write(piece)
     finally:
+        redacted_stream.close()
         close_iterator(chunks)
     record.bytes, record.sha256 = staged.record.size, staged.record.sha256
-    record.redactions.update(stream.counts)
+    record.redactions.update(redacted_stream.counts)
 
 
 def _write_table(

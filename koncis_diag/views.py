@@ -65,10 +65,23 @@ def show_plan(ui: UI, plan: Plan, *, stderr: bool = False) -> None:
                 style="bold yellow",
             )
         )
+    from koncis_diag.parallel import default_jobs, estimate_seconds
+
+    jobs = default_jobs()
+    seconds = estimate_seconds(plan.estimated_bytes, jobs)
     target.print(
-        f"Estimated content before compression: {human_size(plan.estimated_bytes)}",
+        f"Estimated content before compression: {human_size(plan.estimated_bytes)}; "
+        f"redaction time about {_duration(seconds)} with {jobs} worker(s)",
         markup=False,
     )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def show_summary(ui: UI, summary: Any, *, stderr: bool = False) -> None:

@@ -523,3 +523,39 @@ def test_review_pauses_at_the_staged_files(demo_server: dict[str, Path], out: Pa
     assert ".koncis-diag-staging-" in staged
     assert not Path(staged.strip()).exists()  # removed once the bundle was written
     assert len(bundles(out)) == 1
+
+
+def test_jobs_give_byte_identical_bundles(demo_server: dict[str, Path], tmp_path: Path) -> None:
+    """Redaction spread over worker processes writes exactly what one core writes."""
+    contents = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out-{jobs}"
+        out.mkdir()
+        result = run(
+            [
+                "collect",
+                *demo_args(demo_server),
+                "--yes",
+                "-o",
+                str(out),
+                "-j",
+                jobs,
+                "--priority",
+                "normal",
+                "--exclude",
+                "system",
+                "--exclude",
+                "disk-usage",
+            ]
+        )
+        assert result.returncode == 0, result.stderr
+        [bundle] = bundles(out)
+        members = zip_members(bundle)
+        contents.append(
+            {
+                name.split("/", 1)[1]: data
+                for name, data in members.items()
+                if "/files/" in name or "/config/" in name
+            }
+        )
+    assert contents[0] and contents[0] == contents[1]

@@ -69,6 +69,20 @@ _FORMAT = click.option(
     "~/.local/state/koncis-diag/pseudonym.key), so a value gets the same pseudonym on every node.",
 )
 @click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Worker processes for redaction (default: the usable cores, at most 4).",
+)
+@click.option(
+    "--priority",
+    type=click.Choice(["low", "normal"]),
+    default="low",
+    show_default=True,
+    help="low: nice and idle I/O priority, gentle on a busy production server.",
+)
+@click.option(
     "--review",
     is_flag=True,
     help="Stop after redaction so you can look at the staged files before agreeing.",
@@ -84,10 +98,13 @@ def collect(
     encrypt_to: tuple[str, ...],
     retention: Optional[str],
     pseudonym_key: Optional[Path],
+    jobs: Optional[int],
+    priority: str,
     review: bool,
 ) -> None:
     """Collect, redact, ask for consent and write one bundle file."""
     from koncis_diag.consent import AssumeYes, TerminalReviewer
+    from koncis_diag.parallel import default_jobs
     from koncis_diag.pipeline import RunOptions, run_collection
 
     if assume_yes:
@@ -111,6 +128,8 @@ def collect(
         encrypt_to=encrypt_to,
         retention=retention,
         pseudonym_key=pseudonym_key,
+        jobs=jobs or default_jobs(),
+        priority=priority,
     )
     result = run_collection(spec, options, reviewer, ui.progress)
     if ui.json_mode:
