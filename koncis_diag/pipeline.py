@@ -40,6 +40,7 @@ from koncis_diag.errors import BundleError, ConsentRefused, KoncisError
 from koncis_diag.metadata import ToolLog, start_tool_log, stop_tool_log, write_metadata
 from koncis_diag.parallel import ParallelRedaction
 from koncis_diag.plan import Plan, make_plan
+from koncis_diag.priority import lower_priority
 from koncis_diag.redaction import Redactor, build_redactor
 from koncis_diag.results import ItemResult, RunResult
 from koncis_diag.spec import BUNDLE_FOLDER, Item, Spec
@@ -64,7 +65,7 @@ class RunOptions:
     retention: Optional[str] = None  # e.g. "30d"; overrides the spec's retention
     pseudonym_key: Optional[Path] = None  # a cluster's shared key: same pseudonyms on every node
     jobs: int = 1  # worker processes redacting log streams (byte-identical output)
-    priority: str = "normal"  # "low": nice + idle I/O class, gentle on a struggling server
+    priority: str = "normal"  # "low": nice 10 + best-effort I/O level 7 ("idle": idle I/O class)
 
 
 def run_collection(
@@ -77,9 +78,6 @@ def run_collection(
     written), ``KoncisError`` for failures that stop the run; staging never survives."""
     if options.archive_format not in ARCHIVE_FORMATS:
         raise KoncisError(f"unknown bundle format {options.archive_format!r}")
-    from koncis_diag.priority import lower_priority
-
-    log.info("%s", lower_priority(options.priority))
     now = (options.now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     ctx = CollectContext(now=now, root=options.root, logger=log)
     redactor = build_redactor(
@@ -120,6 +118,7 @@ def _run(
                 encrypted_at_rest=bool(_recipients(spec, options)),
             )
         log_handler = start_tool_log()
+        log.info("%s", lower_priority(options.priority))
         log.info(
             "koncis-diag %s: collecting %d item(s) for spec %s",
             __version__,

@@ -77,10 +77,11 @@ _FORMAT = click.option(
 )
 @click.option(
     "--priority",
-    type=click.Choice(["low", "normal"]),
+    type=click.Choice(["low", "idle", "normal"]),
     default="low",
     show_default=True,
-    help="low: nice and idle I/O priority, gentle on a busy production server.",
+    help="low: nice 10 and the lowest best-effort I/O priority, gentle on a busy production "
+    "server; idle: idle I/O class (may starve on a disk that is never idle).",
 )
 @click.option(
     "--review",
