@@ -686,27 +686,38 @@ def _write_zip(
 ) -> None:
     top = top or staging.top
     date_time = time.gmtime(timestamp)[:6]
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
-        for path, record in _archive_entries(staging):
-            name = f"{top}/{path}" if path else top
-            if record is None:
-                info = zipfile.ZipInfo(name + "/", date_time)
-                info.create_system = 3
-                info.external_attr = ((stat.S_IFDIR | _DIR_MODE) << 16) | 0x10
-                archive.writestr(info, b"", compress_type=zipfile.ZIP_STORED)
-                continue
-            info = zipfile.ZipInfo(name, date_time)
+    archive = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True)
+    try:
+        _fill_zip(staging, archive, top, date_time)
+    except BaseException:
+        # The output is being discarded (error, Ctrl-C): the half-written archive must not try
+        # to finish itself later (its __del__ would write to a closed file and print noise).
+        archive.fp = None
+        raise
+    archive.close()
+
+
+def _fill_zip(staging: Staging, archive: zipfile.ZipFile, top: str, date_time: Any) -> None:
+    for path, record in _archive_entries(staging):
+        name = f"{top}/{path}" if path else top
+        if record is None:
+            info = zipfile.ZipInfo(name + "/", date_time)
             info.create_system = 3
-            info.external_attr = (stat.S_IFREG | _FILE_MODE) << 16
-            info.compress_type = zipfile.ZIP_DEFLATED  # zlib's default level is 6
-            info.file_size = record.size  # lets zipfile choose zip64 up front for big files
-            source = _HashingReader(staging, record)
-            try:
-                with archive.open(info, "w") as target:
-                    shutil.copyfileobj(source, target, _COPY_CHUNK)
-            finally:
-                source.close()
-            source.finish()
+            info.external_attr = ((stat.S_IFDIR | _DIR_MODE) << 16) | 0x10
+            archive.writestr(info, b"", compress_type=zipfile.ZIP_STORED)
+            continue
+        info = zipfile.ZipInfo(name, date_time)
+        info.create_system = 3
+        info.external_attr = (stat.S_IFREG | _FILE_MODE) << 16
+        info.compress_type = zipfile.ZIP_DEFLATED  # zlib's default level is 6
+        info.file_size = record.size  # lets zipfile choose zip64 up front for big files
+        source = _HashingReader(staging, record)
+        try:
+            with archive.open(info, "w") as target:
+                shutil.copyfileobj(source, target, _COPY_CHUNK)
+        finally:
+            source.close()
+        source.finish()
 
 
 def _write_tar_gz(
