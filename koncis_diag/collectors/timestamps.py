@@ -111,32 +111,20 @@ def line_timestamp(line_head: bytes) -> Optional[float]:
         return _to_epoch(year, month, day, hour, minute, second, match.group(7), offset)
     match = _TOMCAT.match(head)
     if match:
-        month_number = _MONTHS.get(match.group(2).lower())
-        if month_number is None:
-            return None
-        return _to_epoch(
-            int(match.group(3)),
-            month_number,
-            int(match.group(1)),
-            int(match.group(4)),
-            int(match.group(5)),
-            int(match.group(6)),
-            match.group(7),
-            None,
-        )
+        return _day_month_year_epoch(match, match.group(7), None)
     match = _ACCESS_LOG.search(head)
     if match:
-        month_number = _MONTHS.get(match.group(2).lower())
-        if month_number is None:
-            return None
-        return _to_epoch(
-            int(match.group(3)),
-            month_number,
-            int(match.group(1)),
-            int(match.group(4)),
-            int(match.group(5)),
-            int(match.group(6)),
-            None,
-            _zone_offset_seconds(match.group(7)),
-        )
+        return _day_month_year_epoch(match, None, _zone_offset_seconds(match.group(7)))
     return None
+
+
+def _day_month_year_epoch(
+    match: re.Match, fraction: Optional[str], offset: Optional[int]
+) -> Optional[float]:
+    """Tomcat (``28-Nov-2026 10:02:03.123``) and access-log (``28/Nov/2026:10:02:03 +0000``)
+    stamps: groups 1-6 are day, month name, year, hour, minute, second."""
+    month_number = _MONTHS.get(match.group(2).lower())
+    if month_number is None:
+        return None
+    day, year, hour, minute, second = (int(match.group(g)) for g in (1, 3, 4, 5, 6))
+    return _to_epoch(year, month_number, day, hour, minute, second, fraction, offset)

@@ -13,6 +13,15 @@ from koncis_diag.cli_options import SpecRequest, output_options, parse_sets, spe
 from koncis_diag.console import UI
 from koncis_diag.errors import ConsentRefused, InputError
 
+_OUTPUT_DIR = click.option(
+    "-o",
+    "--output",
+    "output_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder for the bundle.",
+)
 _FORMAT = click.option(
     "--format",
     "archive_format",
@@ -25,15 +34,7 @@ _FORMAT = click.option(
 
 @cli.command(epilog=EXIT_CODE_HELP)
 @spec_options
-@click.option(
-    "-o",
-    "--output",
-    "output_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="Folder for the bundle.",
-)
+@_OUTPUT_DIR
 @_FORMAT
 @click.option(
     "-y",
@@ -228,15 +229,7 @@ def spec_check(ui: UI, spec_file: Path, sets: tuple[str, ...]) -> None:
 
 
 @cli.command(epilog=EXIT_CODE_HELP)
-@click.option(
-    "-o",
-    "--output",
-    "output_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="Folder for the demo bundle.",
-)
+@_OUTPUT_DIR
 @_FORMAT
 @output_options
 def demo(ui: UI, output_dir: Path, archive_format: str) -> None:
