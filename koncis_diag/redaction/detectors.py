@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from typing import Optional
+from typing import Optional, Union
 
+from koncis_diag.redaction.accel import OffsetFinder, relaxed
 from koncis_diag.redaction.matching import (
     MARKER,
     MARKER_PREFIX,
@@ -45,6 +46,14 @@ def pem_body_line(buf: bytes, start: int, end: int) -> bool:
     return len(pieces) == 1 or max(len(piece) for piece in pieces) >= 16
 
 
+class _NoFinder:
+    """The regex searches the batch itself (a rule with neither triggers nor accelerator)."""
+
+
+NO_FINDER = _NoFinder()
+Finder = Union[MultiFinder, OffsetFinder, _NoFinder]
+
+
 class PatternDetector:
     """A ``pattern`` rule: regex + optional group (or named ``fields``), validator, triggers."""
 
@@ -60,6 +69,7 @@ class PatternDetector:
         self.validator: Optional[Validator] = VALIDATORS[rule.validator] if rule.validator else None
         self.triggers: tuple[bytes, ...] = ()
         self.trigger_slots: Optional[tuple[int, ...]] = None  # set by the engine
+        self.accel_slot: Optional[int] = None  # set by the accelerator that serves it
         self.icase = False
         if rule.triggers:
             self.triggers = minimal_triggers([t.lower().encode("utf-8") for t in rule.triggers])
@@ -73,11 +83,28 @@ class PatternDetector:
                 # one-byte triggers ('.', ':') are on nearly every line: no use as a filter
                 self.triggers, self.icase = minimal_triggers(derived[0]), derived[1]
 
-    def begin(self, batch: Batch) -> Optional[PatternCursor]:
+    def accel_pattern(self) -> Optional[bytes]:
+        """The candidate pattern the accelerator runs for this rule (see ``relax.py``)."""
+        assert self.rule.pattern is not None
+        return relaxed(self.rule.pattern, self.rule.ignore_case)
+
+    def finder(self, batch: Batch) -> Optional[Finder]:
+        """Where this rule may match in the batch: the accelerator's candidates, else the
+        literal triggers (None: nowhere); ``NO_FINDER`` when the regex searches alone."""
+        if self.accel_slot is not None and batch.candidates is not None:
+            offsets = batch.candidates[self.accel_slot]
+            return OffsetFinder(offsets) if offsets else None
         if not self.triggers:
-            return PatternCursor(self, batch, None)
+            return NO_FINDER
         firsts = batch.gate(self.triggers, self.icase, self.trigger_slots)
-        return PatternCursor(self, batch, firsts) if firsts is not None else None
+        if firsts is None:
+            return None
+        haystack = batch.lower if self.icase else batch.buf
+        return MultiFinder(haystack, self.triggers, firsts)
+
+    def begin(self, batch: Batch) -> Optional[PatternCursor]:
+        finder = self.finder(batch)
+        return PatternCursor(self, batch, finder) if finder is not None else None
 
     def valid(self, buf: bytes, start: int, end: int) -> bool:
         """The validator's verdict on ``buf[start:end]`` (when in doubt: yes)."""
@@ -122,18 +149,13 @@ class PatternDetector:
 class PatternCursor:
     __slots__ = ("batch", "detector", "finder", "pending", "regex", "resume")
 
-    def __init__(
-        self, detector: PatternDetector, batch: Batch, firsts: Optional[list[int]]
-    ) -> None:
+    def __init__(self, detector: PatternDetector, batch: Batch, finder: Finder) -> None:
         self.detector = detector
         self.batch = batch
         self.regex = detector.regex
-        self.finder: Optional[MultiFinder] = None
+        self.finder = None if finder is NO_FINDER else finder
         self.pending: list[Hit] = []  # further hits of the last match (fields rules)
         self.resume = 0  # fields rules: the next match starts where the last one ended
-        if detector.triggers:
-            haystack = batch.lower if detector.icase else batch.buf
-            self.finder = MultiFinder(haystack, detector.triggers, firsts)
 
     def _line_match(self, start: int, line_end: int) -> Optional[tuple[re.Match[bytes], list[Hit]]]:
         """The first accepted match starting in ``[start, line_end)``, with its hits."""
@@ -218,14 +240,12 @@ class BlockDetector(PatternDetector):
     def begin(self, batch: Batch, continuing: Optional[int] = None) -> Optional[BlockCursor]:
         """``continuing``: the batch starts inside a block whose opening line had a prefix of
         that many bytes (None: not inside a block)."""
-        firsts = (
-            batch.gate(self.triggers, self.icase, self.trigger_slots) if self.triggers else None
-        )
-        if self.triggers and firsts is None:
+        finder = self.finder(batch)
+        if finder is None:
             if continuing is None:
                 return None
-            firsts = [-1] * len(self.triggers)
-        return BlockCursor(self, batch, continuing, firsts)
+            finder = OffsetFinder([])  # only the continued block, no new opening
+        return BlockCursor(self, batch, continuing, finder)
 
     def extent(self, batch: Batch, line_start: int, prefix: int) -> tuple[int, bool]:
         """Where a block that is open at ``line_start`` ends: (offset, still open). The end
@@ -253,9 +273,9 @@ class BlockCursor(PatternCursor):
         detector: BlockDetector,
         batch: Batch,
         continuing: Optional[int],
-        firsts: Optional[list[int]],
+        finder: Finder,
     ) -> None:
-        super().__init__(detector, batch, firsts)
+        super().__init__(detector, batch, finder)
         self.continuing = continuing
 
     def next_hit(self, pos: int) -> Optional[Hit]:

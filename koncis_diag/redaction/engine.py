@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Optional
 
+from koncis_diag.redaction.accel import Accelerator
 from koncis_diag.redaction.detectors import MarkerDetector
 from koncis_diag.redaction.matching import MARKER, Batch, Hit, marker
 from koncis_diag.redaction.pseudonyms import Pseudonymizer
@@ -63,15 +64,18 @@ class Engine:
     ) -> None:
         self.rules = list(rules)
         self.detectors = [MarkerDetector(), *detectors]
+        self.accelerator = Accelerator.build(detectors)
+        # literal triggers of the detectors the accelerator does not serve
+        gated = [d for d in detectors if getattr(d, "accel_slot", None) is None]
         keys = sorted(
             {
                 (t, bool(getattr(d, "icase", True)))
-                for d in detectors
+                for d in gated
                 for t in getattr(d, "triggers", ())
             }
         )
         slot = {key: index for index, key in enumerate(keys)}
-        for detector in detectors:
+        for detector in gated:
             triggers = getattr(detector, "triggers", ())
             icase = bool(getattr(detector, "icase", True))
             detector.trigger_slots = tuple(slot[(t, icase)] for t in triggers)
@@ -81,6 +85,8 @@ class Engine:
         self._cache: dict[tuple[int, Optional[str], bytes], tuple[bytes, bool]] = {}
 
     def scan(self, batch: Batch, continuing_block: Optional[tuple[int, int]] = None) -> BatchResult:
+        if self.accelerator is not None:
+            batch.candidates = self.accelerator.scan(batch.buf)
         batch.prime(self.trigger_keys)
         cursors = []
         for detector in self.detectors:

@@ -27,7 +27,7 @@ def marker(label: str) -> bytes:
 class Batch:
     """One unit of work for the detectors."""
 
-    __slots__ = ("_firsts", "_lower", "buf", "fmt", "size", "structured")
+    __slots__ = ("_firsts", "_lower", "buf", "candidates", "fmt", "size", "structured")
 
     def __init__(self, buf: bytes, fmt: str) -> None:
         self.buf = buf
@@ -36,6 +36,8 @@ class Batch:
         self.size = len(buf)
         self._lower: Optional[bytes] = None
         self._firsts: Optional[list[int]] = None
+        #: per accelerated detector, the offsets where its candidates end (``accel.py``)
+        self.candidates: Optional[list[list[int]]] = None
 
     def prime(self, keys: Sequence[tuple[bytes, bool]]) -> None:
         """Find every trigger of every rule once, up front (``keys``: needle and whether to

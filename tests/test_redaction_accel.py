@@ -1,0 +1,193 @@
+"""The Hyperscan accelerator changes speed, never output.
+
+* ``relax.candidate_pattern`` keeps its contract (checked with Python's own ``re`` running the
+  candidate, so it holds whether or not Hyperscan is installed);
+* the engine gives byte-identical output with and without Hyperscan, on generated logs, the
+  shared corpus and adversarial text, across batch sizes.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import pytest
+
+from bench.gen_log import generate
+from koncis_diag.redaction import build_redactor
+from koncis_diag.redaction.accel import ENGINE_VARIABLE, Accelerator, _compile, engine_name
+from koncis_diag.redaction.relax import Unsupported, candidate_pattern
+from koncis_diag.redaction.rules import PATTERN_FLAGS, all_rules
+from koncis_diag.redaction.stream import RedactionStream
+
+try:
+    import hyperscan  # noqa: F401
+
+    HAVE_HYPERSCAN = True
+except Exception:
+    HAVE_HYPERSCAN = False
+
+needs_hyperscan = pytest.mark.skipif(
+    not HAVE_HYPERSCAN, reason="hyperscan is not installed (no wheel for this platform)"
+)
+
+PATTERN_RULES = [r for r in all_rules() if r.kind == "pattern" and r.pattern]
+
+ADVERSARIAL = b"\n".join(
+    [
+        b"fe80::1%eth0 ::1 2001:db8::8a2e:370:7334 [10/Mar/2024:00:04:12 +0000] a:b:c:d",
+        b"version 9.0.82.0 Server version number: 9.0.82.0 build 1.2.3.4 10.0.0.1.5",
+        b"aa:bb:cc:dd:ee:ff 00-11-22-33-44-55 aa:bb-cc:dd:ee:ff 4111 1111 1111 1111 4111-1111",
+        b"user@example.com user%40example.com @@ a@b x@y.z me@host.internal.example.org",
+        b"https://u:p@jira.example.com:8443/path?os_password=x&token=y;jsessionid=ABC",
+        b"MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDEy BBDC-" + b"A" * 44 + b" MTk" + b"x" * 41,
+        b"-----BEGIN RSA PRIVATE KEY-----",
+        b"MIIEowIBAAKCAQEA0123456789abcdefghijklmnopqrstuvwxyz",
+        b"-----END RSA PRIVATE KEY-----",
+        b"2024-03-10 00:04:12,345 http-nio-8080-exec-1 INFO alice 123x4x5 - /rest/api [c.a.j]",
+        b"DE89 3704 0044 0532 0130 00 GB82WEST12345698765432 eyJhbGciOi.eyJzdWIi.sig",
+        b"AKIAIOSFODNN7EXAMPLE ghp_" + b"a" * 36 + b" xoxb-1234567890-abc /home/alice/x",
+        b"C:\\Users\\Bob Smith\\file jdbc:oracle:thin:scott/tiger@db.example.com:1521/x",
+        b"",
+        b"\xff\xfe binary \x00\x01 10.1.2.3\r\n\t192.168.0.1\r",
+    ]
+)
+
+
+def _lines(data: bytes):
+    start = 0
+    while start < len(data):
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end
+        yield start, end
+        start = end + 1
+
+
+def _texts(tmp_path: Path, corpus_dir: Path | None) -> list[bytes]:
+    texts = [ADVERSARIAL]
+    for profile in ("dense", "typical"):
+        path = tmp_path / f"{profile}.log"
+        generate(path, 300_000, profile, seed=7)
+        texts.append(path.read_bytes())
+    rng = random.Random(3)
+    alphabet = b"0123456789abcdefABCDEF:.-@/ _=%[]\"'\n"
+    texts.append(bytes(rng.choice(alphabet) for _ in range(200_000)))
+    if corpus_dir is not None:
+        for path in sorted(corpus_dir.rglob("*")):
+            if path.is_file() and path.stat().st_size < 2_000_000:
+                texts.append(path.read_bytes())
+    return texts
+
+
+def _corpus_or_none() -> Path | None:
+    path = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+    return path if path.is_dir() else None
+
+
+# ------------------------------------------------------------------------ the contract
+
+
+@pytest.mark.parametrize("rule", PATTERN_RULES, ids=lambda r: r.name)
+def test_every_match_has_a_candidate_on_its_line(rule, tmp_path: Path) -> None:
+    """For every match [s, e) of the rule on a line, the candidate pattern matches in
+    [s, end of line]: Hyperscan then reports an end after s on that line."""
+    flags = PATTERN_FLAGS | (re.IGNORECASE if rule.ignore_case else 0)
+    try:
+        candidate = re.compile(candidate_pattern(rule.pattern.encode(), flags), re.MULTILINE)
+    except Unsupported:
+        pytest.skip(f"{rule.name} is not relaxed: it runs on re only")
+    regex = re.compile(rule.pattern.encode(), flags)
+    checked = 0
+    for text in _texts(tmp_path, _corpus_or_none()):
+        for line_start, line_end in _lines(text):
+            for match in regex.finditer(text, line_start, line_end):
+                checked += 1
+                assert candidate.search(text, match.start(), line_end) is not None, (
+                    f"{rule.name}: no candidate for {match.group(0)[:80]!r}"
+                )
+    if rule.name in {"ipv4", "email", "url-host", "ipv6", "mac", "access-log"}:
+        assert checked > 0, "the texts should exercise this rule"
+
+
+def test_relaxations() -> None:
+    def relax(pattern: bytes) -> re.Pattern[bytes]:
+        return re.compile(candidate_pattern(pattern, re.MULTILINE), re.MULTILINE)
+
+    # a look-ahead becomes part of the candidate; look-behinds go
+    ipv6ish = relax(rb"[0-9a-f:](?<![\w:])(?=[0-9a-f:]{0,40}::|(?<=:):)[0-9a-f:]{1,39}")
+    assert ipv6ish.search(b"fe80::1") and ipv6ish.search(b"::1")
+    assert not ipv6ish.search(b"12:30:45"), "(?<=:) narrows the first character"
+    # a back-reference is a copy of its group
+    mac = relax(rb"[0-9a-f]{2}([:-])(?:[0-9a-f]{2}\1){4}[0-9a-f]{2}")
+    assert mac.search(b"aa:bb-cc:dd:ee:ff")
+    # open ends shrink to their minimum, so the candidate is short
+    assert relax(rb"key=[^&\s]+").search(b"key=v").group(0) == b"key=v"
+    assert relax(rb"\w+@\w+\.[a-z]{2,}").search(b"alice@example.com").group(0) == b"e@example.co"
+    # the leading ^ stays (multi-line)
+    anchored = relax(rb"^\d{4}-\d\d foo")
+    assert anchored.search(b"x\n2024-03 foo") and not anchored.search(b"x 2024-03 foo")
+    for bad in (rb"(a)?(?(1)b|c)", rb"a*", rb"\bx?\b"):
+        with pytest.raises(Unsupported):
+            candidate_pattern(bad, 0)
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+def _redact(data: bytes, fmt: str, batch: int) -> bytes:
+    redactor = build_redactor()
+    try:
+        stream = RedactionStream(redactor.engine, fmt)
+        out = bytearray()
+        for start in range(0, len(data), batch):
+            out += stream.feed(data[start : start + batch])
+        out += stream.close()
+        return bytes(out)
+    finally:
+        redactor.close()
+
+
+@needs_hyperscan
+def test_hyperscan_and_python_give_the_same_bytes(tmp_path: Path, monkeypatch) -> None:
+    texts = _texts(tmp_path, _corpus_or_none())
+    for index, text in enumerate(texts):
+        # generated and adversarial texts in several batch sizes and a structured format;
+        # corpus files (after the first four texts) as logs
+        shapes = (("log", 1 << 20), ("log", 4099), ("yaml", 1 << 20)) if index < 4 else ()
+        for fmt, batch in shapes or (("log", 1 << 20),):
+            monkeypatch.setenv(ENGINE_VARIABLE, "python")
+            plain = _redact(text, fmt, batch)
+            monkeypatch.delenv(ENGINE_VARIABLE)
+            fast = _redact(text, fmt, batch)
+            assert fast == plain, f"text #{index}, {fmt}, batches of {batch}"
+
+
+@needs_hyperscan
+def test_the_engine_uses_hyperscan_unless_told_not_to(monkeypatch) -> None:
+    monkeypatch.delenv(ENGINE_VARIABLE, raising=False)
+    assert engine_name() == "hyperscan"
+    redactor = build_redactor()
+    try:
+        assert redactor.engine.accelerator is not None
+        detectors = redactor.engine.detectors[1:]
+        served = [d.rule.name for d in detectors if getattr(d, "accel_slot", None) is not None]
+        assert {"ipv4", "email", "url-host"} <= set(served)
+    finally:
+        redactor.close()
+    monkeypatch.setenv(ENGINE_VARIABLE, "python")
+    assert engine_name() == "python"
+    redactor = build_redactor()
+    try:
+        assert redactor.engine.accelerator is None
+    finally:
+        redactor.close()
+
+
+@needs_hyperscan
+def test_a_pattern_hyperscan_refuses_stays_on_re() -> None:
+    import hyperscan as hs
+
+    database, kept = _compile(hs, (rb"abc", rb"(?<=a)b", rb"x[0-9]y"))
+    assert database is not None and kept == [0, 2]
+    assert Accelerator.build([]) is None
