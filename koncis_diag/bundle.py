@@ -686,15 +686,19 @@ def _write_zip(
 ) -> None:
     top = top or staging.top
     date_time = time.gmtime(timestamp)[:6]
-    archive = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True)
-    try:
-        _fill_zip(staging, archive, top, date_time)
-    except BaseException:
-        # The output is being discarded (error, Ctrl-C): the half-written archive must not try
-        # to finish itself later (its __del__ would write to a closed file and print noise).
-        archive.fp = None
-        raise
+    archive = _ZipOut(out, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True)
+    _fill_zip(staging, archive, top, date_time)
     archive.close()
+
+
+class _ZipOut(zipfile.ZipFile):
+    """A zip that is finished only by an explicit ``close``. When the output is discarded
+    (an error, or Ctrl-C at any point, even inside the constructor) the half-built archive
+    must not try to finish itself from its finalizer: that would write to a closed file and
+    print "Exception ignored" noise."""
+
+    def __del__(self) -> None:
+        return None
 
 
 def _fill_zip(staging: Staging, archive: zipfile.ZipFile, top: str, date_time: Any) -> None:

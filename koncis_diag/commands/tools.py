@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Optional
 
 import click
 
@@ -11,6 +13,9 @@ from koncis_diag.cli import EXIT_CODE_HELP, cli
 from koncis_diag.cli_options import output_options
 from koncis_diag.console import UI
 from koncis_diag.errors import ExitCode, KoncisError
+
+if TYPE_CHECKING:
+    from koncis_diag.redaction import Redactor
 
 
 @cli.command(epilog=EXIT_CODE_HELP)
@@ -39,6 +44,13 @@ from koncis_diag.errors import ExitCode, KoncisError
     help="Show each changed line before and after, with the rules that changed it.",
 )
 @click.option("--report", is_flag=True, help="Print counts per rule on stderr after the text.")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Worker processes for redaction (default: the usable cores, at most 4).",
+)
 @output_options
 def redact(
     ui: UI,
@@ -48,17 +60,22 @@ def redact(
     fmt: str,
     preview: bool,
     report: bool,
+    jobs: Optional[int],
 ) -> None:
     """Redact FILE (or stdin) to stdout with the effective rules."""
+    from koncis_diag.parallel import default_jobs
     from koncis_diag.redaction import build_redactor
     from koncis_diag.redaction_tools import preview_lines, redact_to
 
+    jobs = jobs or default_jobs()
     redactor = build_redactor(extra_rule_files=[str(p) for p in rules], keywords=keywords)
     try:
-        if preview:
+        if preview:  # line by line on one core, whatever --jobs says
             counts = preview_lines(redactor, source, fmt, ui)
-        else:
+        elif jobs == 1:
             counts = redact_to(redactor, source, fmt, sys.stdout.buffer)
+        else:
+            counts = _redact_parallel(redactor, source, fmt, jobs, sys.stdout.buffer)
     finally:
         redactor.close()
     if ui.json_mode:
@@ -70,6 +87,24 @@ def redact(
             [[r, redactor.category_of(r), n] for r, n in counts.most_common()],
             stderr=True,
         )
+
+
+def _redact_parallel(
+    redactor: Redactor, source: str, fmt: str, jobs: int, out: BinaryIO
+) -> Counter:
+    """``redact_to`` on ``jobs`` worker processes, the same bytes and counts, written as they
+    come. Workers start only once the input is more than one segment (a pasted line costs no
+    fork) and before anything is written, so no child inherits unflushed output. On any error
+    or Ctrl-C the context manager terminates them before the error reaches the CLI."""
+    from koncis_diag.parallel import ParallelRedaction
+    from koncis_diag.redaction_tools import _blocks
+
+    with ParallelRedaction(redactor, jobs) as parallel:
+        stream = parallel.redact_stream(_blocks(source), fmt, source)
+        for piece in stream:
+            out.write(piece)
+        out.flush()
+    return Counter(stream.counts)
 
 
 @cli.group()
