@@ -191,3 +191,37 @@ def test_a_pattern_hyperscan_refuses_stays_on_re() -> None:
     database, kept = _compile(hs, (rb"abc", rb"(?<=a)b", rb"x[0-9]y"))
     assert database is not None and kept == [0, 2]
     assert Accelerator.build([]) is None
+
+
+@needs_hyperscan
+def test_explicit_triggers_keep_their_meaning(tmp_path: Path, monkeypatch) -> None:
+    """A line without one of a rule's explicit triggers is never tried, accelerator or not;
+    a rule whose pattern implies its triggers is accelerated."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "version: 1\nrules:\n"
+        "  - name: gated\n    category: custom\n    pattern: 'code-[0-9]{4}'\n"
+        "    triggers: ['ticket']\n"
+        "  - name: implied\n    category: custom\n    pattern: 'token=[a-z]{6}'\n"
+        "    triggers: ['token']\n",
+        encoding="utf-8",
+    )
+    text = b"code-1234 alone\nticket code-5678\ntoken=abcdef\n"
+    outputs = []
+    for engine in ("python", "hyperscan"):
+        if engine == "python":
+            monkeypatch.setenv(ENGINE_VARIABLE, "python")
+        else:
+            monkeypatch.delenv(ENGINE_VARIABLE)
+        redactor = build_redactor([rules])
+        try:
+            by_name = {d.rule.name: d for d in redactor.engine.detectors[1:]}
+            if engine == "hyperscan":
+                assert by_name["gated"].accel_slot is None
+                assert by_name["implied"].accel_slot is not None
+            outputs.append(redactor.redact_bytes(text, "log")[0])
+        finally:
+            redactor.close()
+    assert outputs[0] == outputs[1]
+    assert b"code-1234 alone" in outputs[1] and b"5678" not in outputs[1]
+    assert b"abcdef" not in outputs[1]

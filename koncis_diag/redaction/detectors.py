@@ -21,7 +21,12 @@ from koncis_diag.redaction.matching import (
     MultiFinder,
     minimal_triggers,
 )
-from koncis_diag.redaction.regexcheck import derive_triggers, has_literal_prefix
+from koncis_diag.redaction.regexcheck import (
+    derive_triggers,
+    has_literal_prefix,
+    implies_triggers,
+)
+from koncis_diag.redaction.relax import candidate_reach
 from koncis_diag.redaction.rules import PATTERN_FLAGS, Rule
 from koncis_diag.redaction.validators import VALIDATORS, Validator
 
@@ -70,6 +75,7 @@ class PatternDetector:
         self.triggers: tuple[bytes, ...] = ()
         self.trigger_slots: Optional[tuple[int, ...]] = None  # set by the engine
         self.accel_slot: Optional[int] = None  # set by the accelerator that serves it
+        self.reach = candidate_reach(source, flags)
         self.icase = False
         if rule.triggers:
             self.triggers = minimal_triggers([t.lower().encode("utf-8") for t in rule.triggers])
@@ -84,9 +90,18 @@ class PatternDetector:
                 self.triggers, self.icase = minimal_triggers(derived[0]), derived[1]
 
     def accel_pattern(self) -> Optional[bytes]:
-        """The candidate pattern the accelerator runs for this rule (see ``relax.py``)."""
-        assert self.rule.pattern is not None
-        return relaxed(self.rule.pattern, self.rule.ignore_case)
+        """The candidate pattern the accelerator runs for this rule (see ``relax.py``), or None.
+
+        A rule's explicit triggers are part of its meaning (a line without one is never
+        tried), so such a rule is accelerated only when its pattern implies them: when every
+        literal that each match must contain holds one of the triggers."""
+        rule = self.rule
+        assert rule.pattern is not None
+        if rule.triggers:
+            flags = PATTERN_FLAGS | (re.IGNORECASE if rule.ignore_case else 0)
+            if not implies_triggers(rule.pattern.encode("utf-8"), flags, self.triggers):
+                return None
+        return relaxed(rule.pattern, rule.ignore_case)
 
     def finder(self, batch: Batch) -> Optional[Finder]:
         """Where this rule may match in the batch: the accelerator's candidates, else the
@@ -147,13 +162,14 @@ class PatternDetector:
 
 
 class PatternCursor:
-    __slots__ = ("batch", "detector", "finder", "pending", "regex", "resume")
+    __slots__ = ("batch", "detector", "finder", "pending", "reach", "regex", "resume")
 
     def __init__(self, detector: PatternDetector, batch: Batch, finder: Finder) -> None:
         self.detector = detector
         self.batch = batch
         self.regex = detector.regex
         self.finder = None if finder is NO_FINDER else finder
+        self.reach = detector.reach if isinstance(finder, OffsetFinder) else None
         self.pending: list[Hit] = []  # further hits of the last match (fields rules)
         self.resume = 0  # fields rules: the next match starts where the last one ended
 
@@ -178,7 +194,19 @@ class PatternCursor:
         batch = self.batch
         pos = max(pos, self.resume)
         while pos < batch.size:
-            if self.finder is not None:
+            if self.reach is not None:
+                # accelerator candidates: a match starting at or after pos has a candidate
+                # at or after pos on its line, and starts at most ``reach`` bytes before it
+                found, _ = self.finder.find(pos)
+                if found < 0:
+                    return None
+                start = max(pos, batch.line_start(found), found - self.reach)
+                line_end = batch.line_end(found)
+                result = self._line_match(start, line_end)
+                if result is None:
+                    pos = line_end + 1
+                    continue
+            elif self.finder is not None:
                 line_start = batch.line_start(pos)
                 found, _ = self.finder.find(line_start)
                 if found < 0:

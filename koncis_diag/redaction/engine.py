@@ -103,17 +103,21 @@ class Engine:
                 heap.append((hit.start, _rank(hit), slot, hit))
         heapq.heapify(heap)
         hits: list[Hit] = []
+        accept = hits.append
+        heappop, heappush = heapq.heappop, heapq.heappush  # the loop runs once per hit
         position = 0
         while heap:
-            start, _, slot, hit = heapq.heappop(heap)
+            start, _, slot, hit = heappop(heap)
             if start >= position:
-                hits.append(hit)
-                position = max(position, hit.end)
+                accept(hit)
+                if hit.end > position:
+                    position = hit.end
             following = cursors[slot].next_hit(position)
             if following is not None:
                 if following.start < position:
                     raise RuntimeError(f"detector for rule #{following.rule_index} went backwards")
-                heapq.heappush(heap, (following.start, _rank(following), slot, following))
+                rank = -2 if following.replacement is not None else following.rule_index
+                heappush(heap, (following.start, rank, slot, following))
         open_block = None
         continued = False
         for hit in hits:
@@ -128,34 +132,39 @@ class Engine:
         if not result.hits:
             return buf
         out: list[bytes] = []
+        append = out.append
+        cache = self._cache
+        tally: dict[int, int] = {}  # rule index -> redactions, in order of first hit
         last = 0
         for hit in result.hits:
-            if hit.rule_index < 0 or not hit.spans:
+            index = hit.rule_index
+            if index < 0 or not hit.spans:
                 continue
-            rule = self.rules[hit.rule_index]
             counted = False
             for start, end in hit.spans:
-                out.append(buf[last:start])
+                append(buf[last:start])
                 if hit.replacement is not None:
-                    out.append(hit.replacement)
-                elif self.inside_marker(buf, start, end):
-                    out.append(buf[start:end])
+                    append(hit.replacement)
+                elif buf[start] == 0x5B and self.inside_marker(buf, start, end):  # '['
+                    append(buf[start:end])
                 else:
                     value = buf[start:end]
-                    key = (hit.rule_index, hit.shape, value)
-                    cached = self._cache.get(key)
+                    key = (index, hit.shape, value)
+                    cached = cache.get(key)
                     if cached is None:
-                        cached = self.replace(rule, value, hit.shape)
+                        cached = self.replace(self.rules[index], value, hit.shape)
                         if len(value) <= _CACHE_VALUE:
-                            if len(self._cache) >= _CACHE_SIZE:
-                                self._cache.clear()
-                            self._cache[key] = cached
-                    out.append(cached[0])
+                            if len(cache) >= _CACHE_SIZE:
+                                cache.clear()
+                            cache[key] = cached
+                    append(cached[0])
                     counted = counted or cached[1]
                 last = end
             if counted:
-                counts[rule.name] += 1
-        out.append(buf[last:])
+                tally[index] = tally.get(index, 0) + 1
+        append(buf[last:])
+        for index, number in tally.items():
+            counts[self.rules[index].name] += number
         return b"".join(out)
 
     @staticmethod

@@ -298,6 +298,9 @@ class MappingStore:
     def assign(self, shape: str, canon: bytes, original: bytes, key: bytes) -> bytes:
         """The pseudonym of ``canon``: the stored one, or the first free candidate, stored
         before it is returned (the transaction serialises concurrent writers)."""
+        known = self.pseudonym_of(shape, canon)  # most values were seen by an earlier run
+        if known is not None:
+            return known
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:

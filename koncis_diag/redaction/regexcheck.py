@@ -298,6 +298,19 @@ def derive_triggers(pattern: bytes, flags: int) -> Optional[Triggers]:
     return best, icase
 
 
+def implies_triggers(pattern: bytes, flags: int, triggers: tuple[bytes, ...]) -> bool:
+    """Whether every match of the pattern contains one of ``triggers`` (lower-case,
+    compared case-insensitively): true when, for one of the sets of literals that every match
+    must contain, each literal of the set holds a trigger."""
+    tree = parse(pattern, flags)
+    icase = bool(flags & re.IGNORECASE) or bool(tree.state.flags & re.IGNORECASE)
+    icase = icase or _uses_ignorecase(tree)
+    return any(
+        option and all(any(t in literal.lower() for t in triggers) for literal in option)
+        for option in _required(tree, icase)
+    )
+
+
 def has_literal_prefix(pattern: bytes, flags: int) -> bool:
     """Whether ``re`` can find candidate starts by a fast literal search (the pattern begins
     with a case-sensitive literal): then the regex scans faster than a prefilter would."""

@@ -51,6 +51,7 @@ _LARGE = 32  # bounded repeats above this many rounds are written unbounded
 _NEWLINE = 10
 _SET = "set"  # our own node: a byte set, already case-folded
 _LINE_START = "line-start"
+MAX_REACH = 1 << 30  # "unbounded": past any line the engine handles (MAX_LINE is 1 MiB)
 
 
 class Unsupported(ValueError):
@@ -75,6 +76,27 @@ def candidate_pattern(pattern: bytes, flags: int) -> bytes:
             raise Unsupported("a candidate that can match the empty string")
         rendered.append(_render(branch))
     return rendered[0] if len(rendered) == 1 else b"(?:" + b"|".join(rendered) + b")"
+
+
+def candidate_reach(pattern: bytes, flags: int) -> int:
+    """How far before the last byte of its candidate a match can start: the longest match
+    plus the longest positive look-ahead (a candidate may end inside one). The search for a
+    match then starts there instead of at the line start. ``MAX_REACH`` when unbounded."""
+    tree = parse(pattern, flags)
+    reach = tree.getwidth()[1] + _lookahead_width(tree)
+    return min(reach, MAX_REACH)
+
+
+def _lookahead_width(sub: Any) -> int:
+    width = 0
+    for op, av in sub:
+        if op is _C.ASSERT and av[0] == 1:
+            width += av[1].getwidth()[1]
+        elif op is _C.SUBPATTERN:
+            width += _lookahead_width(av[-1])
+        elif op is _C.BRANCH:
+            width += max(_lookahead_width(b) for b in av[1])
+    return width
 
 
 # ------------------------------------------------------------------------ normalised tree

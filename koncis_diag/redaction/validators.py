@@ -65,13 +65,16 @@ def _kept_ipv4(octets: tuple[int, int, int, int]) -> bool:
     return False
 
 
+@lru_cache(maxsize=8192)
+def _host_ipv4(value: bytes) -> bool:
+    octets = _octets(value)
+    return octets is not None and not _kept_ipv4(octets)
+
+
 def ipv4(value: bytes, buf: bytes, start: int) -> bool:
     """A real dotted quad that identifies a host: not loopback, 0.0.0.0, broadcast or a
     netmask, and not a version number (``version 8.20.10.1``, ``v1.2.3.4``, ``build 1.0.0.12``)."""
-    octets = _octets(value)
-    if octets is None or _kept_ipv4(octets):
-        return False
-    return not _preceded_by_version_word(buf, start)
+    return _host_ipv4(value) and not _preceded_by_version_word(buf, start)
 
 
 def ipv4_public(value: bytes, buf: bytes, start: int) -> bool:
@@ -241,6 +244,11 @@ def hostname(value: bytes, buf: bytes, start: int) -> bool:
     literal or ``bundle://123.0`` is not a name: the IP rules see those), not ``localhost``,
     not a placeholder, not a Java package or class name, not a public vendor host
     (``www.w3.org``)."""
+    return _machine_name(value)
+
+
+@lru_cache(maxsize=8192)  # the verdict depends on the value alone; names repeat a lot
+def _machine_name(value: bytes) -> bool:
     if not _HOST_NAME.match(value) or len(value) > 254:
         return False
     lowered = value.lower().rstrip(b".")
