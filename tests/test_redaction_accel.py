@@ -188,9 +188,31 @@ def test_the_engine_uses_hyperscan_unless_told_not_to(monkeypatch) -> None:
 def test_a_pattern_hyperscan_refuses_stays_on_re() -> None:
     import hyperscan as hs
 
-    database, kept = _compile(hs, (rb"abc", rb"(?<=a)b", rb"x[0-9]y"))
+    database, kept = _compile(hs, ((rb"abc", 0), (rb"(?<=a)b", 0), (rb"x[0-9]y", 0)))
     assert database is not None and kept == [0, 2]
     assert Accelerator.build([]) is None
+
+
+@needs_hyperscan
+def test_triggers_found_by_hyperscan_are_the_ones_find_sees(monkeypatch) -> None:
+    """The trigger occurrences of the accelerator equal ``bytes.find`` on the (lower-cased)
+    text: every start offset, overlapping ones included."""
+    monkeypatch.delenv(ENGINE_VARIABLE, raising=False)
+    keys = [(b"pass", True), (b"aa", False), (b"Key", False), (b"%40", True)]
+    accelerator = Accelerator.build([], keys)
+    assert accelerator is not None
+    text = b"PassWORD=aaaa key Key pass\npass %40 x%40y aAa"
+    _, occurrences = accelerator.scan(text)
+    expected = []
+    for needle, icase in keys:
+        haystack = text.lower() if icase else text
+        found, at = [], haystack.find(needle)
+        while at >= 0:
+            found.append(at)
+            at = haystack.find(needle, at + 1)
+        expected.append(found)
+    assert occurrences == expected
+    assert expected[1] == [9, 10, 11]
 
 
 @needs_hyperscan

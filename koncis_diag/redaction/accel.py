@@ -31,7 +31,7 @@ ENGINE_VARIABLE = "KONCIS_DIAG_ENGINE"
 
 #: Compiled databases by their expressions: a redactor is rebuilt whenever it learns names,
 #: and the pattern rules (the expensive part to compile) rarely change.
-_DATABASES: dict[tuple[bytes, ...], tuple[Any, list[int]]] = {}
+_DATABASES: dict[tuple[tuple[bytes, int], ...], tuple[Any, list[int]]] = {}
 _MAX_DATABASES = 8
 
 
@@ -43,6 +43,20 @@ def _hyperscan() -> Any:
     except Exception:  # ImportError, or a wheel that cannot load on this CPU
         return None
     return hyperscan
+
+
+def accel_candidates(detectors: Sequence[Any]) -> list[tuple[Any, bytes]]:
+    """(detector, candidate pattern) for each detector the accelerator could serve; none
+    without Hyperscan."""
+    if _hyperscan() is None:
+        return []
+    found = []
+    for detector in detectors:
+        pattern = getattr(detector, "accel_pattern", None)
+        expression = pattern() if pattern is not None else None
+        if expression is not None:
+            found.append((detector, expression))
+    return found
 
 
 def engine_name() -> str:
@@ -66,32 +80,44 @@ class OffsetFinder:
 
 
 class Accelerator:
-    """One Hyperscan database over the candidate patterns of some detectors.
+    """One Hyperscan database over the candidate patterns of some detectors and the literal
+    triggers of the others.
 
-    ``scan`` returns, for each accelerated detector (by its ``accel_slot``), the sorted offsets
-    of the last byte of each candidate: every match the detector can make starts at or before
-    such an offset on the same line."""
+    ``scan`` returns (candidates, occurrences). ``candidates[slot]`` holds, for the detector
+    with that ``accel_slot``, the sorted offsets of the last byte of each candidate: every match
+    the detector can make starts at or before such an offset on the same line.
+    ``occurrences[k]`` holds every start offset of trigger key ``k`` (as ``Batch.prime`` takes
+    them), or the whole of it is None when Hyperscan refused a trigger (then ``bytes.find``
+    looks for them)."""
 
-    def __init__(self, hyperscan: Any, database: Any, slots: int) -> None:
+    def __init__(
+        self, hyperscan: Any, database: Any, slots: int, needles: Optional[list[int]]
+    ) -> None:
         self._hs = hyperscan
         self._database = database
         self._slots = slots
+        self._needles = needles  # length of each trigger key, in key order
         self._local = threading.local()  # scratch space: one per thread that scans
 
     @classmethod
-    def build(cls, detectors: Sequence[Any]) -> Optional[Accelerator]:
-        """Set ``accel_slot`` on every detector it serves and return the accelerator, or None
-        (no Hyperscan here, or nothing to accelerate)."""
+    def build(
+        cls,
+        candidates: Sequence[tuple[Any, bytes]],
+        trigger_keys: Sequence[tuple[bytes, bool]] = (),
+    ) -> Optional[Accelerator]:
+        """Set ``accel_slot`` on every detector of ``candidates`` (detector, candidate
+        pattern) that it serves and return the accelerator, or None (no Hyperscan here, or
+        nothing it can serve). ``trigger_keys`` (needle, case-insensitive) are searched in
+        the same scan."""
         hyperscan = _hyperscan()
-        if hyperscan is None:
+        if hyperscan is None or not (candidates or trigger_keys):
             return None
-        candidates: list[tuple[Any, bytes]] = []
-        for detector in detectors:
-            pattern = getattr(detector, "accel_pattern", None)
-            expression = pattern() if pattern is not None else None
-            if expression is not None:
-                candidates.append((detector, expression))
-        key = tuple(expression for _, expression in candidates)
+        expressions = [(expression, 0) for _, expression in candidates]
+        caseless = hyperscan.HS_FLAG_CASELESS
+        expressions += [
+            (_literal(needle), caseless if icase else 0) for needle, icase in trigger_keys
+        ]
+        key = tuple(expressions)
         if key not in _DATABASES:
             if len(_DATABASES) >= _MAX_DATABASES:
                 _DATABASES.clear()
@@ -99,16 +125,23 @@ class Accelerator:
         database, kept = _DATABASES[key]
         if database is None:
             return None
-        for slot, index in enumerate(kept):
+        served = [index for index in kept if index < len(candidates)]
+        for slot, index in enumerate(served):
             candidates[index][0].accel_slot = slot
-        return cls(hyperscan, database, len(kept))
+        literals_kept = len(kept) - len(served) == len(trigger_keys)
+        needles = [len(needle) for needle, _ in trigger_keys] if literals_kept else None
+        return cls(hyperscan, database, len(served), needles)
 
-    def scan(self, buf: bytes) -> list[list[int]]:
-        found: list[list[int]] = [[] for _ in range(self._slots)]
-        appends = [offsets.append for offsets in found]
+    def scan(self, buf: bytes) -> tuple[list[list[int]], Optional[list[list[int]]]]:
+        slots = self._slots
+        found: list[list[int]] = [[] for _ in range(slots)]
+        occurrences: list[list[int]] = [[] for _ in self._needles or ()]
+        appends = [offsets.append for offsets in found] + [o.append for o in occurrences]
+        # a candidate is reported by its last byte, a trigger by its first
+        shifts = [1] * slots + list(self._needles or ())
 
-        def on_match(slot: int, _start: int, end: int, _flags: int, _context: Any) -> None:
-            appends[slot](end - 1)
+        def on_match(index: int, _start: int, end: int, _flags: int, _context: Any) -> None:
+            appends[index](end - shifts[index])
 
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:
@@ -116,25 +149,29 @@ class Accelerator:
         self._database.scan(buf, match_event_handler=on_match, scratch=scratch)
         for offsets in found:
             offsets.sort()
-        return found
+        for offsets in occurrences:
+            offsets.sort()
+        return found, (occurrences if self._needles is not None else None)
 
 
-def _database(hyperscan: Any, expressions: Sequence[bytes]) -> Any:
+def _literal(needle: bytes) -> bytes:
+    return b"".join(b"\\x%02x" % byte for byte in needle)
+
+
+def _database(hyperscan: Any, expressions: Sequence[tuple[bytes, int]]) -> Any:
     database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
     database.compile(
-        expressions=list(expressions),
+        expressions=[expression for expression, _ in expressions],
         ids=list(range(len(expressions))),
         elements=len(expressions),
-        flags=[hyperscan.HS_FLAG_MULTILINE] * len(expressions),
+        flags=[hyperscan.HS_FLAG_MULTILINE | flags for _, flags in expressions],
     )
     return database
 
 
-def _compile(hyperscan: Any, expressions: tuple[bytes, ...]) -> tuple[Any, list[int]]:
-    """(database, indexes of the expressions in it). All at once first; when Hyperscan
-    refuses the set, one by one to find those it takes."""
-    if not expressions:
-        return None, []
+def _compile(hyperscan: Any, expressions: tuple[tuple[bytes, int], ...]) -> tuple[Any, list[int]]:
+    """(database, indexes of the expressions in it, ascending). All at once first; when
+    Hyperscan refuses the set, one by one to find those it takes."""
     try:
         return _database(hyperscan, expressions), list(range(len(expressions)))
     except Exception as err:

@@ -111,11 +111,7 @@ class PatternDetector:
             return OffsetFinder(offsets) if offsets else None
         if not self.triggers:
             return NO_FINDER
-        firsts = batch.gate(self.triggers, self.icase, self.trigger_slots)
-        if firsts is None:
-            return None
-        haystack = batch.lower if self.icase else batch.buf
-        return MultiFinder(haystack, self.triggers, firsts)
+        return batch.finder(self.triggers, self.icase, self.trigger_slots)
 
     def begin(self, batch: Batch) -> Optional[PatternCursor]:
         finder = self.finder(batch)

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Optional
 
-from koncis_diag.redaction.accel import Accelerator
+from koncis_diag.redaction.accel import Accelerator, accel_candidates
 from koncis_diag.redaction.detectors import MarkerDetector
 from koncis_diag.redaction.matching import MARKER, Batch, Hit, marker
 from koncis_diag.redaction.pseudonyms import Pseudonymizer
@@ -64,9 +64,10 @@ class Engine:
     ) -> None:
         self.rules = list(rules)
         self.detectors = [MarkerDetector(), *detectors]
-        self.accelerator = Accelerator.build(detectors)
+        candidates = accel_candidates(detectors)
+        served = {id(detector) for detector, _ in candidates}
         # literal triggers of the detectors the accelerator does not serve
-        gated = [d for d in detectors if getattr(d, "accel_slot", None) is None]
+        gated = [d for d in detectors if id(d) not in served]
         keys = sorted(
             {
                 (t, bool(getattr(d, "icase", True)))
@@ -80,14 +81,17 @@ class Engine:
             icase = bool(getattr(detector, "icase", True))
             detector.trigger_slots = tuple(slot[(t, icase)] for t in triggers)
         self.trigger_keys = keys
+        self.accelerator = Accelerator.build(candidates, keys)
         self.pseudonymizer = pseudonymizer
         self._warned: set = set()
         self._cache: dict[tuple[int, Optional[str], bytes], tuple[bytes, bool]] = {}
 
     def scan(self, batch: Batch, continuing_block: Optional[tuple[int, int]] = None) -> BatchResult:
         if self.accelerator is not None:
-            batch.candidates = self.accelerator.scan(batch.buf)
-        batch.prime(self.trigger_keys)
+            batch.candidates, occurrences = self.accelerator.scan(batch.buf)
+            batch.prime(self.trigger_keys, occurrences)
+        else:
+            batch.prime(self.trigger_keys)
         cursors = []
         for detector in self.detectors:
             if continuing_block is not None and detector.rule_index == continuing_block[0]:

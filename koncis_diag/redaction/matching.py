@@ -8,6 +8,7 @@ the chosen spans. Nothing here decodes text: offsets are byte offsets.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Optional, Protocol
 
@@ -27,7 +28,16 @@ def marker(label: str) -> bytes:
 class Batch:
     """One unit of work for the detectors."""
 
-    __slots__ = ("_firsts", "_lower", "buf", "candidates", "fmt", "size", "structured")
+    __slots__ = (
+        "_firsts",
+        "_lower",
+        "_occurrences",
+        "buf",
+        "candidates",
+        "fmt",
+        "size",
+        "structured",
+    )
 
     def __init__(self, buf: bytes, fmt: str) -> None:
         self.buf = buf
@@ -36,15 +46,38 @@ class Batch:
         self.size = len(buf)
         self._lower: Optional[bytes] = None
         self._firsts: Optional[list[int]] = None
+        self._occurrences: Optional[list[list[int]]] = None
         #: per accelerated detector, the offsets where its candidates end (``accel.py``)
         self.candidates: Optional[list[list[int]]] = None
 
-    def prime(self, keys: Sequence[tuple[bytes, bool]]) -> None:
+    def prime(
+        self,
+        keys: Sequence[tuple[bytes, bool]],
+        occurrences: Optional[list[list[int]]] = None,
+    ) -> None:
         """Find every trigger of every rule once, up front (``keys``: needle and whether to
-        look in the lower-cased text); detectors then read their slots (``gate``)."""
+        look in the lower-cased text); detectors then read their slots (``gate``,
+        ``finder``). ``occurrences``, from the accelerator, already holds every start offset
+        of every key, sorted: then nothing is searched here."""
+        self._occurrences = occurrences
+        if occurrences is not None:
+            self._firsts = [found[0] if found else -1 for found in occurrences]
+            return
         buf = self.buf
         lower = self.lower if any(k[1] for k in keys) else buf
         self._firsts = [(lower if in_lower else buf).find(needle) for needle, in_lower in keys]
+
+    def finder(
+        self, needles: Sequence[bytes], lower: bool, slots: Optional[Sequence[int]] = None
+    ) -> Optional[MultiFinder]:
+        """A finder over the needles (None when none of them occurs in the batch)."""
+        firsts = self.gate(needles, lower, slots)
+        if firsts is None:
+            return None
+        lists = None
+        if slots is not None and self._occurrences is not None:
+            lists = [self._occurrences[i] for i in slots]
+        return MultiFinder(self.lower if lower else self.buf, needles, firsts, lists)
 
     def gate(
         self, needles: Sequence[bytes], lower: bool, slots: Optional[Sequence[int]] = None
@@ -122,17 +155,24 @@ class MultiFinder:
     """The next occurrence of any of several literals, with per-literal caching so repeated
     calls at increasing positions cost one ``find`` per literal occurrence overall."""
 
-    __slots__ = ("_haystack", "_needles", "_next")
+    __slots__ = ("_haystack", "_lists", "_needles", "_next")
 
     def __init__(
-        self, haystack: bytes, needles: Sequence[bytes], firsts: Optional[Sequence[int]] = None
+        self,
+        haystack: bytes,
+        needles: Sequence[bytes],
+        firsts: Optional[Sequence[int]] = None,
+        lists: Optional[Sequence[list[int]]] = None,
     ) -> None:
         self._haystack = haystack
         self._needles = list(needles)
         self._next: list[int] = list(firsts) if firsts is not None else [-2] * len(self._needles)
+        self._lists = lists  # every occurrence of each needle, sorted (from the accelerator)
 
     def find(self, pos: int) -> tuple[int, int]:
         """(offset, needle index) of the first occurrence at or after ``pos``; (-1, -1)."""
+        if self._lists is not None:
+            return self._find_listed(pos)
         best, which = -1, -1
         haystack = self._haystack
         for index, needle in enumerate(self._needles):
@@ -146,6 +186,14 @@ class MultiFinder:
                     continue
             if best < 0 or cached < best:
                 best, which = cached, index
+        return best, which
+
+    def _find_listed(self, pos: int) -> tuple[int, int]:
+        best, which = -1, -1
+        for index, offsets in enumerate(self._lists or ()):
+            at = bisect_left(offsets, pos)
+            if at < len(offsets) and (best < 0 or offsets[at] < best):
+                best, which = offsets[at], index
         return best, which
 
     def needle(self, index: int) -> bytes:
