@@ -27,7 +27,7 @@ with ``Unsupported``; that rule then runs on the plain Python path.
 from __future__ import annotations
 
 import re
-from typing import Any, List, Tuple  # noqa: UP035 (runtime aliases, Python 3.9)
+from typing import Any, List, Optional, Tuple  # noqa: UP035 (runtime aliases, Python 3.9)
 
 from koncis_diag.redaction.regexcheck import (
     ALL_BYTES,
@@ -69,6 +69,7 @@ def candidate_pattern(pattern: bytes, flags: int) -> bytes:
     branches = _top_branches(seq)
     rendered = []
     for branch in branches:
+        branch = _leading_guard(branch)
         branch = _conjunct_lookahead(branch)
         branch = _drop_assertions(branch)
         branch = _trim(branch)
@@ -185,6 +186,53 @@ def _top_branches(seq: Seq) -> list[Seq]:
 
 
 # --------------------------------------------------------------------------- relaxations
+
+
+def _single_chars(seq: Seq) -> Optional[list[frozenset[int]]]:
+    """The sequence as one character set per position, or None when it is not that simple
+    (fixed repeats of one character are unrolled)."""
+    out: list[frozenset[int]] = []
+    for op, av in _flatten(seq):
+        if op == _SET:
+            out.append(av)
+        elif op == "repeat" and av[0] == av[1] and av[0] <= _LARGE:
+            inner = _single_chars(av[2])
+            if inner is None or len(inner) != 1:
+                return None
+            out.extend(inner * av[0])
+        else:
+            return None
+    return out
+
+
+def _leading_guard(seq: Seq) -> Seq:
+    r"""``[0-9](?<![\w.][0-9])…`` (the match must not continue a word) -> ``(?:^|[^\w.])[0-9]…``.
+
+    Applies to the first negative look-behind that follows only single characters and looks
+    exactly one character before the match, when the characters it checks inside the match
+    always satisfy it (so only the outside one decides). The candidate then starts one byte
+    earlier, or at a line start; its end does not move."""
+    inside: list[frozenset[int]] = []
+    for index, (op, av) in enumerate(seq):
+        if op == _SET:
+            inside.append(av)
+            continue
+        if op != "assert":
+            return seq
+        direction, positive, body = av
+        if direction != -1 or positive:
+            continue
+        chars = _single_chars(body)
+        if chars is None or len(chars) != len(inside) + 1:
+            continue
+        if not all(mine <= theirs for mine, theirs in zip(inside, chars[1:])):
+            continue
+        allowed = ALL_BYTES - chars[0]
+        if not allowed:
+            return seq
+        guard = ("branch", [[(_LINE_START, None)], [(_SET, allowed)]])
+        return [guard, *seq[:index], *seq[index + 1 :]]
+    return seq
 
 
 def _conjunct_lookahead(seq: Seq) -> Seq:
