@@ -42,6 +42,7 @@ from koncis_diag.parallel import ParallelRedaction
 from koncis_diag.plan import Plan, make_plan
 from koncis_diag.priority import lower_priority
 from koncis_diag.redaction import Redactor, build_redactor
+from koncis_diag.redaction.accel import engine_name
 from koncis_diag.results import ItemResult, RunResult
 from koncis_diag.spec import BUNDLE_FOLDER, Item, Spec
 from koncis_diag.staging_writer import redacted, store_output
@@ -119,6 +120,7 @@ def _run(
             )
         log_handler = start_tool_log()
         log.info("%s", lower_priority(options.priority))
+        log.info("redaction engine: %s, %d job(s)", engine_name(), options.jobs)
         log.info(
             "koncis-diag %s: collecting %d item(s) for spec %s",
             __version__,

@@ -249,3 +249,24 @@ def test_explicit_triggers_keep_their_meaning(tmp_path: Path, monkeypatch) -> No
     assert outputs[0] == outputs[1]
     assert b"code-1234 alone" in outputs[1] and b"5678" not in outputs[1]
     assert b"abcdef" not in outputs[1]
+
+
+def test_rules_show_names_the_engine() -> None:
+    import json
+    import subprocess
+
+    from tests.conftest import cli_env, koncis_cmd
+
+    for engine in ("python", "hyperscan"):
+        env = cli_env()
+        if engine == "python":
+            env[ENGINE_VARIABLE] = "python"
+        else:
+            env.pop(ENGINE_VARIABLE, None)
+            if not HAVE_HYPERSCAN:
+                continue
+        done = subprocess.run(
+            koncis_cmd("rules", "show", "--json"), env=env, capture_output=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["engine"] == engine

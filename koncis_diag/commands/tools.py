@@ -124,12 +124,15 @@ def rules() -> None:
 def rules_show(ui: UI, extra: tuple[Path, ...]) -> None:
     """The effective rules in priority order, and where each came from."""
     from koncis_diag.redaction import effective_rules
+    from koncis_diag.redaction.accel import engine_name
 
     pairs = effective_rules([str(p) for p in extra])
+    engine = engine_name()
     if ui.json_mode:
         ui.emit_json(
             "rules",
             {
+                "engine": engine,
                 "rules": [
                     {
                         "name": r.name,
@@ -140,7 +143,7 @@ def rules_show(ui: UI, extra: tuple[Path, ...]) -> None:
                         "origin": origin,
                     }
                     for r, origin in pairs
-                ]
+                ],
             },
         )
         return
@@ -151,6 +154,14 @@ def rules_show(ui: UI, extra: tuple[Path, ...]) -> None:
             [r.name + ("" if r.enabled else " (disabled)"), r.kind, r.category, r.action, origin]
             for r, origin in pairs
         ],
+    )
+    ui.info(
+        f"Matching engine: {engine}"
+        + (
+            " (Hyperscan finds candidate lines; Python's re decides)"
+            if engine == "hyperscan"
+            else " (Python's re; install the hyperscan package for speed, same output)"
+        )
     )
 
 
