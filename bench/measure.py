@@ -120,7 +120,18 @@ def machine() -> dict[str, str]:
         "sed": _version(["sed", "--version"]),
         "sos": _sos_version(),
         "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "engine": _engine(),
     }
+
+
+def _engine() -> str:
+    """The matching engine the koncis-diag rows use (and the Hyperscan version)."""
+    try:
+        import hyperscan  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    except Exception:
+        return "pure Python (hyperscan not installed)"
+    version = getattr(hyperscan, "__version__", "?")
+    return f"Hyperscan {version} + Python re"
 
 
 def _version(argv: list[str]) -> str:

@@ -149,9 +149,14 @@ class Bench:
             )
         )
 
-    def library(self, log: Path, jobs: int, label: str, target: Path) -> Measurement:
+    def library(
+        self, log: Path, jobs: int, label: str, target: Path, python_engine: bool = False
+    ) -> Measurement:
         argv = [PY, str(BENCH / "redact_file.py"), "--jobs", str(jobs), str(log), str(target)]
-        return self.run(measure(label, argv, log.stat().st_size, env=self.env()))
+        env = self.env()
+        if python_engine:
+            env["KONCIS_DIAG_ENGINE"] = "python"  # the path taken where Hyperscan is missing
+        return self.run(measure(label, argv, log.stat().st_size, env=env))
 
     def collect(self) -> None:
         size = self.args.home_size
@@ -251,6 +256,13 @@ class Bench:
         self.library(typical, 1, "library stream API, 1 core [typical]", t_one)
         self.library(typical, jobs, f"library ParallelRedaction --jobs {jobs} [typical]", t_many)
         self.same(f"typical: 1 core = --jobs {jobs}", [t_one, t_many])
+        if "python-engine" not in args.skip:
+            for profile, log, accelerated in (("dense", dense, one), ("typical", typical, t_one)):
+                plain = self.out / f"koncis-python1-{profile}.log"
+                self.library(
+                    log, 1, f"pure-Python engine, 1 core [{profile}]", plain, python_engine=True
+                )
+                self.same(f"{profile}: Hyperscan engine = pure-Python engine", [accelerated, plain])
         self.check_leaks("koncis-diag [dense]", dense, cli)
         self.check_leaks("koncis-diag [typical]", typical, t_one)
         self.check_leaks("sed -E [dense]", dense, sed_dense)
@@ -348,7 +360,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--home-size", type=parse_size, help="the Jira-like home (default --size)")
     parser.add_argument("--sos-size", type=parse_size, help="sos clean sample (default 20MB)")
     parser.add_argument(
-        "--skip", action="append", default=[], choices=["redact", "sos", "longline", "home"]
+        "--skip",
+        action="append",
+        default=[],
+        choices=["redact", "sos", "longline", "home", "python-engine"],
     )
     parser.add_argument("--keep", action="store_true", help="keep the redacted outputs")
     parser.add_argument("--data-dir", type=Path, default=BENCH / "data")
@@ -366,7 +381,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     took = time.monotonic() - bench.started
     header = (
         f"Machine: {info['cores']} cores, {info['cpu']}, {info['memory']}, {info['os']}; "
-        f"Python {info['python']}; {info['sed']}; sos: {info['sos']}; "
+        f"Python {info['python']}; engine: {info['engine']}; {info['sed']}; sos: {info['sos']}; "
         f"load average at start {info['load']}; whole run {took / 60:.1f} min."
     )
     text = header + "\n\n" + bench.table() + "\n"
