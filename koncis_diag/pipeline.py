@@ -129,15 +129,19 @@ def _run(
         )
         _scan_configuration(plan, ctx, redactor)
         identities = _prepare_databases(spec, ctx, redactor, options.password_source)
+        started = time.monotonic()
         with ParallelRedaction(redactor, options.jobs) as parallel:
             parallel.start()
             results = _collect_all(plan, ctx, redactor, staging, progress_factory, parallel)
+        log.info("collected and redacted in %.1f s", time.monotonic() - started)
         results += [
             ItemResult(item=spec.item(name), status="excluded") for name in options.excluded
         ]
         run = RunResult(plan=plan, items=results, identities=identities)
         _tally(run, redactor)
+        started = time.monotonic()
         run.findings = _leak_check(staging, redactor)
+        log.info("leak check of the staged files in %.1f s", time.monotonic() - started)
         summary = _summary(run, redactor)
         summary.encrypted_at_rest = staging.encrypted_at_rest
         decision = reviewer.decide(summary, staging.top_dir)

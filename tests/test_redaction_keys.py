@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
 from koncis_diag.redaction import Redactor, build_redactor
+from koncis_diag.redaction.keys import _CACHE_SIZE, KeysCursor, KeysDetector
+from koncis_diag.redaction.matching import Batch
+from koncis_diag.redaction.rules import default_rules
 
 M = "[REDACTED:secret-keys]"
 
@@ -157,3 +161,82 @@ def test_custom_keys_rule_with_exclusions(tmp_path: Path) -> None:
     out, counts = redactor.redact_text("user_pin=1234 spinner_style=dots", fmt="log")
     assert out == "user_pin=[REDACTED:pins] spinner_style=dots"
     assert counts == {"pins": 1}
+
+
+# ------------------------------------------------------------------ key tokens and the cursor
+
+LONG = "a" * 70  # longer than the window the key token is widened by in one step
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text", "expected"),
+    [
+        # the whole token decides, however long: ``max_*`` excludes it, ``*.user`` would not
+        ("log", f"x max_{LONG}.user=bob y", f"x max_{LONG}.user=bob y"),
+        ("log", f"x {LONG}.{LONG}.password=LongKey y", f"x {LONG}.{LONG}.password={M} y"),
+        ("log", "password=AtStart", f"password={M}"),
+        ("log", "x tokenpassword=Both y", f"x tokenpassword={M} y"),  # two triggers, one key
+        ("log", "p user=postgres;db=jira", "p user=user-"),  # ';' then key=value ends it
+        ("log", "p password=a;b c", f"p password={M} c"),
+        ("log", 'p password=ab\\"cd', f'p password={M}\\"cd'),  # no escaped quote in it
+        ("log", "p password=a\\b c", f"p password={M} c"),
+        ("log", "p password=x),", f"p password={M}),"),
+        ("log", "p password=)), q", "p password=)), q"),
+    ],
+)
+def test_key_tokens_and_values(redactor: Redactor, fmt: str, text: str, expected: str) -> None:
+    out = redact(redactor, text, fmt)
+    if expected.endswith("user-"):
+        assert out.startswith(expected) and ";db=jira" in out, out
+    else:
+        assert out == expected
+
+
+def _secret_keys_cursor(text: bytes, fmt: str = "log") -> Optional[KeysCursor]:
+    rule = next(r for r in default_rules() if r.name == "secret-keys")
+    return KeysDetector(rule, 7).begin(Batch(text, fmt))
+
+
+def test_cursor_hits_in_order_and_never_backwards() -> None:
+    text = b"password=a x.token=b secret=c"
+    cursor = _secret_keys_cursor(text)
+    assert cursor is not None
+    first = cursor.next_hit(0)
+    assert first is not None
+    assert (first.start, first.end, first.rule_index, first.spans) == (0, 10, 7, ((9, 10),))
+    # a key that starts before ``pos`` is not reported, even though its trigger comes after it
+    second = cursor.next_hit(13)
+    assert second is not None and (second.start, second.spans) == (21, ((28, 29),))
+    # asking again from further back never repeats or goes back past the last hit's key
+    assert cursor.next_hit(0) is None
+    assert cursor.next_hit(0) is None
+
+
+def test_cursor_overlapping_positions() -> None:
+    text = b"a.password=one b.password=two"
+    cursor = _secret_keys_cursor(text)
+    assert cursor is not None
+    starts = []
+    pos = 0
+    while (hit := cursor.next_hit(pos)) is not None:
+        starts.append(hit.start)
+        pos = hit.start + 1
+    assert starts == [0, 15]
+
+
+def test_cursor_absent_triggers() -> None:
+    assert _secret_keys_cursor(b"nothing to see here") is None
+    cursor = _secret_keys_cursor(b"password reset requested")
+    assert cursor is not None
+    assert cursor.next_hit(0) is None
+
+
+def test_wanted_memo_agrees_and_stays_bounded() -> None:
+    rule = next(r for r in default_rules() if r.name == "secret-keys")
+    detector = KeysDetector(rule, 0)
+    keys = [b"password", b"password.policy", b"-Dx.password", b"--token", b"token_type"]
+    keys += [b"k%d.password" % i for i in range(5000)]
+    for key in keys + keys[:5]:
+        assert detector.wanted_cached(key) == detector.wanted(key)
+    assert [detector.wanted_cached(k) for k in keys[:5]] == [True, False, True, True, False]
+    assert len(detector._wanted) <= _CACHE_SIZE

@@ -21,10 +21,13 @@ continuations), up to ``VALUE_CAP`` bytes.
 from __future__ import annotations
 
 import re
+import sys
+from bisect import bisect_left
+from collections.abc import Generator
 from typing import List, Optional, Tuple  # noqa: UP035
 
 from koncis_diag.redaction.globs import compile_globs
-from koncis_diag.redaction.matching import MARKER, Batch, Hit, MultiFinder, minimal_triggers
+from koncis_diag.redaction.matching import MARKER, Batch, Hit, minimal_triggers
 from koncis_diag.redaction.rules import Rule, glob_literal
 from koncis_diag.redaction.validators import VALIDATORS, Validator, is_placeholder
 
@@ -33,12 +36,21 @@ TAG_CAP = 4096  # longest XML start tag followed
 
 _KEY_BYTES = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
 KEY_CHAR = bytes(1 if i in _KEY_BYTES else 0 for i in range(256))
+_KEY_RUN = re.compile(rb"[A-Za-z0-9_.\-]*")  # the key characters from a position on
+_LOOK_BACK = 64  # key characters looked at in one go when widening a trigger to the left
 _SPACE = b" \t\r\n"
+_SEP_FIRST = frozenset(b" \t:=")  # what a separator (``_SEP``) can begin with
+_MARKUP_BEFORE = frozenset(b"<:\"'>")  # bytes before a key that _value_spans looks into
+_VALUE_SYNTAX = frozenset(b"\"'\\[{")  # first bytes of a value that _value_at looks into
+_ABSENT = sys.maxsize  # offset of a trigger that does not occur (again)
+_CACHE_SIZE = 4096  # entries of the per-key and per-value memos before they start over
+_CACHE_VALUE = 128  # longest value whose placeholder verdict is memoised
 
 _SEP = re.compile(rb"[ \t]*(?:=>|:=|[:=])(?![:=])[ \t]*")
 # A bare value: up to whitespace, '&', a quote or '<'; a ',' or ';' ends it only when another
-# key=value follows (``user=postgres,db=jira``), so ``password=a,b;c`` is taken whole.
-_TOKEN = re.compile(rb"(?:[^\s&\"'<>\\,;]|\\(?![\"'])|[,;](?![\w.-]+[=:]))+")
+# key=value follows (``user=postgres,db=jira``), so ``password=a,b;c`` is taken whole. (The
+# alternatives begin with different bytes; ``+`` on the first eats plain runs in one step.)
+_TOKEN = re.compile(rb"(?:[^\s&\"'<>\\,;]+|\\(?![\"'])|[,;](?![\w.-]+[=:]))+")
 _TRAILING = b",;)]}"
 _NAME_ATTR_BEFORE = re.compile(
     rb"(?:\b(?:name|key|id|property|param)[ \t]*=[ \t]*\\?)\Z", re.IGNORECASE
@@ -62,6 +74,8 @@ Spans = List[Tuple[int, int]]  # noqa: UP006 (runtime alias, Python 3.9)
 
 #: Formats where a key at the start of a line owns the rest of the line as its value.
 _WHOLE_LINE_FORMATS = ("properties", "ini", "text")
+#: ... and those where a separated value at the start of a line runs to its end.
+_REST_OF_LINE_FORMATS = (*_WHOLE_LINE_FORMATS, "yaml")
 
 
 def normalise_key(key: bytes) -> bytes:
@@ -81,6 +95,8 @@ class KeysDetector:
         self.triggers = minimal_triggers([t.lower().encode("utf-8") for t in literals])
         self.trigger_slots: Optional[tuple[int, ...]] = None  # set by the engine
         self.validator: Optional[Validator] = VALIDATORS[rule.validator] if rule.validator else None
+        # key token -> wanted(); the glob regexes are the dearest step and keys repeat a lot
+        self._wanted: dict[bytes, bool] = {}
 
     def valid_spans(self, buf: bytes, spans: Spans) -> Spans:
         """The value spans the rule's validator accepts (all of them without a validator;
@@ -103,45 +119,168 @@ class KeysDetector:
             return False
         return self.exclude is None or self.exclude.match(name) is None
 
+    def wanted_cached(self, key: bytes) -> bool:
+        """``wanted(key)``, memoised (bounded)."""
+        cache = self._wanted
+        verdict = cache.get(key)
+        if verdict is None:
+            if len(cache) >= _CACHE_SIZE:
+                cache.clear()
+            verdict = cache[key] = self.wanted(key)
+        return verdict
+
     def begin(self, batch: Batch) -> Optional[KeysCursor]:
         firsts = batch.gate(self.triggers, True, self.trigger_slots)
         return KeysCursor(self, batch, firsts) if firsts is not None else None
 
 
 class KeysCursor:
-    __slots__ = ("_resume", "batch", "detector", "finder")
+    """The search state of one detector in one batch: a generator (``_scan``) that keeps its
+    locals between calls, so each ``next_hit`` costs one resumption."""
+
+    __slots__ = ("_scan", "batch", "detector")
 
     def __init__(self, detector: KeysDetector, batch: Batch, firsts: list[int]) -> None:
         self.detector = detector
         self.batch = batch
-        self.finder = MultiFinder(batch.lower, detector.triggers, firsts)
-        self._resume = 0
+        self._scan = _scan(detector, batch, firsts)
+        next(self._scan)  # run up to the first ``yield``: ready for ``send``
 
     def next_hit(self, pos: int) -> Optional[Hit]:
-        buf = self.batch.buf
-        size = self.batch.size
-        search = max(pos, self._resume)
+        return self._scan.send(pos)
+
+
+def _scan(
+    detector: KeysDetector, batch: Batch, firsts: list[int]
+) -> Generator[Optional[Hit], int, None]:
+    """Sent ``pos``, yields the next hit whose key starts at or after ``pos`` (or None).
+
+    Keys are found by their triggers in the lower-cased text, the leftmost first (ties go to
+    the first trigger); the cached next occurrence of each trigger is only searched again
+    once it has been passed. Never refers to its cursor (no reference cycle holding the
+    batch). Later calls never look before the end of the key of the last hit."""
+    buf = batch.buf
+    lists = batch.occurrence_lists(detector.trigger_slots)  # from the accelerator
+    lower = batch.lower if lists is None else buf
+    size = batch.size
+    needles = detector.triggers
+    lengths = [len(needle) for needle in needles]
+    following = [first if first >= 0 else _ABSENT for first in firsts]
+    known = detector._wanted
+    wanted = detector.wanted_cached
+    validate = detector.valid_spans if detector.validator is not None else None
+    rule_index = detector.rule_index
+    key_char = KEY_CHAR
+    key_run = _KEY_RUN.match
+    sep_match = _SEP.match
+    token_match = _TOKEN.match
+    placeholders = _placeholders
+    rest_of_line = batch.fmt in _REST_OF_LINE_FORMATS
+    yaml = batch.fmt == "yaml"
+    resume = 0
+    pos = yield None
+    while True:
+        search = pos if pos > resume else resume
+        hit = None
         while True:
-            found, which = self.finder.find(search)
-            if found < 0:
-                self._resume = size
-                return None
-            start = found
-            while start > 0 and KEY_CHAR[buf[start - 1]]:
-                start -= 1
-            end = found + len(self.finder.needle(which))
-            while end < size and KEY_CHAR[buf[end]]:
-                end += 1
-            search = end
-            if start < pos or not self.detector.wanted(buf[start:end]):
+            best = min(following)
+            while best < search:
+                index = following.index(best)
+                if lists is None:
+                    found = lower.find(needles[index], search)
+                else:
+                    offsets = lists[index]
+                    at = bisect_left(offsets, search)
+                    found = offsets[at] if at < len(offsets) else -1
+                following[index] = found if found >= 0 else _ABSENT
+                best = min(following)
+            if best == _ABSENT:
+                resume = size
+                break
+            # widen the trigger to the whole key token (a run of KEY_CHAR bytes)
+            start = best
+            if best and key_char[buf[best - 1]]:
+                low = best - _LOOK_BACK if best > _LOOK_BACK else 0
+                start = low + len(buf[low:best].rstrip(_KEY_BYTES))
+                if start == low and low:
+                    start = _run_start(buf, low)  # a key longer than the look-back window
+            end = best + lengths[following.index(best)]
+            if end < size and key_char[buf[end]]:
+                run = key_run(buf, end)  # never None: the pattern matches the empty string
+                end = run.end() if run is not None else end
+            search = end  # later triggers inside this token name the same key
+            if start < pos:
                 continue
-            spans = _value_spans(self.batch, start, end)
+            key = buf[start:end]
+            verdict = known.get(key)
+            if not (wanted(key) if verdict is None else verdict):
+                continue
+            spans = None
+            if (buf[start - 1] if start else 0x0A) not in _MARKUP_BEFORE:
+                # The common shape, ``key=value`` or ``key: value`` with a bare value: what
+                # _value_spans -> _plain_key -> _value_at -> _token do for it, inlined (calls
+                # are the dearest part here). Any other shape takes the full path below.
+                line_end = buf.find(b"\n", end)
+                if line_end < 0:
+                    line_end = size
+                sep = sep_match(buf, end, line_end) if end < line_end else None
+                if sep is not None:
+                    at = sep.end()
+                    if (
+                        at < line_end
+                        and buf[at] not in _VALUE_SYNTAX
+                        and not (yaml and buf[at] in b"|>")  # maybe a block scalar
+                        and not (  # a key that starts its line may own the rest of it
+                            rest_of_line
+                            and buf[buf.rfind(b"\n", 0, start) + 1 : start].strip() in (b"", b"-")
+                        )
+                    ):
+                        token = token_match(buf, at, line_end)
+                        spans = []
+                        if token is not None:
+                            value_end = token.end()
+                            value = buf[at:value_end]
+                            verdict = placeholders.get(value)
+                            if verdict is None:
+                                verdict = _is_placeholder(value)
+                            if not verdict:
+                                kept = len(value.rstrip(_TRAILING))
+                                if kept == len(value):
+                                    spans = [(at, value_end)]
+                                else:
+                                    spans = _checked(buf, at, at + kept)
+            if spans is None:
+                spans = _value_spans(batch, start, end)
+            if spans and validate is not None:
+                spans = validate(buf, spans)
             if spans:
-                spans = self.detector.valid_spans(buf, spans)
-            if spans:
-                self._resume = end
-                hit_end = max(e for _, e in spans)
-                return Hit(start, hit_end, self.detector.rule_index, spans)
+                resume = end
+                hit_end = spans[0][1] if len(spans) == 1 else max(e for _, e in spans)
+                hit = Hit(start, hit_end, rule_index, spans)
+                break
+        pos = yield hit
+
+
+def _run_start(buf: bytes, pos: int) -> int:
+    """Where the run of KEY_CHAR bytes that ends at ``pos`` begins."""
+    while pos > 0 and KEY_CHAR[buf[pos - 1]]:
+        pos -= 1
+    return pos
+
+
+_placeholders: dict[bytes, bool] = {}
+
+
+def _is_placeholder(value: bytes) -> bool:
+    """``is_placeholder``, memoised for short values (user names and hosts repeat a lot)."""
+    if len(value) > _CACHE_VALUE:
+        return is_placeholder(value)
+    verdict = _placeholders.get(value)
+    if verdict is None:
+        if len(_placeholders) >= _CACHE_SIZE:
+            _placeholders.clear()
+        verdict = _placeholders[value] = is_placeholder(value)
+    return verdict
 
 
 # ---------------------------------------------------------------------------- value syntaxes
@@ -151,6 +290,8 @@ def _value_spans(batch: Batch, start: int, end: int) -> Optional[Spans]:
     """Where the value of the key token ``buf[start:end]`` is, by the syntax around it."""
     buf = batch.buf
     before = buf[start - 1] if start > 0 else 0x0A
+    if before not in _MARKUP_BEFORE:  # the common case: nothing but _plain_key applies
+        return _plain_key(batch, start, end) or None
     if before == 0x3C or (before == 0x3A and _XML_PREFIX.search(buf, max(0, start - 64), start)):
         spans = _xml_element(batch, end)  # <password ...>value</password>
         if spans is not None:
@@ -181,7 +322,7 @@ def _strip(buf: bytes, start: int, end: int) -> tuple[int, int]:
 
 def _checked(buf: bytes, start: int, end: int) -> Spans:
     """One span, unless the value is empty or a placeholder (then no redaction: [])."""
-    if end <= start or is_placeholder(buf[start:end]):
+    if end <= start or _is_placeholder(buf[start:end]):
         return []
     return [(start, end)]
 
@@ -265,11 +406,14 @@ def _value_element(batch: Batch, end: int) -> Spans:
 
 def _plain_key(batch: Batch, start: int, end: int) -> Spans:
     buf = batch.buf
-    line_start = batch.line_start(start)
-    line_end = batch.line_end(end)
-    sep = _SEP.match(buf, end, line_end)
-    if sep is not None:
-        return _value_at(batch, sep.end(), start, plain_key=True) or []
+    line_start = buf.rfind(b"\n", 0, start) + 1
+    line_end = buf.find(b"\n", end)
+    if line_end < 0:
+        line_end = batch.size
+    if end < line_end and buf[end] in _SEP_FIRST:
+        sep = _SEP.match(buf, end, line_end)
+        if sep is not None:  # the separator never leaves the line: same line bounds
+            return _value_at(batch, sep.end(), start, plain_key=True, line=(line_start, line_end))
     spans = _yaml_name_value(batch, start, end, line_start, line_end)
     if spans is not None:
         return spans
@@ -315,19 +459,27 @@ def _yaml_name_value(
     return None
 
 
-def _value_at(batch: Batch, pos: int, key_start: int, *, plain_key: bool) -> Optional[Spans]:
-    """The value that starts at ``pos`` (just after the separator)."""
+def _value_at(
+    batch: Batch,
+    pos: int,
+    key_start: int,
+    *,
+    plain_key: bool,
+    line: Optional[tuple[int, int]] = None,
+) -> Spans:
+    """The value that starts at ``pos`` (just after the separator). ``line``: the start and
+    end of the line holding ``key_start`` and ``pos``, when the caller knows them."""
     buf = batch.buf
-    line_end = batch.line_end(pos)
+    line_end = batch.line_end(pos) if line is None else line[1]
     if pos >= line_end:
         return _value_below(batch, key_start, line_end)
     first = buf[pos]
     if first in (0x22, 0x27) or (first == 0x5C and buf[pos + 1 : pos + 2] in (b'"', b"'")):
         return _quoted_value(batch, pos)
-    marker = MARKER.match(buf, pos, line_end)
-    if marker is not None:
-        return [(pos, marker.end())]  # already redacted: claimed, left as is
-    if first == 0x5B:  # [a, b]: a list of scalars on one line
+    if first == 0x5B:  # a marker, or [a, b]: a list of scalars on one line
+        marker = MARKER.match(buf, pos, line_end)
+        if marker is not None:
+            return [(pos, marker.end())]  # already redacted: claimed, left as is
         close = buf.find(b"]", pos, line_end)
         inner = buf[pos + 1 : close] if close >= 0 else b"{"
         if b"[" in inner or b"{" in inner:
@@ -336,13 +488,13 @@ def _value_at(batch: Batch, pos: int, key_start: int, *, plain_key: bool) -> Opt
         return _checked(buf, start, end)
     if first == 0x7B and (pos + 1 >= line_end or _FLOW_MAPPING.match(buf, pos, line_end)):
         return []  # a nested object: its own keys are looked at separately
-    if batch.fmt == "yaml" and first in (0x7C, 0x3E) and _YAML_BLOCK.match(buf, pos, line_end):
+    fmt = batch.fmt
+    if fmt == "yaml" and first in (0x7C, 0x3E) and _YAML_BLOCK.match(buf, pos, line_end):
         return _yaml_block(batch, key_start, line_end)
-    line_start = batch.line_start(key_start)
-    prefix = buf[line_start:key_start].strip()
-    at_line_start = prefix in (b"", b"-") or (batch.fmt == "shell" and prefix == b"export")
-    if at_line_start and batch.fmt in (*_WHOLE_LINE_FORMATS, "yaml"):
-        return _rest_of_line(batch, pos, line_end)
+    if fmt in _REST_OF_LINE_FORMATS:
+        line_start = batch.line_start(key_start) if line is None else line[0]
+        if buf[line_start:key_start].strip() in (b"", b"-"):  # the key starts the line
+            return _rest_of_line(batch, pos, line_end)
     return _token(buf, pos, line_end)
 
 
@@ -351,11 +503,13 @@ def _token(buf: bytes, pos: int, line_end: int) -> Spans:
     if match is None:
         return []
     start, end = match.span()
-    if is_placeholder(buf[start:end]):
+    value = buf[start:end]
+    if _is_placeholder(value):
         return []
-    while end > start and buf[end - 1] in _TRAILING:
-        end -= 1
-    return _checked(buf, start, end)
+    trimmed = value.rstrip(_TRAILING)
+    if len(trimmed) == len(value):
+        return [(start, end)]  # non-empty, and not a placeholder: checked just above
+    return _checked(buf, start, start + len(trimmed))
 
 
 def _rest_of_line(batch: Batch, pos: int, line_end: int) -> Spans:

@@ -67,6 +67,13 @@ class Batch:
         lower = self.lower if any(k[1] for k in keys) else buf
         self._firsts = [(lower if in_lower else buf).find(needle) for needle, in_lower in keys]
 
+    def occurrence_lists(self, slots: Optional[Sequence[int]]) -> Optional[list[list[int]]]:
+        """Every occurrence of the primed keys at ``slots``, when the accelerator found them
+        (None: search with ``bytes.find``)."""
+        if slots is None or self._occurrences is None:
+            return None
+        return [self._occurrences[i] for i in slots]
+
     def finder(
         self, needles: Sequence[bytes], lower: bool, slots: Optional[Sequence[int]] = None
     ) -> Optional[MultiFinder]:
@@ -74,10 +81,9 @@ class Batch:
         firsts = self.gate(needles, lower, slots)
         if firsts is None:
             return None
-        lists = None
-        if slots is not None and self._occurrences is not None:
-            lists = [self._occurrences[i] for i in slots]
-        return MultiFinder(self.lower if lower else self.buf, needles, firsts, lists)
+        lists = self.occurrence_lists(slots)
+        haystack = self.buf if lists is not None or not lower else self.lower
+        return MultiFinder(haystack, needles, firsts, lists)
 
     def gate(
         self, needles: Sequence[bytes], lower: bool, slots: Optional[Sequence[int]] = None
