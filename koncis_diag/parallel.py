@@ -30,6 +30,7 @@ from typing import Any, Optional, Tuple  # noqa: UP035 (Tuple: runtime alias on 
 
 from koncis_diag.errors import RedactionError
 from koncis_diag.redaction import Redactor
+from koncis_diag.redaction.accel import engine_name
 from koncis_diag.redaction.matching import STRUCTURED_FORMATS
 from koncis_diag.redaction.pseudonyms import Pseudonymizer
 from koncis_diag.redaction.rules import Rule
@@ -46,9 +47,9 @@ _POLL_SECONDS = 0.5
 _STOP_SECONDS = 5.0
 
 #: For ``plan``'s estimate; measured by bench/run.py on the dense 200 MB log (see its README):
-#: one core of the current engine (1.9 MB/s), the speed-up of 2 jobs (1.98 on a quiet
-#: machine, 1.58 on a busy one: the busy figure is used). Update when the engine gets faster.
-SINGLE_CORE_BYTES_PER_SECOND = 1.9e6
+#: one core of each matching engine, and the speed-up of 2 jobs on a busy machine. Update
+#: when the engine gets faster.
+SINGLE_CORE_BYTES_PER_SECOND = {"hyperscan": 4.5e6, "python": 1.9e6}
 SPEEDUP = {1: 1.0, 2: 1.6}
 
 #: State a stream ends in when a block is still open: (open block, newline held back).
@@ -67,7 +68,7 @@ def default_jobs() -> int:
 def estimate_seconds(total_bytes: int, jobs: int = 1) -> float:
     """Redaction time for ``plan``: measured speed of one core times the measured speed-up."""
     speedup = SPEEDUP.get(jobs, SPEEDUP[max(SPEEDUP)] + 0.6 * (jobs - max(SPEEDUP)))
-    return total_bytes / (SINGLE_CORE_BYTES_PER_SECOND * speedup)
+    return total_bytes / (SINGLE_CORE_BYTES_PER_SECOND[engine_name()] * speedup)
 
 
 # ------------------------------------------------------------------------ one segment

@@ -394,3 +394,15 @@ def test_estimates_scale_with_size_and_jobs() -> None:
     assert estimate_seconds(100_000_000, 2) < one
     assert estimate_seconds(100_000_000, 4) < estimate_seconds(100_000_000, 2)
     assert 1 <= default_jobs() <= min(4, os.cpu_count() or 1)
+
+
+def test_estimates_follow_the_matching_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    from koncis_diag.redaction.accel import ENGINE_VARIABLE, engine_name
+
+    monkeypatch.setenv(ENGINE_VARIABLE, "python")
+    plain = estimate_seconds(100_000_000, 1)
+    monkeypatch.delenv(ENGINE_VARIABLE)
+    if engine_name() == "hyperscan":
+        assert estimate_seconds(100_000_000, 1) < plain
+    else:
+        assert estimate_seconds(100_000_000, 1) == plain
