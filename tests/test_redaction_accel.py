@@ -270,3 +270,9 @@ def test_rules_show_names_the_engine() -> None:
         )
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["engine"] == engine
+
+
+def test_a_back_reference_keeps_the_case_of_its_group() -> None:
+    candidate = re.compile(candidate_pattern(rb"(?i:(ab))-\1", 0))
+    assert re.fullmatch(rb"(?i:(ab))-\1", b"AB-AB")
+    assert candidate.search(b"AB-AB")

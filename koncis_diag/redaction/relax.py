@@ -161,7 +161,8 @@ def _normalise(sub: Any, icase: bool, groups: dict[int, Any], depth: int = 0) ->
             group = groups.get(av)
             if group is None:
                 raise Unsupported("a back-reference to an unknown group")
-            out.append(("group", _normalise(group[-1], icase, groups, depth + 1)))
+            # the group may have matched under its own ignore-case scope: fold (superset)
+            out.append(("group", _normalise(group[-1], True, groups, depth + 1)))
         else:
             raise Unsupported(f"regex construct {op}")
     return out
