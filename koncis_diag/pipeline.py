@@ -140,7 +140,7 @@ def _run(
         run = RunResult(plan=plan, items=results, identities=identities)
         _tally(run, redactor)
         started = time.monotonic()
-        run.findings = _leak_check(staging, redactor)
+        run.findings = _leak_check(staging, redactor, options.jobs)
         log.info("leak check of the staged files in %.1f s", time.monotonic() - started)
         summary = _summary(run, redactor)
         summary.encrypted_at_rest = staging.encrypted_at_rest
@@ -323,19 +323,24 @@ def _tally(run: RunResult, redactor: Redactor) -> None:
         run.by_category[redactor.category_of(rule)] += count
 
 
-def _leak_check(staging: Staging, redactor: Redactor) -> list[Finding]:
-    """Rescan what was staged with the high-confidence detectors (file by file, decrypted on
-    the fly when staging is encrypted at rest)."""
-    findings: list[Finding] = []
-    for record in staging.records():
-        with staging.open_read(record.path) as stream:
-            for found in redactor.leak_check([stream]):
-                findings.append(
-                    Finding(
-                        path=record.path, line=found.line, rule=found.rule, excerpt=found.excerpt
-                    )
-                )
-    return findings
+def _leak_check(staging: Staging, redactor: Redactor, jobs: int) -> list[Finding]:
+    """Rescan what was staged with the high-confidence detectors on ``jobs`` processes (each
+    file read once, in order, decrypted on the fly when staging is encrypted at rest). At most
+    ``MAX_FINDINGS_PER_SOURCE`` per file, no overall limit: as when each file was checked
+    on its own."""
+    from functools import partial
+
+    from koncis_diag.redaction.leakcheck import LazySource
+    from koncis_diag.redaction.leakcheck_parallel import leak_check_parallel
+
+    sources = [
+        LazySource(record.path, partial(staging.open_read, record.path), record.size)
+        for record in staging.records()
+    ]
+    return [
+        Finding(path=found.path, line=found.line, rule=found.rule, excerpt=found.excerpt)
+        for found in leak_check_parallel(sources, redactor, jobs, max_findings=None)
+    ]
 
 
 def _summary(run: RunResult, redactor: Redactor) -> Summary:

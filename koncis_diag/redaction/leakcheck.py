@@ -3,15 +3,18 @@
 Staged output has already been redacted, so every hit here is either our own output (markers,
 pseudonyms: ignored) or something that slipped through (a bug, a cut in an over-long line, a
 value the structured reader did not see). Findings never carry the value itself.
+
+``leakcheck_parallel.leak_check_parallel`` spreads the scanning over several processes.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Callable, Optional
 
 from koncis_diag.errors import RedactionError
 from koncis_diag.redaction.matching import Batch, Hit
@@ -20,6 +23,8 @@ from koncis_diag.redaction.stream import MAX_LINE
 if TYPE_CHECKING:
     from koncis_diag.redaction.engine import Engine
     from koncis_diag.redaction.redactor import Redactor
+
+log = logging.getLogger("koncis_diag.redaction")
 
 READ_SIZE = 1024 * 1024
 MAX_FINDINGS_PER_SOURCE = 100
@@ -42,13 +47,35 @@ class Finding:
         return self.excerpt_masked
 
 
+@dataclass(frozen=True)
+class LazySource:
+    """A named source opened only when its turn comes (and closed after it is read).
+    ``size`` (bytes, an estimate is enough) decides whether worker processes are worth it."""
+
+    name: str
+    opener: Callable[[], IO[bytes]]
+    size: int = 0
+
+
 def _open(item: Any, number: int) -> tuple[str, IO[bytes], bool]:
+    if isinstance(item, LazySource):
+        return item.name, item.opener(), True
     if isinstance(item, (str, Path)):
         return str(item), open(item, "rb"), True
     if isinstance(item, (bytes, bytearray)):
         return f"<data {number}>", io.BytesIO(bytes(item)), True
     name = getattr(item, "name", None)
     return (str(name) if name else f"<stream {number}>"), item, False
+
+
+def _opened(item: Any, number: int) -> tuple[str, IO[bytes], bool]:
+    try:
+        return _open(item, number)
+    except OSError as err:
+        label = item.name if isinstance(item, LazySource) else item
+        raise RedactionError(
+            f"{label}: cannot read it for the leak check ({err.strerror or err})"
+        ) from None
 
 
 def _batches(handle: IO[bytes]) -> Iterator[bytes]:
@@ -98,48 +125,59 @@ def _excerpt(buf: bytes, spans: list[tuple[int, int]], start: int, rule: str) ->
     return ("…" if left > line_start else "") + text + ("…" if right < line_end else "")
 
 
+def _scan_piece(
+    engine: Engine, name: str, piece: bytes, line_base: int, limit: int
+) -> list[Finding]:
+    """Findings in one piece (at most ``limit``); ``line_base``: lines before it in its source."""
+    findings: list[Finding] = []
+    for hit in engine.scan(Batch(piece, "log")).hits:
+        spans = _leaking_spans(engine, hit, piece)
+        if not spans:
+            continue
+        rule = engine.rules[hit.rule_index].name
+        line = line_base + piece.count(b"\n", 0, spans[0][0]) + 1
+        findings.append(
+            Finding(
+                location=f"{name}:{line}",
+                rule=rule,
+                excerpt_masked=_excerpt(piece, spans, spans[0][0], rule),
+                path=name,
+                line=line,
+            )
+        )
+        if len(findings) >= limit:
+            break
+    return findings
+
+
 def scan_source(engine: Engine, name: str, handle: IO[bytes]) -> list[Finding]:
     findings: list[Finding] = []
     line_base = 0
     for piece in _batches(handle):
-        batch = Batch(piece, "log")
-        for hit in engine.scan(batch).hits:
-            spans = _leaking_spans(engine, hit, piece)
-            if not spans:
-                continue
-            rule = engine.rules[hit.rule_index].name
-            line = line_base + piece.count(b"\n", 0, spans[0][0]) + 1
-            findings.append(
-                Finding(
-                    location=f"{name}:{line}",
-                    rule=rule,
-                    excerpt_masked=_excerpt(piece, spans, spans[0][0], rule),
-                    path=name,
-                    line=line,
-                )
-            )
-            if len(findings) >= MAX_FINDINGS_PER_SOURCE:
-                return findings
+        room = MAX_FINDINGS_PER_SOURCE - len(findings)
+        findings.extend(_scan_piece(engine, name, piece, line_base, room))
+        if len(findings) >= MAX_FINDINGS_PER_SOURCE:
+            return findings
         line_base += piece.count(b"\n")
     return findings
 
 
-def leak_check(paths_or_streams: Sequence[Any], redactor: Redactor) -> list[Finding]:
-    """Findings in the given files (paths), binary streams or bytes, in order."""
-    engine = redactor.leak_engine()
+def _sequential(
+    sources: Sequence[Any], engine: Engine, max_findings: Optional[int]
+) -> list[Finding]:
     findings: list[Finding] = []
-    for number, item in enumerate(paths_or_streams):
-        try:
-            name, handle, owned = _open(item, number)
-        except OSError as err:
-            raise RedactionError(
-                f"{item}: cannot read it for the leak check ({err.strerror or err})"
-            ) from None
+    for number, item in enumerate(sources):
+        name, handle, owned = _opened(item, number)
         try:
             findings.extend(scan_source(engine, name, handle))
         finally:
             if owned:
                 handle.close()
-        if len(findings) >= MAX_FINDINGS:
+        if max_findings is not None and len(findings) >= max_findings:
             break
-    return findings[:MAX_FINDINGS]
+    return findings if max_findings is None else findings[:max_findings]
+
+
+def leak_check(paths_or_streams: Sequence[Any], redactor: Redactor) -> list[Finding]:
+    """Findings in the given files (paths), binary streams or bytes, in order."""
+    return _sequential(paths_or_streams, redactor.leak_engine(), MAX_FINDINGS)
