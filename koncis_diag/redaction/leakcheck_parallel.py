@@ -371,9 +371,6 @@ class _Workers:
 
 _HELD = {signal.SIGINT, signal.SIGTERM}
 
-#: Kept referenced in a worker, never closed there (see ``_worker_main``).
-_INHERITED: list[Any] = []
-
 
 def _worker_main(
     engine: Engine,
@@ -388,11 +385,7 @@ def _worker_main(
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     for end in parent_ends:
         end.close()  # so that this pipe ends when the parent dies
-    # The pseudonym store opens its own SQLite connection in this process and drops the
-    # inherited one; dropping it would close the parent's connection from here (SQLite: never
-    # use a connection across fork). Keep it referenced: the worker exits without closing it.
-    store = getattr(getattr(engine, "pseudonymizer", None), "_store", None)
-    _INHERITED.append(getattr(store, "_conn", None))
+    # (the pseudonym store keeps the inherited SQLite connection untouched: pseudonyms.py)
     while True:
         try:
             task = conn.recv()

@@ -245,6 +245,10 @@ def looks_like_pseudonym(value: bytes) -> Optional[str]:
 # ------------------------------------------------------------------------------------ mapping
 
 
+#: Connections inherited from a parent process (see ``MappingStore._connection``).
+_FORKED_CONNECTIONS: list[sqlite3.Connection] = []
+
+
 class MappingStore:
     """pseudonym ↔ original, in SQLite (0600). One connection per process (fork-safe)."""
 
@@ -254,7 +258,12 @@ class MappingStore:
         self._pid = 0
 
     def _connection(self) -> sqlite3.Connection:
-        if self._conn is None or self._pid != os.getpid():
+        if self._conn is not None and self._pid != os.getpid():
+            # We were forked: that connection belongs to the parent. SQLite must not use or
+            # close a connection across fork, so keep it referenced and never touch it again.
+            _FORKED_CONNECTIONS.append(self._conn)
+            self._conn = None
+        if self._conn is None:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
                 os.fchmod(fd, 0o600)
@@ -335,8 +344,11 @@ class MappingStore:
             raise
 
     def close(self) -> None:
-        if self._conn is not None and self._pid == os.getpid():
-            self._conn.close()
+        if self._conn is not None:
+            if self._pid == os.getpid():
+                self._conn.close()
+            else:
+                _FORKED_CONNECTIONS.append(self._conn)  # the parent's: never closed here
         self._conn = None
 
 
