@@ -8,7 +8,7 @@ from typing import Optional
 import pytest
 
 from koncis_diag.redaction import Redactor, build_redactor
-from koncis_diag.redaction.keys import _CACHE_SIZE, KeysCursor, KeysDetector
+from koncis_diag.redaction.keys import CACHE_SIZE, KeysCursor, KeysDetector
 from koncis_diag.redaction.matching import Batch
 from koncis_diag.redaction.rules import default_rules
 
@@ -239,4 +239,4 @@ def test_wanted_memo_agrees_and_stays_bounded() -> None:
     for key in keys + keys[:5]:
         assert detector.wanted_cached(key) == detector.wanted(key)
     assert [detector.wanted_cached(k) for k in keys[:5]] == [True, False, True, True, False]
-    assert len(detector._wanted) <= _CACHE_SIZE
+    assert len(detector._wanted) <= CACHE_SIZE

@@ -28,17 +28,17 @@ from typing import Optional
 
 from koncis_diag.redaction.globs import compile_globs
 from koncis_diag.redaction.keyvalues import (
-    _CACHE_SIZE,
-    _MARKUP_BEFORE,
-    _REST_OF_LINE_FORMATS,
-    _SEP,
-    _TOKEN,
-    _TRAILING,
+    BARE_VALUE,
+    CACHE_SIZE,
+    MARKUP_BEFORE,
+    PLACEHOLDER_MEMO,
+    REST_OF_LINE_FORMATS,
+    SEPARATOR,
+    TRAILING,
     Spans,
-    _checked,
-    _is_placeholder,
-    _placeholders,
-    _value_spans,
+    checked_spans,
+    is_placeholder_memo,
+    value_spans,
 )
 from koncis_diag.redaction.matching import MARKER, Batch, Hit, minimal_triggers
 from koncis_diag.redaction.rules import Rule, glob_literal
@@ -98,7 +98,7 @@ class KeysDetector:
         cache = self._wanted
         verdict = cache.get(key)
         if verdict is None:
-            if len(cache) >= _CACHE_SIZE:
+            if len(cache) >= CACHE_SIZE:
                 cache.clear()
             verdict = cache[key] = self.wanted(key)
         return verdict
@@ -146,10 +146,10 @@ def _scan(
     rule_index = detector.rule_index
     key_char = KEY_CHAR
     key_run = _KEY_RUN.match
-    sep_match = _SEP.match
-    token_match = _TOKEN.match
-    placeholders = _placeholders
-    rest_of_line = batch.fmt in _REST_OF_LINE_FORMATS
+    sep_match = SEPARATOR.match
+    token_match = BARE_VALUE.match
+    placeholders = PLACEHOLDER_MEMO
+    rest_of_line = batch.fmt in REST_OF_LINE_FORMATS
     yaml = batch.fmt == "yaml"
     resume = 0
     pos = yield None
@@ -190,9 +190,9 @@ def _scan(
             if not (wanted(key) if verdict is None else verdict):
                 continue
             spans = None
-            if (buf[start - 1] if start else 0x0A) not in _MARKUP_BEFORE:
+            if (buf[start - 1] if start else 0x0A) not in MARKUP_BEFORE:
                 # The common shape, ``key=value`` or ``key: value`` with a bare value: what
-                # _value_spans -> _plain_key -> _value_at -> _token do for it, inlined (calls
+                # value_spans -> _plain_key -> _value_at -> _token do for it, inlined (calls
                 # are the dearest part here). Any other shape takes the full path below.
                 line_end = buf.find(b"\n", end)
                 if line_end < 0:
@@ -216,15 +216,15 @@ def _scan(
                             value = buf[at:value_end]
                             verdict = placeholders.get(value)
                             if verdict is None:
-                                verdict = _is_placeholder(value)
+                                verdict = is_placeholder_memo(value)
                             if not verdict:
-                                kept = len(value.rstrip(_TRAILING))
+                                kept = len(value.rstrip(TRAILING))
                                 if kept == len(value):
                                     spans = [(at, value_end)]
                                 else:
-                                    spans = _checked(buf, at, at + kept)
+                                    spans = checked_spans(buf, at, at + kept)
             if spans is None:
-                spans = _value_spans(batch, start, end)
+                spans = value_spans(batch, start, end)
             if spans and validate is not None:
                 spans = validate(buf, spans)
             if spans:

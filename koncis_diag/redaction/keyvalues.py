@@ -17,17 +17,17 @@ VALUE_CAP = 64 * 1024  # longest multi-line value followed in config formats
 TAG_CAP = 4096  # longest XML start tag followed
 
 _SPACE = b" \t\r\n"
-_SEP_FIRST = frozenset(b" \t:=")  # what a separator (``_SEP``) can begin with
-_MARKUP_BEFORE = frozenset(b"<:\"'>")  # bytes before a key that _value_spans looks into
-_CACHE_SIZE = 4096  # entries of the per-key and per-value memos before they start over
+_SEP_FIRST = frozenset(b" \t:=")  # what a separator (``SEPARATOR``) can begin with
+MARKUP_BEFORE = frozenset(b"<:\"'>")  # bytes before a key that value_spans looks into
+CACHE_SIZE = 4096  # entries of the per-key and per-value memos before they start over
 _CACHE_VALUE = 128  # longest value whose placeholder verdict is memoised
 
-_SEP = re.compile(rb"[ \t]*(?:=>|:=|[:=])(?![:=])[ \t]*")
+SEPARATOR = re.compile(rb"[ \t]*(?:=>|:=|[:=])(?![:=])[ \t]*")
 # A bare value: up to whitespace, '&', a quote or '<'; a ',' or ';' ends it only when another
 # key=value follows (``user=postgres,db=jira``), so ``password=a,b;c`` is taken whole. (The
 # alternatives begin with different bytes; ``+`` on the first eats plain runs in one step.)
-_TOKEN = re.compile(rb"(?:[^\s&\"'<>\\,;]+|\\(?![\"'])|[,;](?![\w.-]+[=:]))+")
-_TRAILING = b",;)]}"
+BARE_VALUE = re.compile(rb"(?:[^\s&\"'<>\\,;]+|\\(?![\"'])|[,;](?![\w.-]+[=:]))+")
+TRAILING = b",;)]}"
 _NAME_ATTR_BEFORE = re.compile(
     rb"(?:\b(?:name|key|id|property|param)[ \t]*=[ \t]*\\?)\Z", re.IGNORECASE
 )
@@ -51,29 +51,29 @@ Spans = List[Tuple[int, int]]  # noqa: UP006 (runtime alias, Python 3.9)
 #: Formats where a key at the start of a line owns the rest of the line as its value.
 _WHOLE_LINE_FORMATS = ("properties", "ini", "text")
 #: ... and those where a separated value at the start of a line runs to its end.
-_REST_OF_LINE_FORMATS = (*_WHOLE_LINE_FORMATS, "yaml")
+REST_OF_LINE_FORMATS = (*_WHOLE_LINE_FORMATS, "yaml")
 
 
-_placeholders: dict[bytes, bool] = {}
+PLACEHOLDER_MEMO: dict[bytes, bool] = {}
 
 
-def _is_placeholder(value: bytes) -> bool:
+def is_placeholder_memo(value: bytes) -> bool:
     """``is_placeholder``, memoised for short values (user names and hosts repeat a lot)."""
     if len(value) > _CACHE_VALUE:
         return is_placeholder(value)
-    verdict = _placeholders.get(value)
+    verdict = PLACEHOLDER_MEMO.get(value)
     if verdict is None:
-        if len(_placeholders) >= _CACHE_SIZE:
-            _placeholders.clear()
-        verdict = _placeholders[value] = is_placeholder(value)
+        if len(PLACEHOLDER_MEMO) >= CACHE_SIZE:
+            PLACEHOLDER_MEMO.clear()
+        verdict = PLACEHOLDER_MEMO[value] = is_placeholder(value)
     return verdict
 
 
-def _value_spans(batch: Batch, start: int, end: int) -> Optional[Spans]:
+def value_spans(batch: Batch, start: int, end: int) -> Optional[Spans]:
     """Where the value of the key token ``buf[start:end]`` is, by the syntax around it."""
     buf = batch.buf
     before = buf[start - 1] if start > 0 else 0x0A
-    if before not in _MARKUP_BEFORE:  # the common case: nothing but _plain_key applies
+    if before not in MARKUP_BEFORE:  # the common case: nothing but _plain_key applies
         return _plain_key(batch, start, end) or None
     if before == 0x3C or (before == 0x3A and _XML_PREFIX.search(buf, max(0, start - 64), start)):
         spans = _xml_element(batch, end)  # <password ...>value</password>
@@ -103,9 +103,9 @@ def _strip(buf: bytes, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def _checked(buf: bytes, start: int, end: int) -> Spans:
+def checked_spans(buf: bytes, start: int, end: int) -> Spans:
     """One span, unless the value is empty or a placeholder (then no redaction: [])."""
-    if end <= start or _is_placeholder(buf[start:end]):
+    if end <= start or is_placeholder_memo(buf[start:end]):
         return []
     return [(start, end)]
 
@@ -122,7 +122,7 @@ def _element_text(batch: Batch, content_start: int) -> Spans:
         if close < 0:
             close = batch.line_end(content_start)
     start, end = _strip(buf, content_start, close)
-    return _checked(buf, start, end)
+    return checked_spans(buf, start, end)
 
 
 def _xml_element(batch: Batch, end: int) -> Optional[Spans]:
@@ -146,7 +146,7 @@ def _quoted_key(batch: Batch, start: int, end: int, quote: int) -> Optional[Span
         return None
     after = end + len(closing)
     line_end = batch.line_end(after)
-    sep = _SEP.match(buf, after, line_end)
+    sep = SEPARATOR.match(buf, after, line_end)
     if sep is not None:
         return _value_at(batch, sep.end(), start, plain_key=False)
     opening = start - len(closing)
@@ -194,7 +194,7 @@ def _plain_key(batch: Batch, start: int, end: int) -> Spans:
     if line_end < 0:
         line_end = batch.size
     if end < line_end and buf[end] in _SEP_FIRST:
-        sep = _SEP.match(buf, end, line_end)
+        sep = SEPARATOR.match(buf, end, line_end)
         if sep is not None:  # the separator never leaves the line: same line bounds
             return _value_at(batch, sep.end(), start, plain_key=True, line=(line_start, line_end))
     spans = _yaml_name_value(batch, start, end, line_start, line_end)
@@ -210,7 +210,7 @@ def _plain_key(batch: Batch, start: int, end: int) -> Spans:
     value_start, value_end = _strip(buf, end, line_end)
     if batch.fmt != "properties" and re.search(rb"\s", buf[value_start:value_end]):
         return []
-    return _checked(buf, value_start, value_end)
+    return checked_spans(buf, value_start, value_end)
 
 
 def _yaml_name_value(
@@ -268,13 +268,13 @@ def _value_at(
         if b"[" in inner or b"{" in inner:
             return []
         start, end = _strip(buf, pos + 1, close)
-        return _checked(buf, start, end)
+        return checked_spans(buf, start, end)
     if first == 0x7B and (pos + 1 >= line_end or _FLOW_MAPPING.match(buf, pos, line_end)):
         return []  # a nested object: its own keys are looked at separately
     fmt = batch.fmt
     if fmt == "yaml" and first in (0x7C, 0x3E) and _YAML_BLOCK.match(buf, pos, line_end):
         return _yaml_block(batch, key_start, line_end)
-    if fmt in _REST_OF_LINE_FORMATS:
+    if fmt in REST_OF_LINE_FORMATS:
         line_start = batch.line_start(key_start) if line is None else line[0]
         if buf[line_start:key_start].strip() in (b"", b"-"):  # the key starts the line
             return _rest_of_line(batch, pos, line_end)
@@ -282,17 +282,17 @@ def _value_at(
 
 
 def _token(buf: bytes, pos: int, line_end: int) -> Spans:
-    match = _TOKEN.match(buf, pos, line_end)
+    match = BARE_VALUE.match(buf, pos, line_end)
     if match is None:
         return []
     start, end = match.span()
     value = buf[start:end]
-    if _is_placeholder(value):
+    if is_placeholder_memo(value):
         return []
-    trimmed = value.rstrip(_TRAILING)
+    trimmed = value.rstrip(TRAILING)
     if len(trimmed) == len(value):
         return [(start, end)]  # non-empty, and not a placeholder: checked just above
-    return _checked(buf, start, start + len(trimmed))
+    return checked_spans(buf, start, start + len(trimmed))
 
 
 def _rest_of_line(batch: Batch, pos: int, line_end: int) -> Spans:
@@ -312,7 +312,7 @@ def _rest_of_line(batch: Batch, pos: int, line_end: int) -> Spans:
                 break
             end = next_end
     start, end = _strip(buf, pos, end)
-    return _checked(buf, start, end)
+    return checked_spans(buf, start, end)
 
 
 def _continued(buf: bytes, start: int, end: int) -> bool:
@@ -337,7 +337,7 @@ def _quoted_value(batch: Batch, pos: int) -> Spans:
     while True:
         close = buf.find(needle, cursor, limit)
         if close < 0:
-            return _checked(buf, start, batch.line_end(start))  # unterminated: rest of line
+            return checked_spans(buf, start, batch.line_end(start))  # unterminated: rest of line
         if not escaped and quote == 0x22 and _backslashes_before(buf, close, start) % 2 == 1:
             cursor = close + 1
             continue
@@ -349,7 +349,7 @@ def _quoted_value(batch: Batch, pos: int) -> Spans:
         ):
             cursor = close + 2
             continue
-        return _checked(buf, start, close)
+        return checked_spans(buf, start, close)
 
 
 def _backslashes_before(buf: bytes, pos: int, floor: int) -> int:
@@ -384,7 +384,7 @@ def _yaml_block(batch: Batch, key_start: int, line_end: int) -> Spans:
     if first < 0:
         return []
     start, end = _strip(buf, first, last)
-    return _checked(buf, start, end)
+    return checked_spans(buf, start, end)
 
 
 def _value_below(batch: Batch, key_start: int, line_end: int) -> Spans:
@@ -414,7 +414,7 @@ def _value_below(batch: Batch, key_start: int, line_end: int) -> Spans:
             batch.fmt == "ini" or not _YAML_MAPPING_LINE.match(buf, cursor, end)
         ):
             start, stop = _strip(buf, item_start, end)
-            spans.extend(_checked(buf, start, stop))
+            spans.extend(checked_spans(buf, start, stop))
         else:
             return spans
         cursor = end + 1
@@ -429,4 +429,4 @@ def _scalar_spans(batch: Batch, start: int, end: int) -> Spans:
     comment = buf.find(b" #", start, end)
     if comment >= 0:
         start, end = _strip(buf, start, comment)
-    return _checked(buf, start, end)
+    return checked_spans(buf, start, end)
