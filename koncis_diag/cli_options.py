@@ -13,6 +13,15 @@ import click
 from koncis_diag.console import UI
 from koncis_diag.errors import InputError
 
+#: ``--jobs N`` of the commands that redact on worker processes (collect, redact).
+jobs_option = click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Worker processes for redaction (default: the usable cores, at most 4).",
+)
+
 
 def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--json / --quiet / --verbose on every command that prints results."""

@@ -9,7 +9,13 @@ from typing import Any, Optional
 import click
 
 from koncis_diag.cli import EXIT_CODE_HELP, cli
-from koncis_diag.cli_options import SpecRequest, output_options, parse_sets, spec_options
+from koncis_diag.cli_options import (
+    SpecRequest,
+    jobs_option,
+    output_options,
+    parse_sets,
+    spec_options,
+)
 from koncis_diag.console import UI
 from koncis_diag.errors import ConsentRefused, InputError
 
@@ -69,13 +75,7 @@ _FORMAT = click.option(
     help="Data Center: a pseudonym key shared by all nodes (a copy of one node's "
     "~/.local/state/koncis-diag/pseudonym.key), so a value gets the same pseudonym on every node.",
 )
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(1, 64),
-    default=None,
-    help="Worker processes for redaction (default: the usable cores, at most 4).",
-)
+@jobs_option
 @click.option(
     "--priority",
     type=click.Choice(["low", "idle", "normal"]),

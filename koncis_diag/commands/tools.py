@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, BinaryIO, Optional
 import click
 
 from koncis_diag.cli import EXIT_CODE_HELP, cli
-from koncis_diag.cli_options import output_options
+from koncis_diag.cli_options import jobs_option, output_options
 from koncis_diag.console import UI
 from koncis_diag.errors import ExitCode, KoncisError
 
@@ -44,13 +44,7 @@ if TYPE_CHECKING:
     help="Show each changed line before and after, with the rules that changed it.",
 )
 @click.option("--report", is_flag=True, help="Print counts per rule on stderr after the text.")
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(1, 64),
-    default=None,
-    help="Worker processes for redaction (default: the usable cores, at most 4).",
-)
+@jobs_option
 @output_options
 def redact(
     ui: UI,
