@@ -279,3 +279,29 @@ def test_custom_fields_rule_and_keys_validator(tmp_path: Path) -> None:
     assert counts == {"app-audit": 2, "ipv4": 1}  # the rest of the line is still seen
     out, _ = redactor.redact_text("backup.target=nas1.acme.example\nbackup.target=nas1\n")
     assert out.startswith("backup.target=host-") and out.endswith("backup.target=nas1\n")
+
+
+def test_ipv6_pattern_skips_colon_runs_that_cannot_be_addresses() -> None:
+    """Without ``::`` an IPv6 address has 6 or 7 colons: timestamps (``2024:00:04:12``) must not
+    even match the pattern, or every access-log line costs a validator call (issue 7)."""
+    import re
+
+    rule = next(r for r in default_rules() if r.name == "ipv6")
+    regex = re.compile(rule.pattern.encode())
+    for text in (
+        b"[10/Mar/2024:00:04:12 +0000]",
+        b"at 12:30:45.123",
+        b"a:b:c:d 1:2:3:4:5 1:2:3:4:5:6",
+        b"dead:beef:cafe:f00d:1:2",
+    ):
+        assert regex.search(text) is None, text
+    for address in (
+        b"2001:0db8:85a3:0000:0000:8a2e:0370:7334",
+        b"2001:db8:85a3:0:0:8a2e:370:7334",
+        b"0:0:0:0:0:ffff:192.0.2.17",
+        b"fe80::1ff:fe23:4567:890a",
+        b"::ffff:192.0.2.17",
+        b"2001:db8::1",
+    ):
+        found = regex.search(b"from " + address + b" at")
+        assert found is not None and found.group(0) == address, address
