@@ -167,3 +167,38 @@ def test_threads_share_one_redactor(tmp_path: Path) -> None:
         thread.join()
     assert results[0] == results[1] == results[2] == results[3]
     assert all("REDACTED" not in text and "@redacted.invalid" in text for text, _ in results[0])
+
+
+def test_assigning_in_one_batch_equals_one_by_one(tmp_path: Path) -> None:
+    """``prefetch`` stores a batch's new values in one transaction; the pseudonyms, collisions
+    included, are those that assigning the values one by one in the same order gives."""
+    key_file = tmp_path / "cluster.key"
+    key_file.write_bytes(os.urandom(32))
+    names = [f"user{n}".encode() for n in range(20_000)]  # 24-bit tags: collisions certain
+    one_by_one = Pseudonymizer(tmp_path / "a", key_file=key_file)
+    expected = [one_by_one.pseudonym("user", name) for name in names]
+    batched = Pseudonymizer(tmp_path / "b", key_file=key_file)
+    batched.prefetch([("user", name) for name in names[:7_000]])  # some known, some new
+    batched.prefetch([("user", name) for name in names])
+    assert [batched.pseudonym("user", name) for name in names] == expected
+    tags = {
+        hmac.new(key_file.read_bytes(), b"user\x000\x00" + n, hashlib.sha256).hexdigest()[:6]
+        for n in names
+    }
+    assert len(tags) < len(names), "no collision happened: the test lost its point"
+    # what the second store holds is what the first one does
+    fresh = Pseudonymizer(tmp_path / "b", key_file=key_file)
+    assert [fresh.pseudonym("user", name) for name in names[::997]] == expected[::997]
+
+
+def test_new_values_of_a_batch_are_stored_in_one_transaction(tmp_path: Path) -> None:
+    redactor = build_redactor(state_dir=tmp_path / "s")
+    redactor.redact_text("warm-up a@b.example")  # opens the store
+    statements: list[str] = []
+    connection = redactor.pseudonymizer._store._connection()  # observe only
+    connection.set_trace_callback(statements.append)
+    text = " ".join(f"10.9.{n // 250}.{n % 250 + 1} u{n}@corp.example" for n in range(300))
+    out, counts = redactor.redact_text(text)
+    assert counts == {"ipv4": 300, "email": 300}
+    assert "corp.example" not in out and "10.9." not in out
+    assert sum(s.strip().upper() == "COMMIT" for s in statements) == 1, statements[:20]

@@ -85,6 +85,7 @@ class Engine:
         self.pseudonymizer = pseudonymizer
         self._warned: set = set()
         self._cache: dict[tuple[int, Optional[str], bytes], tuple[bytes, bool]] = {}
+        self._pseudonymises = [rule.action == "pseudonymize" for rule in self.rules]
 
     def scan(self, batch: Batch, continuing_block: Optional[tuple[int, int]] = None) -> BatchResult:
         if self.accelerator is not None:
@@ -135,6 +136,7 @@ class Engine:
         buf = batch.buf
         if not result.hits:
             return buf
+        self.resolve_new_values(buf, result.hits)
         out: list[bytes] = []
         append = out.append
         cache = self._cache
@@ -171,6 +173,45 @@ class Engine:
             counts[self.rules[index].name] += number
         return b"".join(out)
 
+    def resolve_new_values(self, buf: bytes, hits: list[Hit]) -> None:
+        """Work out, before the rewrite, the replacement of every value of this batch that is
+        not cached yet, assigning the new pseudonyms in one store transaction: the first
+        sight of a value costs a commit, and a busy access log has thousands of new values
+        per megabyte. The rewrite then finds them cached (or, past the cache's limits, asks
+        again and gets the same answer)."""
+        cache = self._cache
+        pseudonymises = self._pseudonymises
+        misses: dict[tuple[int, Optional[str], bytes], None] = {}
+        wanted: list[tuple[str, bytes]] = []
+        for hit in hits:
+            index = hit.rule_index
+            if index < 0 or hit.replacement is not None:
+                continue
+            for start, end in hit.spans:
+                value = buf[start:end]
+                key = (index, hit.shape, value)
+                if key in cache or key in misses or len(value) > _CACHE_VALUE:
+                    continue
+                if buf[start] == 0x5B and self.inside_marker(buf, start, end):  # '['
+                    continue
+                misses[key] = None
+                if pseudonymises[index] and not self.could_be_inert(value):
+                    shape = hit.shape or self.rules[index].shape
+                    wanted.append((auto_shape(value) if shape == "auto" else shape, value))
+            if len(misses) >= _CACHE_SIZE // 2:
+                break  # the rest go value by value: the cache stays bounded
+        if not misses:
+            return
+        if len(wanted) > 1:
+            try:
+                self.pseudonymizer.prefetch(wanted)
+            except Exception as err:  # ``replace`` asks again, value by value, and masks
+                log.debug("pseudonyms not assigned ahead (%s)", type(err).__name__)
+        if len(cache) + len(misses) > _CACHE_SIZE:
+            cache.clear()
+        for index, shape, value in misses:
+            cache[(index, shape, value)] = self.replace(self.rules[index], value, shape)
+
     @staticmethod
     def inside_marker(buf: bytes, start: int, end: int) -> bool:
         """A span that begins a marker and ends within it (a rule whose value class stops at
@@ -183,6 +224,11 @@ class Engine:
     def is_inert(self, value: bytes) -> bool:
         """Markers and our own pseudonyms are left alone (idempotence)."""
         return MARKER.fullmatch(value) is not None or self.pseudonymizer.is_pseudonym(value)
+
+    def could_be_inert(self, value: bytes) -> bool:
+        """Whether ``value`` has the form of a marker or of one of our pseudonyms (only
+        ``is_inert`` can tell whether it is one: that may depend on the values before it)."""
+        return MARKER.fullmatch(value) is not None or self.pseudonymizer.has_pseudonym_form(value)
 
     def replace(self, rule: Rule, value: bytes, shape: Optional[str] = None) -> tuple[bytes, bool]:
         """(replacement, whether it counts as a redaction). Never returns the original for a

@@ -16,36 +16,32 @@ administered MAC with the original's separators, ``host-3f9a2c.redacted.invalid`
 from __future__ import annotations
 
 import hashlib
-import hmac
-import ipaddress
 import logging
 import os
-import re
 import secrets
 import sqlite3
 import threading
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
+from koncis_diag.redaction.pseudonym_shapes import (
+    canonical,
+    digest,
+    looks_like_pseudonym,
+    normalise_pseudonym,
+    present_like,
+    render,
+)
+
 log = logging.getLogger("koncis_diag.redaction")
 
-SHAPES = ("email", "ipv4", "ipv6", "mac", "host", "user", "token")
 KEY_FILE = "pseudonym.key"
 MAPPING_FILE = "pseudonyms.sqlite3"
 SHARED_KEYS_DIR = "shared-keys"  # one mapping per cluster key, below the state folder
 KEY_BYTES = 32
 _MEMORY_LIMIT = 200_000  # pseudonyms remembered in memory (the store keeps all of them)
-
-_IPV4_BASE = 240 << 24
-_IPV4_SPAN = 15 << 24  # 240.0.0.0 - 254.255.255.255 (255.x is left to masks and broadcast)
-_IPV6_NET = ipaddress.IPv6Network("3fff::/20")
-_HEX_PSEUDONYM = re.compile(rb"(?:user|host|tok)-[0-9a-f]{6,32}\Z")
-_REDACTED_DOMAIN = b"redacted.invalid"
-_EMAIL_PSEUDONYM = re.compile(rb"user-[0-9a-f]{6,32}(?:@|%40)redacted\.invalid\Z", re.IGNORECASE)
-_HOST_PSEUDONYM = re.compile(rb"host-[0-9a-f]{6,32}\.redacted\.invalid\Z", re.IGNORECASE)
-_MAC_TEXT = re.compile(rb"[0-9A-Fa-f]{2}([:\-])(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}\Z")
-_MAC_DOTTED = re.compile(rb"[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\Z")
 
 
 def default_state_dir() -> Path:
@@ -137,114 +133,6 @@ def _load_or_create_key(folder: Path) -> bytes:
     return key
 
 
-# ---------------------------------------------------------------------------------- canonical
-
-
-def canonical(shape: str, value: bytes) -> bytes:
-    """The form two spellings of the same thing share (case, separators, IPv6 compression)."""
-    if shape == "email":
-        return value.replace(b"%40", b"@").lower()
-    if shape in ("host", "user"):
-        return value.lower()
-    if shape == "ipv4":
-        parts = value.split(b".")
-        if len(parts) != 4 or not all(p.isdigit() and int(p) <= 255 for p in parts):
-            raise ValueError("not an IPv4 address")
-        return b".".join(str(int(p)).encode() for p in parts)
-    if shape == "ipv6":
-        address = _ipv6_text(value).decode("ascii")
-        return ipaddress.IPv6Address(address).compressed.encode()
-    if shape == "mac":
-        return re.sub(rb"[:\-.]", b"", value).lower()
-    return value
-
-
-def _digest(key: bytes, shape: str, canon: bytes, attempt: int) -> bytes:
-    message = shape.encode() + b"\0" + str(attempt).encode() + b"\0" + canon
-    return hmac.new(key, message, hashlib.sha256).digest()
-
-
-def _hex_length(attempt: int) -> int:
-    return 6 if attempt < 4 else 8 if attempt < 8 else 12
-
-
-def render(shape: str, digest: bytes, attempt: int) -> bytes:
-    """The canonical pseudonym for one HMAC digest (lower case, ':' for MACs)."""
-    if shape in ("email", "host", "user", "token"):
-        tag = digest.hex()[: _hex_length(attempt)].encode()
-        if shape == "email":
-            return b"user-" + tag + b"@" + _REDACTED_DOMAIN
-        if shape == "host":
-            return b"host-" + tag + b"." + _REDACTED_DOMAIN
-        if shape == "user":
-            return b"user-" + tag
-        return b"tok-" + tag
-    if shape == "ipv4":
-        number = _IPV4_BASE + int.from_bytes(digest[:8], "big") % _IPV4_SPAN
-        return str(ipaddress.IPv4Address(number)).encode()
-    if shape == "ipv6":
-        host_bits = int.from_bytes(digest[:16], "big") & ((1 << 108) - 1)
-        return ipaddress.IPv6Address(int(_IPV6_NET.network_address) | host_bits).compressed.encode()
-    if shape == "mac":
-        octets = bytearray(digest[:6])
-        octets[0] = (octets[0] & 0xFC) | 0x02  # locally administered, unicast
-        return b":".join(b"%02x" % o for o in octets)
-    raise ValueError(f"unknown pseudonym shape {shape!r}")
-
-
-def present_like(shape: str, pseudonym: bytes, original: bytes) -> bytes:
-    """Write the canonical pseudonym the way the original was written (``%40`` in URLs, the
-    MAC's separator and case, an IPv6 zone)."""
-    if shape == "email" and b"%40" in original and b"@" not in original:
-        return pseudonym.replace(b"@", b"%40")
-    if shape == "mac":
-        digits = pseudonym.replace(b":", b"")
-        if _MAC_DOTTED.match(original):
-            out = b".".join(digits[i : i + 4] for i in range(0, 12, 4))
-        else:
-            separator = b"-" if b"-" in original else b":"
-            out = separator.join(digits[i : i + 2] for i in range(0, 12, 2))
-        letters = [c for c in original if 65 <= c <= 70 or 97 <= c <= 102]
-        return out.upper() if letters and all(c <= 70 for c in letters) else out
-    if shape == "ipv6":
-        return pseudonym + original[len(_ipv6_text(original)) :]  # zone, trailing ':'
-    return pseudonym
-
-
-def _ipv6_text(value: bytes) -> bytes:
-    """The address part of ``fe80::1%eth0`` or ``2001:db8::1:`` (a separator after it)."""
-    address = value.split(b"%", 1)[0]
-    if address.endswith(b":") and not address.endswith(b"::"):
-        address = address[:-1]
-    return address
-
-
-def looks_like_pseudonym(value: bytes) -> Optional[str]:
-    """The shape of a value that has the form of one of our pseudonyms whatever the mapping
-    says (the reserved ranges and the ``redacted.invalid`` domain), else None."""
-    if _EMAIL_PSEUDONYM.match(value):
-        return "email"
-    if _HOST_PSEUDONYM.match(value):
-        return "host"
-    text = value.split(b"%", 1)[0]
-    if text.count(b".") == 3 and text[:1] == b"2":
-        try:
-            address = ipaddress.IPv4Address(text.decode("ascii"))
-        except ValueError:
-            return None
-        number = int(address)
-        return "ipv4" if _IPV4_BASE <= number < _IPV4_BASE + _IPV4_SPAN else None
-    if b":" in text and text[:4].lower() == b"3fff":
-        try:
-            return "ipv6" if ipaddress.IPv6Address(text.decode("ascii")) in _IPV6_NET else None
-        except ValueError:
-            return None
-    return None
-
-
-# ------------------------------------------------------------------------------------ mapping
-
-
 #: Connections inherited from a parent process (see ``MappingStore._connection``).
 _FORKED_CONNECTIONS: list[sqlite3.Connection] = []
 
@@ -285,17 +173,6 @@ class MappingStore:
             self._conn, self._pid = conn, os.getpid()
         return self._conn
 
-    def pseudonym_of(self, shape: str, canon: bytes) -> Optional[bytes]:
-        row = (
-            self._connection()
-            .execute(
-                "SELECT pseudonym FROM pseudonyms WHERE shape = ? AND canonical = ?",
-                (shape, canon),
-            )
-            .fetchone()
-        )
-        return row[0].encode() if row else None
-
     def original_of(self, pseudonym: bytes) -> Optional[bytes]:
         row = (
             self._connection()
@@ -307,41 +184,51 @@ class MappingStore:
     def assign(self, shape: str, canon: bytes, original: bytes, key: bytes) -> bytes:
         """The pseudonym of ``canon``: the stored one, or the first free candidate, stored
         before it is returned (the transaction serialises concurrent writers)."""
-        known = self.pseudonym_of(shape, canon)  # most values were seen by an earlier run
-        if known is not None:
-            return known
+        return self.assign_many({(shape, canon): original}, key)[(shape, canon)]
+
+    def assign_many(
+        self, originals: dict[tuple[str, bytes], bytes], key: bytes
+    ) -> dict[tuple[str, bytes], bytes]:
+        """Pseudonyms for many (shape, canonical) keys (``originals`` maps each to a spelling
+        of it), the same as assigning them one by one in that order, but with a few queries
+        and one write transaction for all the new ones: a value seen for the first time
+        costs a commit, and a busy log has thousands of new values per megabyte. Values an
+        earlier run stored are read without taking the write lock."""
         conn = self._connection()
+        found = _stored(conn, list(originals))
+        if len(found) == len(originals):
+            return found
         conn.execute("BEGIN IMMEDIATE")
         try:
-            row = conn.execute(
-                "SELECT pseudonym FROM pseudonyms WHERE shape = ? AND canonical = ?",
-                (shape, canon),
-            ).fetchone()
-            if row:
-                conn.execute("COMMIT")
-                return str(row[0]).encode()
-            for attempt in range(64):
-                candidate = render(shape, _digest(key, shape, canon, attempt), attempt)
-                taken = conn.execute(
-                    "SELECT 1 FROM pseudonyms WHERE pseudonym = ?", (candidate.decode(),)
-                ).fetchone()
-                if taken is None:
-                    conn.execute(
-                        "INSERT INTO pseudonyms VALUES (?, ?, ?, ?, ?)",
-                        (
-                            candidate.decode(),
-                            shape,
-                            canon,
-                            original,
-                            datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                        ),
-                    )
-                    conn.execute("COMMIT")
-                    return candidate
-            raise RuntimeError("no free pseudonym after 64 attempts")
+            # another process may have stored some since the read above
+            found.update(_stored(conn, [k for k in originals if k not in found]))
+            new = [k for k in originals if k not in found]
+            first = {k: render(k[0], digest(key, k[0], k[1], 0), 0) for k in new}
+            taken = _taken(conn, [p.decode() for p in first.values()])
+            created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            rows = []
+            for shape, canon in new:
+                for attempt in range(64):
+                    candidate = first[(shape, canon)] if attempt == 0 else None
+                    if candidate is None:
+                        candidate = render(shape, digest(key, shape, canon, attempt), attempt)
+                    text = candidate.decode()
+                    if text in taken:
+                        continue
+                    if attempt and _taken(conn, [text]):
+                        continue
+                    break
+                else:
+                    raise RuntimeError("no free pseudonym after 64 attempts")
+                taken.add(text)  # not free for the values after this one
+                rows.append((text, shape, canon, originals[(shape, canon)], created))
+                found[(shape, canon)] = candidate
+            conn.executemany("INSERT INTO pseudonyms VALUES (?, ?, ?, ?, ?)", rows)
+            conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        return found
 
     def close(self) -> None:
         if self._conn is not None:
@@ -350,6 +237,42 @@ class MappingStore:
             else:
                 _FORKED_CONNECTIONS.append(self._conn)  # the parent's: never closed here
         self._conn = None
+
+
+_PER_QUERY = 500  # values per ``IN (...)`` query (old SQLite builds allow 999 parameters)
+
+
+def _stored(
+    conn: sqlite3.Connection, keys: list[tuple[str, bytes]]
+) -> dict[tuple[str, bytes], bytes]:
+    """The stored pseudonyms of those (shape, canonical) keys that have one."""
+    by_shape: dict[str, list[bytes]] = {}
+    for shape, canon in keys:
+        by_shape.setdefault(shape, []).append(canon)
+    found: dict[tuple[str, bytes], bytes] = {}
+    for shape, canons in by_shape.items():
+        for start in range(0, len(canons), _PER_QUERY):
+            part = canons[start : start + _PER_QUERY]
+            marks = ",".join("?" * len(part))
+            rows = conn.execute(
+                "SELECT canonical, pseudonym FROM pseudonyms"
+                f" WHERE shape = ? AND canonical IN ({marks})",
+                (shape, *part),
+            )
+            for canon, pseudonym in rows:
+                found[(shape, bytes(canon))] = str(pseudonym).encode()
+    return found
+
+
+def _taken(conn: sqlite3.Connection, pseudonyms: list[str]) -> set[str]:
+    """Those of ``pseudonyms`` that are already stored."""
+    taken: set[str] = set()
+    for start in range(0, len(pseudonyms), _PER_QUERY):
+        part = pseudonyms[start : start + _PER_QUERY]
+        marks = ",".join("?" * len(part))
+        rows = conn.execute(f"SELECT pseudonym FROM pseudonyms WHERE pseudonym IN ({marks})", part)
+        taken.update(str(row[0]) for row in rows)
+    return taken
 
 
 class Pseudonymizer:
@@ -406,18 +329,51 @@ class Pseudonymizer:
                 self._known.add(found)
         return present_like(shape, found, value)
 
+    def prefetch(self, values: Iterable[tuple[str, bytes]]) -> None:
+        """Assign pseudonyms to many (shape, value) pairs ahead of the ``pseudonym`` calls
+        that will use them, storing the new ones in one transaction. Only a speed-up: values
+        it cannot canonicalise are skipped (``pseudonym`` raises on them), and errors are
+        left to ``pseudonym`` too, which the caller turns into a mask."""
+        wanted: dict[tuple[str, bytes], bytes] = {}
+        cache = self._cache
+        for shape, value in values:
+            try:
+                canon = canonical(shape, value)
+            except Exception:
+                continue
+            if (shape, canon) not in cache:
+                wanted.setdefault((shape, canon), value)
+        if len(wanted) < 2:
+            return  # one value: ``pseudonym`` does the same
+        with self._lock:
+            key, store = self._ready()
+            if store is None:
+                return  # ephemeral: assigning in memory costs nothing worth batching
+            found = store.assign_many(wanted, key)
+            if len(cache) + len(found) > _MEMORY_LIMIT:
+                cache.clear()  # the store still has them all
+                self._known.clear()
+            cache.update(found)
+            self._known.update(found.values())
+
     def _assign_in_memory(self, shape: str, canon: bytes, key: bytes) -> bytes:
         for attempt in range(64):
-            candidate = render(shape, _digest(key, shape, canon, attempt), attempt)
+            candidate = render(shape, digest(key, shape, canon, attempt), attempt)
             if self._taken.setdefault(candidate, canon) == canon:
                 return candidate
         raise RuntimeError("no free pseudonym after 64 attempts")
+
+    @staticmethod
+    def has_pseudonym_form(value: bytes) -> bool:
+        """Whether ``value`` is written like one of our pseudonyms (whether it is one is for
+        ``is_pseudonym`` to say)."""
+        return looks_like_pseudonym(value) is not None or normalise_pseudonym(value) is not None
 
     def is_pseudonym(self, value: bytes) -> bool:
         """Our own output: recognised so that redacting twice changes nothing."""
         if looks_like_pseudonym(value) is not None:
             return True
-        normalised = _normalise_pseudonym(value)
+        normalised = normalise_pseudonym(value)
         if normalised is None:
             return False
         if normalised in self._known:
@@ -443,18 +399,6 @@ class Pseudonymizer:
             self._store.close()
 
 
-def _normalise_pseudonym(value: bytes) -> Optional[bytes]:
-    """The stored (canonical) spelling of something that could be one of our pseudonyms."""
-    if _HEX_PSEUDONYM.match(value):
-        return value
-    if _MAC_TEXT.match(value) or _MAC_DOTTED.match(value):
-        digits = re.sub(rb"[:\-.]", b"", value).lower()
-        return b":".join(digits[i : i + 2] for i in range(0, 12, 2))
-    if _EMAIL_PSEUDONYM.match(value):
-        return value.replace(b"%40", b"@").lower()
-    return None
-
-
 def reveal(pseudonym: str, state_dir: Optional[Path] = None) -> Optional[str]:
     """The original behind one of this installation's pseudonyms, or None. Reads the local
     mapping only; never creates the state folder."""
@@ -474,7 +418,7 @@ def reveal(pseudonym: str, state_dir: Optional[Path] = None) -> Optional[str]:
 def _reveal_in(path: Path, pseudonym: str) -> Optional[str]:
     raw = pseudonym.strip().encode("utf-8", "replace")
     candidates = [raw, raw.lower()]
-    normalised = _normalise_pseudonym(raw)
+    normalised = normalise_pseudonym(raw)
     if normalised is not None:
         candidates.append(normalised)
     text = raw.split(b"%", 1)[0]

@@ -14,7 +14,8 @@ from koncis_diag.errors import InputError
 from koncis_diag.redaction.detectors import build_detectors
 from koncis_diag.redaction.engine import Engine
 from koncis_diag.redaction.globs import compile_globs
-from koncis_diag.redaction.pseudonyms import SHAPES, Pseudonymizer
+from koncis_diag.redaction.pseudonym_shapes import SHAPES
+from koncis_diag.redaction.pseudonyms import Pseudonymizer
 from koncis_diag.redaction.rules import CATEGORIES, MIN_LITERAL, Rule, all_rules
 from koncis_diag.redaction.stream import OVERSIZED_RULE, RedactionStream
 

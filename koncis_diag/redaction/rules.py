@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from koncis_diag.errors import InputError
-from koncis_diag.redaction.pseudonyms import SHAPES
+from koncis_diag.redaction.pseudonym_shapes import SHAPES
 from koncis_diag.redaction.regexcheck import PatternProblem, check_backtracking, parse
 from koncis_diag.redaction.validators import VALIDATORS
 from koncis_diag.spec import Location
