@@ -17,6 +17,7 @@ import pytest
 from bench.gen_log import generate
 from koncis_diag.redaction import build_redactor
 from koncis_diag.redaction.accel import ENGINE_VARIABLE, Accelerator, _compile, engine_name
+from koncis_diag.redaction.regexcheck import anchor_literal
 from koncis_diag.redaction.relax import Unsupported, candidate_pattern
 from koncis_diag.redaction.rules import PATTERN_FLAGS, all_rules
 from koncis_diag.redaction.stream import RedactionStream
@@ -33,6 +34,11 @@ needs_hyperscan = pytest.mark.skipif(
 )
 
 PATTERN_RULES = [r for r in all_rules() if r.kind == "pattern" and r.pattern]
+
+
+def _flags(rule) -> int:
+    return PATTERN_FLAGS | (re.IGNORECASE if rule.ignore_case else 0)
+
 
 ADVERSARIAL = b"\n".join(
     [
@@ -110,6 +116,41 @@ def test_every_match_has_a_candidate_on_its_line(rule, tmp_path: Path) -> None:
                 )
     if rule.name in {"ipv4", "email", "url-host", "ipv6", "mac", "access-log"}:
         assert checked > 0, "the texts should exercise this rule"
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [r for r in PATTERN_RULES if anchor_literal(r.pattern.encode(), _flags(r)) is not None],
+    ids=lambda r: r.name,
+)
+def test_every_match_holds_its_anchor_within_the_lead(rule, tmp_path: Path) -> None:
+    """The anchor contract the accelerated search relies on: a match starting at s holds one
+    of the anchor's spellings at some a with s <= a <= s + lead."""
+    spellings, icase, lead = anchor_literal(rule.pattern.encode(), _flags(rule))
+    regex = re.compile(rule.pattern.encode(), _flags(rule))
+    for text in _texts(tmp_path, _corpus_or_none()):
+        haystack = text.lower() if icase else text
+        for line_start, line_end in _lines(text):
+            for match in regex.finditer(text, line_start, line_end):
+                found = [haystack.find(s, match.start(), match.end()) for s in spellings]
+                first = min((f for f in found if f >= 0), default=-1)
+                assert 0 <= first - match.start() <= lead, (rule.name, match.group(0)[:80])
+
+
+def test_anchor_literals() -> None:
+    def anchor(pattern: bytes, flags: int = 0):
+        return anchor_literal(pattern, flags)
+
+    url_host = next(r for r in PATTERN_RULES if r.name == "url-host")
+    assert anchor(url_host.pattern.encode()) == ((b"://",), False, 95)
+    email = next(r for r in PATTERN_RULES if r.name == "email")
+    assert anchor(email.pattern.encode()) == ((b"@", b"%40"), False, 64)
+    assert anchor(rb"(?i:Bearer) [A-Za-z0-9]+") == ((b"bearer",), True, 0)
+    assert anchor(rb"\w{1,8}(?:ab|cd)x") == ((b"ab", b"cd"), False, 8)
+    assert anchor(rb"\w+@x") is None, "no bound on the distance"
+    assert anchor(rb"(?:a|b)c") == ((b"c",), False, 1), "re folds one-byte branches into a set"
+    assert anchor(rb"\d+") is None
+    assert anchor(rb"\w{1,3}\n") is None, "an anchor never crosses a line"
 
 
 def test_relaxations() -> None:

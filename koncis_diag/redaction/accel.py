@@ -22,6 +22,7 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Any, Optional
 
+from koncis_diag.redaction.regexcheck import anchor_literal
 from koncis_diag.redaction.relax import Unsupported, candidate_pattern
 from koncis_diag.redaction.rules import PATTERN_FLAGS
 
@@ -56,6 +57,28 @@ def accel_candidates(detectors: Sequence[Any]) -> list[tuple[Any, bytes]]:
         expression = pattern() if pattern is not None else None
         if expression is not None:
             found.append((detector, expression))
+    return found
+
+
+#: Bytes that fill log lines: one of them alone is no use as an anchor (Hyperscan would
+#: report it thousands of times per batch, one Python call each).
+_COMMON_BYTES = frozenset(b" \t.,;:=-_/()[]{}<>'\"|+*#&?!") | frozenset(
+    b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+_MIN_ANCHOR_GAIN = 64  # bytes of search saved per line, at least
+_MAX_SPELLINGS = 4  # each spelling is one more list to look in per search
+
+
+def useful_anchor(
+    pattern: bytes, flags: int, reach: int
+) -> Optional[tuple[tuple[bytes, ...], bool, int]]:
+    """The pattern's anchor literal (``regexcheck.anchor_literal``) when searching from it
+    saves enough over ``reach`` and Hyperscan will not report it on every line, else None."""
+    found = anchor_literal(pattern, flags)
+    if found is None or reach - found[2] < _MIN_ANCHOR_GAIN or len(found[0]) > _MAX_SPELLINGS:
+        return None
+    if any(len(s) < 2 and s[0] in _COMMON_BYTES for s in found[0]):
+        return None
     return found
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import re
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from typing import Optional, Union
 
-from koncis_diag.redaction.accel import OffsetFinder, relaxed
+from koncis_diag.redaction.accel import OffsetFinder, relaxed, useful_anchor
 from koncis_diag.redaction.matching import (
     MARKER,
     MARKER_PREFIX,
@@ -79,6 +80,12 @@ class PatternDetector:
         self.trigger_slots: Optional[tuple[int, ...]] = None  # set by the engine
         self.accel_slot: Optional[int] = None  # set by the accelerator that serves it
         self.reach = candidate_reach(source, flags)
+        # (spellings, ignore case, lead): a literal every match holds within ``lead`` bytes
+        # of its start; with the accelerator, the regex starts ``lead`` before its first
+        # occurrence instead of ``reach`` before the candidate (``anchor_slots``: set by the
+        # engine when the accelerator finds its occurrences)
+        self.anchor = useful_anchor(source, flags, self.reach)
+        self.anchor_slots: Optional[tuple[int, ...]] = None
         self.icase = False
         if rule.triggers:
             self.triggers = minimal_triggers([t.lower().encode("utf-8") for t in rule.triggers])
@@ -162,7 +169,17 @@ class PatternDetector:
 
 
 class PatternCursor:
-    __slots__ = ("batch", "detector", "finder", "pending", "reach", "regex", "resume")
+    __slots__ = (
+        "anchors",
+        "batch",
+        "detector",
+        "finder",
+        "lead",
+        "pending",
+        "reach",
+        "regex",
+        "resume",
+    )
 
     def __init__(self, detector: PatternDetector, batch: Batch, finder: Finder) -> None:
         self.detector = detector
@@ -170,6 +187,11 @@ class PatternCursor:
         self.regex = detector.regex
         self.finder = None if finder is NO_FINDER else finder
         self.reach = detector.reach if isinstance(finder, OffsetFinder) else None
+        self.anchors: Optional[list[list[int]]] = None  # occurrences of the anchor's spellings
+        self.lead = 0
+        if self.reach is not None and detector.anchor_slots is not None:
+            self.anchors = batch.occurrence_lists(detector.anchor_slots)
+            self.lead = detector.anchor[2] if detector.anchor is not None else 0
         self.pending: list[Hit] = []  # further hits of the last match (fields rules)
         self.resume = 0  # fields rules: the next match starts where the last one ended
 
@@ -201,6 +223,14 @@ class PatternCursor:
                 if found < 0:
                     return None
                 start = max(pos, batch.line_start(found), found - self.reach)
+                if self.anchors is not None:
+                    # a match at or after pos holds the anchor at or after pos, at most
+                    # ``lead`` bytes after its start
+                    anchor = _first_at_or_after(self.anchors, pos)
+                    if anchor < 0:
+                        return None
+                    if anchor - self.lead > start:
+                        start = anchor - self.lead
                 line_end = batch.line_end(found)
                 result = self._line_match(start, line_end)
                 if result is None:
@@ -239,6 +269,16 @@ class PatternCursor:
             self.pending = hits[1:]
             return hits[0]
         return None
+
+
+def _first_at_or_after(lists: list[list[int]], pos: int) -> int:
+    """The smallest offset at or after ``pos`` in any of the sorted lists, or -1."""
+    first = -1
+    for offsets in lists:
+        index = bisect_left(offsets, pos)
+        if index < len(offsets) and (first < 0 or offsets[index] < first):
+            first = offsets[index]
+    return first
 
 
 class BlockDetector(PatternDetector):

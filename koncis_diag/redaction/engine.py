@@ -68,13 +68,14 @@ class Engine:
         served = {id(detector) for detector, _ in candidates}
         # literal triggers of the detectors the accelerator does not serve
         gated = [d for d in detectors if id(d) not in served]
-        keys = sorted(
-            {
-                (t, bool(getattr(d, "icase", True)))
-                for d in gated
-                for t in getattr(d, "triggers", ())
-            }
-        )
+        wanted = {
+            (t, bool(getattr(d, "icase", True))) for d in gated for t in getattr(d, "triggers", ())
+        }
+        anchored = [d for d, _ in candidates if getattr(d, "anchor", None) is not None]
+        for detector in anchored:
+            spellings, icase, _ = detector.anchor
+            wanted.update((spelling, icase) for spelling in spellings)
+        keys = sorted(wanted)
         slot = {key: index for index, key in enumerate(keys)}
         for detector in gated:
             triggers = getattr(detector, "triggers", ())
@@ -82,6 +83,10 @@ class Engine:
             detector.trigger_slots = tuple(slot[(t, icase)] for t in triggers)
         self.trigger_keys = keys
         self.accelerator = Accelerator.build(candidates, keys)
+        for detector in anchored:
+            if detector.accel_slot is not None:
+                spellings, icase, _ = detector.anchor
+                detector.anchor_slots = tuple(slot[(s, icase)] for s in spellings)
         self.pseudonymizer = pseudonymizer
         self._warned: set = set()
         self._cache: dict[tuple[int, Optional[str], bytes], tuple[bytes, bool]] = {}

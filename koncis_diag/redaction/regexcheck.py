@@ -321,3 +321,50 @@ def has_literal_prefix(pattern: bytes, flags: int) -> bool:
         return False
     data = tree.data
     return len(data) >= 2 and data[0][0] is _LITERAL and data[1][0] is _LITERAL
+
+
+#: An anchor further than this from the match start is not worth the bookkeeping.
+_MAX_LEAD = 4096
+
+
+def anchor_literal(pattern: bytes, flags: int) -> Optional[tuple[tuple[bytes, ...], bool, int]]:
+    """The first literal (or literal alternatives) of the pattern's top-level sequence and the
+    longest distance from a match's start to it: ``(spellings, ignore case, lead)``, or None.
+
+    Every match holds the literal within ``lead`` bytes of its start, so a match starting at
+    or after ``p`` starts at or after (first occurrence of the literal at or after ``p``) -
+    ``lead``: the search for the match can begin there rather than at the line start
+    (``://`` for URLs, ``@`` for e-mails). Ignore-case spellings are lower case."""
+    tree = parse(pattern, flags)
+    icase = bool(flags & re.IGNORECASE) or bool(tree.state.flags & re.IGNORECASE)
+    icase = icase or _uses_ignorecase(tree)
+    items = list(tree)
+    for index, (op, av) in enumerate(items):
+        spellings: Optional[list[bytes]] = None
+        if op is _LITERAL:
+            run = bytearray()
+            for next_op, next_av in items[index:]:
+                if next_op is not _LITERAL:
+                    break
+                run.append(next_av)
+            spellings = [bytes(run)]
+        else:
+            if op is _SUBPATTERN:
+                body = av[-1]
+                if body.data and all(o is _LITERAL for o, _ in body):
+                    op, av = _BRANCH, (None, [body])  # (?:abc) is a branch of one
+                elif len(body.data) == 1:
+                    op, av = body.data[0]
+            if op is _BRANCH and all(b.data and all(o is _LITERAL for o, _ in b) for b in av[1]):
+                spellings = [bytes(v for _, v in b) for b in av[1]]
+        if spellings is None:
+            continue
+        if b"\n" in b"".join(spellings):
+            return None
+        lead = tree[:index].getwidth()[1] if index else 0
+        if lead > _MAX_LEAD:
+            return None
+        if icase:
+            spellings = [s.lower() for s in spellings]
+        return tuple(dict.fromkeys(spellings)), icase, lead
+    return None
