@@ -141,13 +141,13 @@ class Engine:
         buf = batch.buf
         if not result.hits:
             return buf
-        self.resolve_new_values(buf, result.hits)
         out: list[bytes] = []
         append = out.append
         cache = self._cache
         tally: dict[int, int] = {}  # rule index -> redactions, in order of first hit
         last = 0
-        for hit in result.hits:
+        resolved = False  # the values not cached yet were resolved together
+        for number, hit in enumerate(result.hits):
             index = hit.rule_index
             if index < 0 or not hit.spans:
                 continue
@@ -162,6 +162,10 @@ class Engine:
                     value = buf[start:end]
                     key = (index, hit.shape, value)
                     cached = cache.get(key)
+                    if cached is None and not resolved:
+                        resolved = True
+                        self.resolve_new_values(buf, result.hits[number:])
+                        cached = cache.get(key)
                     if cached is None:
                         cached = self.replace(self.rules[index], value, hit.shape)
                         if len(value) <= _CACHE_VALUE:
@@ -179,11 +183,12 @@ class Engine:
         return b"".join(out)
 
     def resolve_new_values(self, buf: bytes, hits: list[Hit]) -> None:
-        """Work out, before the rewrite, the replacement of every value of this batch that is
-        not cached yet, assigning the new pseudonyms in one store transaction: the first
-        sight of a value costs a commit, and a busy access log has thousands of new values
-        per megabyte. The rewrite then finds them cached (or, past the cache's limits, asks
-        again and gets the same answer)."""
+        """Work out the replacement of every value of these hits that is not cached yet,
+        assigning the new pseudonyms in one store transaction: the first sight of a value
+        costs a commit, and a busy access log has thousands of new values per megabyte. The
+        rewrite calls this at its first cache miss, for the hits from there on, and then
+        finds them cached (or, past the cache's limits, asks again and gets the same
+        answer)."""
         cache = self._cache
         pseudonymises = self._pseudonymises
         misses: dict[tuple[int, Optional[str], bytes], None] = {}
