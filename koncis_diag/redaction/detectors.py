@@ -11,6 +11,7 @@ import logging
 import re
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
+from operator import attrgetter
 from typing import Optional, Union
 
 from koncis_diag.redaction.accel import OffsetFinder, relaxed, useful_anchor
@@ -32,6 +33,8 @@ from koncis_diag.redaction.rules import PATTERN_FLAGS, Rule
 from koncis_diag.redaction.validators import VALIDATORS, Validator
 
 log = logging.getLogger("koncis_diag.redaction")
+
+_START = attrgetter("start")
 
 _ESCAPES = re.compile(rb"\\+[nrt]?")
 _DECORATION = b" \t\r\"'+*/#;,()"
@@ -163,8 +166,8 @@ class PatternDetector:
             if start < 0 or start == end or not self.valid(buf, start, end):
                 continue
             found.append(Hit(start, end, self.rule_index, ((start, end),), shape=shape))
-        if len(found) > 1:
-            found.sort(key=lambda hit: hit.start)
+        if len(found) > 1 and any(a.start > b.start for a, b in zip(found, found[1:])):
+            found.sort(key=_START)  # fields in pattern order are usually in text order
         return found or None
 
 

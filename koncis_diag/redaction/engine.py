@@ -91,6 +91,7 @@ class Engine:
         self._warned: set = set()
         self._cache: dict[tuple[int, Optional[str], bytes], tuple[bytes, bool]] = {}
         self._pseudonymises = [rule.action == "pseudonymize" for rule in self.rules]
+        self._inert: set[bytes] = set()  # values known to be markers or our pseudonyms
 
     def scan(self, batch: Batch, continuing_block: Optional[tuple[int, int]] = None) -> BatchResult:
         if self.accelerator is not None:
@@ -232,8 +233,18 @@ class Engine:
         return found is not None and found.end() >= end
 
     def is_inert(self, value: bytes) -> bool:
-        """Markers and our own pseudonyms are left alone (idempotence)."""
-        return MARKER.fullmatch(value) is not None or self.pseudonymizer.is_pseudonym(value)
+        """Markers and our own pseudonyms are left alone (idempotence). A yes is remembered:
+        a pseudonym stays one (the mapping only grows), and the leak check asks about every
+        pseudonym it meets."""
+        inert = self._inert
+        if value in inert:
+            return True
+        if MARKER.fullmatch(value) is None and not self.pseudonymizer.is_pseudonym(value):
+            return False
+        if len(inert) >= _CACHE_SIZE:
+            inert.clear()
+        inert.add(value)
+        return True
 
     def could_be_inert(self, value: bytes) -> bool:
         """Whether ``value`` has the form of a marker or of one of our pseudonyms (only
