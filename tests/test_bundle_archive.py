@@ -11,12 +11,19 @@ import sys
 import tarfile
 import textwrap
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from koncis_diag.bundle import Staging, _describe_os_error, _publish, write_archive
+from koncis_diag.bundle import (
+    COMPRESS_LEVEL,
+    Staging,
+    _describe_os_error,
+    _publish,
+    write_archive,
+)
 from koncis_diag.bundle_reader import inspect_bundle, open_bundle, verify_bundle
 from koncis_diag.errors import BundleError, InputError
 
@@ -153,6 +160,19 @@ def test_tar_gz_round_trip_through_stdlib(tmp_path: Path) -> None:
     # The temporary file name must not leak into the gzip header.
     header = path.read_bytes()[:10]
     assert header[:2] == b"\x1f\x8b" and not header[3] & 0x08  # no FNAME flag
+
+
+def test_zip_members_are_deflated_at_the_measured_level(tmp_path: Path) -> None:
+    path = build_bundle(tmp_path, "zip")
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(f"{TOP}/files/app-logs/atlassian-jira.log")
+
+    def deflated(level: int) -> int:
+        compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
+        return len(compressor.compress(LOG) + compressor.flush())
+
+    assert COMPRESS_LEVEL != 6 and deflated(COMPRESS_LEVEL) != deflated(6), "test lost its point"
+    assert info.compress_size == deflated(COMPRESS_LEVEL)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -220,8 +220,8 @@ class Engine:
                 log.debug("pseudonyms not assigned ahead (%s)", type(err).__name__)
         if len(cache) + len(misses) > _CACHE_SIZE:
             cache.clear()
-        for index, shape, value in misses:
-            cache[(index, shape, value)] = self.replace(self.rules[index], value, shape)
+        for index, field_shape, value in misses:
+            cache[(index, field_shape, value)] = self.replace(self.rules[index], value, field_shape)
 
     @staticmethod
     def inside_marker(buf: bytes, start: int, end: int) -> bool:
