@@ -21,7 +21,6 @@ import logging
 import multiprocessing
 import os
 import queue
-import signal
 from collections import Counter, deque
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from koncis_diag.redaction.matching import STRUCTURED_FORMATS
 from koncis_diag.redaction.pseudonyms import Pseudonymizer
 from koncis_diag.redaction.rules import Rule
 from koncis_diag.redaction.stream import RedactionStream
+from koncis_diag.worker_signals import signals_held, worker_takes_signals
 
 log = logging.getLogger("koncis_diag.parallel")
 
@@ -175,10 +175,7 @@ def _key_digest(pseudonymizer: Pseudonymizer) -> str:
 
 def _worker_main(recipe: RedactorRecipe, tasks: Any, results: Any, mask: Any = None) -> None:
     """Build the redactor once, then redact segments until told to stop (``None``)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if mask is not None:  # held by the parent while it started us (see _WorkerPool)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    worker_takes_signals(mask)
     try:
         redactor = recipe.build()
     except Exception as err:
@@ -210,25 +207,18 @@ class _WorkerPool:
         self._done: dict[int, tuple[Any, ...]] = {}
         self._next_seq = 0
         self.pending = 0  # submitted, not yet handed back by ``result``
-        # Ctrl-C and SIGTERM wait until each worker has its own handlers (a signal in between
-        # would run the parent's handler in the child); the parent gets them right after.
-        block = getattr(signal, "pthread_sigmask", None)
-        mask = block(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM}) if block else None
-        self._processes = [
-            context.Process(
-                target=_worker_main,
-                args=(recipe, self._tasks, self._results, mask),
-                name=f"koncis-redact-{n}",
-                daemon=True,
-            )
-            for n in range(jobs)
-        ]
-        try:
+        with signals_held() as mask:
+            self._processes = [
+                context.Process(
+                    target=_worker_main,
+                    args=(recipe, self._tasks, self._results, mask),
+                    name=f"koncis-redact-{n}",
+                    daemon=True,
+                )
+                for n in range(jobs)
+            ]
             for process in self._processes:
                 process.start()
-        finally:
-            if mask is not None:
-                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     @property
     def pids(self) -> list[int]:

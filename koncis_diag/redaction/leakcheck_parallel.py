@@ -12,7 +12,6 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
-import signal
 import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -30,6 +29,7 @@ from koncis_diag.redaction.leakcheck import (
     _scan_piece,
     _sequential,
 )
+from koncis_diag.worker_signals import signals_held, worker_takes_signals
 
 if TYPE_CHECKING:
     from koncis_diag.redaction.engine import Engine
@@ -268,11 +268,7 @@ class _Workers:
                     stream.flush()
             except (OSError, ValueError):
                 pass
-        # Ctrl-C and SIGTERM wait until each child has set its own handlers (the inherited
-        # ones would raise in it); the parent handles them right after the loop.
-        block = getattr(signal, "pthread_sigmask", None)
-        mask = block(signal.SIG_BLOCK, _HELD) if block is not None else None
-        try:
+        with signals_held() as mask:
             for number in range(jobs):
                 ours, theirs = context.Pipe()
                 process = context.Process(
@@ -286,9 +282,6 @@ class _Workers:
                     process.start()
                 finally:
                     theirs.close()
-        finally:
-            if block is not None:
-                block(signal.SIG_SETMASK, mask)
 
     @property
     def busy(self) -> bool:
@@ -369,9 +362,6 @@ class _Workers:
         self._workers = []
 
 
-_HELD = {signal.SIGINT, signal.SIGTERM}
-
-
 def _worker_main(
     engine: Engine,
     conn: multiprocessing.connection.Connection,
@@ -379,10 +369,7 @@ def _worker_main(
     mask: Optional[set[int]],
 ) -> None:
     """Scan pieces until told to stop (``None``) or the parent is gone."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler
-    if mask is not None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    worker_takes_signals(mask)
     for end in parent_ends:
         end.close()  # so that this pipe ends when the parent dies
     # (the pseudonym store keeps the inherited SQLite connection untouched: pseudonyms.py)

@@ -1,0 +1,41 @@
+"""Signals around worker processes: held while they start, then theirs to handle.
+
+A worker is forked with its parent's handlers. A Ctrl-C or SIGTERM arriving between the fork
+and the worker installing its own handlers would run the parent's handler in the worker
+(which raises, or ignores further signals and leaves an orphan). So the parent holds both
+signals while it starts workers (``signals_held``) and hands the mask to restore to each
+worker, which installs its handlers before taking them (``worker_takes_signals``).
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Optional
+
+HELD = {signal.SIGINT, signal.SIGTERM}
+
+Mask = Optional[set]
+
+
+@contextmanager
+def signals_held() -> Iterator[Mask]:
+    """Hold Ctrl-C and SIGTERM in the block; yields the mask that was in force before (None
+    where the platform has no ``pthread_sigmask``), restored on the way out."""
+    block = getattr(signal, "pthread_sigmask", None)
+    mask = block(signal.SIG_BLOCK, HELD) if block is not None else None
+    try:
+        yield mask
+    finally:
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def worker_takes_signals(mask: Mask) -> None:
+    """In a worker started under ``signals_held``: Ctrl-C is the parent's to handle (ignored
+    here), SIGTERM ends the worker, and the held signals are delivered only now."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
