@@ -148,7 +148,7 @@ class Engine:
         tally: dict[int, int] = {}  # rule index -> redactions, in order of first hit
         last = 0
         resolved = False  # the values not cached yet were resolved together
-        for number, hit in enumerate(result.hits):
+        for hit_number, hit in enumerate(result.hits):
             index = hit.rule_index
             if index < 0 or not hit.spans:
                 continue
@@ -165,7 +165,7 @@ class Engine:
                     cached = cache.get(key)
                     if cached is None and not resolved:
                         resolved = True
-                        self.resolve_new_values(buf, result.hits[number:])
+                        self.resolve_new_values(buf, result.hits[hit_number:])
                         cached = cache.get(key)
                     if cached is None:
                         cached = self.replace(self.rules[index], value, hit.shape)
