@@ -24,7 +24,9 @@ from koncis_diag.redaction.rules import Rule
 
 log = logging.getLogger("koncis_diag.redaction")
 
-_CACHE_SIZE = 50_000  # (rule, value) -> replacement; values repeat a lot in logs
+#: (rule, value) -> replacement; values repeat a lot in logs. About 6 MB when full: the
+#: caches of a process must fit its 100 MB budget whatever the number of distinct values.
+_CACHE_SIZE = 20_000
 _CACHE_VALUE = 256  # longer values are not remembered (memory stays small)
 _HOST_LIKE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-.")
 
@@ -43,6 +45,9 @@ def auto_shape(value: bytes) -> str:
     if b"." in lowered and all(c in _HOST_LIKE for c in lowered):
         return "host"
     return "token"
+
+
+_PENDING = (b"", False)  # a value whose pseudonym is being assigned with the others
 
 
 class BatchResult:
@@ -147,7 +152,7 @@ class Engine:
         cache = self._cache
         tally: dict[int, int] = {}  # rule index -> redactions, in order of first hit
         last = 0
-        resolved = False  # the values not cached yet were resolved together
+        fresh: Optional[dict] = None  # the uncached values, resolved together at the first miss
         for hit_number, hit in enumerate(result.hits):
             index = hit.rule_index
             if index < 0 or not hit.spans:
@@ -163,12 +168,12 @@ class Engine:
                     value = buf[start:end]
                     key = (index, hit.shape, value)
                     cached = cache.get(key)
-                    if cached is None and not resolved:
-                        resolved = True
-                        self.resolve_new_values(buf, result.hits[hit_number:])
-                        cached = cache.get(key)
                     if cached is None:
-                        cached = self.replace(self.rules[index], value, hit.shape)
+                        if fresh is None:
+                            fresh = self.resolve_new_values(buf, result.hits[hit_number:])
+                        cached = fresh.get(key)
+                        if cached is None:  # not reached: resolve covers these hits
+                            cached = self.replace(self.rules[index], value, hit.shape)
                         if len(value) <= _CACHE_VALUE:
                             if len(cache) >= _CACHE_SIZE:
                                 cache.clear()
@@ -183,45 +188,54 @@ class Engine:
             counts[self.rules[index].name] += number
         return b"".join(out)
 
-    def resolve_new_values(self, buf: bytes, hits: list[Hit]) -> None:
-        """Work out the replacement of every value of these hits that is not cached yet,
-        assigning the new pseudonyms in one store transaction: the first sight of a value
-        costs a commit, and a busy access log has thousands of new values per megabyte. The
-        rewrite calls this at its first cache miss, for the hits from there on, and then
-        finds them cached (or, past the cache's limits, asks again and gets the same
-        answer)."""
+    def resolve_new_values(
+        self, buf: bytes, hits: list[Hit]
+    ) -> dict[tuple[int, Optional[str], bytes], tuple[bytes, bool]]:
+        """``replace`` for every value of these hits that is not cached, as (rule index, field
+        shape, value) -> (replacement, counted), with the new pseudonyms assigned together
+        (one store transaction: the first sight of a value costs a commit, and a busy access
+        log has thousands of new values per megabyte). The rewrite calls this at its first
+        cache miss, for the hits from there on. Values written like our pseudonyms or markers
+        go through ``replace`` one by one: whether they are ours depends on what came first."""
         cache = self._cache
-        pseudonymises = self._pseudonymises
-        misses: dict[tuple[int, Optional[str], bytes], None] = {}
+        fresh: dict[tuple[int, Optional[str], bytes], tuple[bytes, bool]] = {}
+        batched: list[tuple[int, Optional[str], bytes]] = []
         wanted: list[tuple[str, bytes]] = []
         for hit in hits:
             index = hit.rule_index
             if index < 0 or hit.replacement is not None:
                 continue
+            rule = self.rules[index]
             for start, end in hit.spans:
                 value = buf[start:end]
                 key = (index, hit.shape, value)
-                if key in cache or key in misses or len(value) > _CACHE_VALUE:
+                if key in cache or key in fresh:
                     continue
                 if buf[start] == 0x5B and self.inside_marker(buf, start, end):  # '['
                     continue
-                misses[key] = None
-                if pseudonymises[index] and not self.could_be_inert(value):
-                    shape = hit.shape or self.rules[index].shape
+                if self.could_be_inert(value):
+                    fresh[key] = self.replace(rule, value, hit.shape)
+                elif rule.action != "pseudonymize":
+                    fresh[key] = (marker(rule.marker_label), True)
+                else:
+                    fresh[key] = _PENDING
+                    batched.append(key)
+                    shape = hit.shape or rule.shape
                     wanted.append((auto_shape(value) if shape == "auto" else shape, value))
-            if len(misses) >= _CACHE_SIZE // 2:
-                break  # the rest go value by value: the cache stays bounded
-        if not misses:
-            return
-        if len(wanted) > 1:
-            try:
-                self.pseudonymizer.prefetch(wanted)
-            except Exception as err:  # ``replace`` asks again, value by value, and masks
-                log.debug("pseudonyms not assigned ahead (%s)", type(err).__name__)
-        if len(cache) + len(misses) > _CACHE_SIZE:
-            cache.clear()
-        for index, field_shape, value in misses:
-            cache[(index, field_shape, value)] = self.replace(self.rules[index], value, field_shape)
+        if not batched:
+            return fresh
+        try:
+            found = self.pseudonymizer.pseudonyms(wanted)
+        except Exception as err:  # ``replace`` tries again value by value, and masks
+            log.debug("pseudonyms not assigned together (%s)", type(err).__name__)
+            found = [None] * len(batched)
+        for key, pseudonym in zip(batched, found):
+            index, field_shape, value = key
+            if pseudonym is None:
+                fresh[key] = self.replace(self.rules[index], value, field_shape)
+            else:
+                fresh[key] = (pseudonym, True)
+        return fresh
 
     @staticmethod
     def inside_marker(buf: bytes, start: int, end: int) -> bool:

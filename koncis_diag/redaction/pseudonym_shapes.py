@@ -64,7 +64,7 @@ def render(shape: str, digest: bytes, attempt: int) -> bytes:
         return b"tok-" + tag
     if shape == "ipv4":
         number = _IPV4_BASE + int.from_bytes(digest[:8], "big") % _IPV4_SPAN
-        return str(ipaddress.IPv4Address(number)).encode()
+        return b"%d.%d.%d.%d" % tuple(number.to_bytes(4, "big"))
     if shape == "ipv6":
         host_bits = int.from_bytes(digest[:16], "big") & ((1 << 108) - 1)
         return ipaddress.IPv6Address(int(_IPV6_NET.network_address) | host_bits).compressed.encode()

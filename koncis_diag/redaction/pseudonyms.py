@@ -21,7 +21,7 @@ import os
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
@@ -41,7 +41,9 @@ KEY_FILE = "pseudonym.key"
 MAPPING_FILE = "pseudonyms.sqlite3"
 SHARED_KEYS_DIR = "shared-keys"  # one mapping per cluster key, below the state folder
 KEY_BYTES = 32
-_MEMORY_LIMIT = 200_000  # pseudonyms remembered in memory (the store keeps all of them)
+#: Pseudonyms remembered in memory (the store keeps all of them): about 14 MB when full, part
+#: of each process's 100 MB budget (a log of distinct session ids fills it).
+_MEMORY_LIMIT = 50_000
 
 
 def default_state_dir() -> Path:
@@ -329,32 +331,44 @@ class Pseudonymizer:
                 self._known.add(found)
         return present_like(shape, found, value)
 
-    def prefetch(self, values: Iterable[tuple[str, bytes]]) -> None:
-        """Assign pseudonyms to many (shape, value) pairs ahead of the ``pseudonym`` calls
-        that will use them, storing the new ones in one transaction. Only a speed-up: values
-        it cannot canonicalise are skipped (``pseudonym`` raises on them), and errors are
-        left to ``pseudonym`` too, which the caller turns into a mask."""
+    def pseudonyms(self, values: Sequence[tuple[str, bytes]]) -> list[Optional[bytes]]:
+        """``pseudonym`` for many (shape, value) pairs, in order, with the new ones stored in
+        one transaction: the first sight of a value costs a commit, and a busy log has
+        thousands of new values per megabyte. None for a value that cannot be canonicalised
+        (``pseudonym`` would raise on it); a failure of the store raises, for all of them."""
+        canons: list[Optional[tuple[str, bytes]]] = []
         wanted: dict[tuple[str, bytes], bytes] = {}
         cache = self._cache
         for shape, value in values:
             try:
-                canon = canonical(shape, value)
+                cache_key = (shape, canonical(shape, value))
             except Exception:
+                canons.append(None)
                 continue
-            if (shape, canon) not in cache:
-                wanted.setdefault((shape, canon), value)
-        if len(wanted) < 2:
-            return  # one value: ``pseudonym`` does the same
-        with self._lock:
-            key, store = self._ready()
-            if store is None:
-                return  # ephemeral: assigning in memory costs nothing worth batching
-            found = store.assign_many(wanted, key)
-            if len(cache) + len(found) > _MEMORY_LIMIT:
-                cache.clear()  # the store still has them all
-                self._known.clear()
-            cache.update(found)
-            self._known.update(found.values())
+            canons.append(cache_key)
+            if cache_key not in cache:
+                wanted.setdefault(cache_key, value)
+        found: dict[tuple[str, bytes], bytes] = {}
+        if wanted:
+            with self._lock:
+                key, store = self._ready()
+                if store is not None:
+                    found = store.assign_many(wanted, key)
+                else:
+                    found = {k: self._assign_in_memory(k[0], k[1], key) for k in wanted}
+                if len(cache) + len(found) > _MEMORY_LIMIT:
+                    cache.clear()  # the store still has them all
+                    self._known.clear()
+                cache.update(found)
+                self._known.update(found.values())
+        out: list[Optional[bytes]] = []
+        for (shape, value), known_as in zip(values, canons):
+            if known_as is None:
+                out.append(None)
+                continue
+            stored = found.get(known_as) or cache.get(known_as)
+            out.append(None if stored is None else present_like(shape, stored, value))
+        return out
 
     def _assign_in_memory(self, shape: str, canon: bytes, key: bytes) -> bytes:
         for attempt in range(64):
