@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench import gen_distinct  # noqa: E402
 from bench.gen_log import generate, parse_size  # noqa: E402
 from bench.jira_home import build_home  # noqa: E402
 from bench.measure import Measurement, machine, measure  # noqa: E402
@@ -269,6 +270,28 @@ class Bench:
         if sos_sample is not None:
             self.check_leaks("sos clean [dense subset]", dense, sos_sample)
 
+    def distinct(self) -> None:
+        """Every value new (``gen_distinct.py``): first sight of values and bounded memory."""
+        size = self.args.distinct_size
+        log = self.data / f"distinct-{human(size).replace(' ', '')}.log"
+        if not log.is_file():
+            self.log(f"generating {log.name}")
+            gen_distinct.generate(log, size)
+        target = self.out / "koncis-lib1-distinct.log"
+        self.library(log, 1, "library stream API, 1 core [distinct]", target)
+        planted, leaked = gen_distinct.planted(log), gen_distinct.planted(target)
+        self.leaks.append(
+            {
+                "output": "koncis-diag [distinct]",
+                "covered_leaks": leaked,
+                "leaked_kinds": {"ipv4/email": leaked} if leaked else {},
+                "decoys_altered": {},
+                "uncovered_leaked": {},
+                "covered_values": planted,
+            }
+        )
+        self.log(f"leak check koncis-diag [distinct]: {leaked} covered values leaked")
+
     def all(self) -> None:
         args = self.args
         shutil.rmtree(self.out / "state", ignore_errors=True)
@@ -285,6 +308,8 @@ class Bench:
                 f"koncis-diag redact: one {human(line.stat().st_size)} line",
                 self.out / "koncis-longline.log",
             )
+        if "distinct" not in args.skip:
+            self.distinct()
         if "home" not in args.skip:
             self.collect()
         for path in self.out.glob("*.log"):
@@ -360,10 +385,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--home-size", type=parse_size, help="the Jira-like home (default --size)")
     parser.add_argument("--sos-size", type=parse_size, help="sos clean sample (default 20MB)")
     parser.add_argument(
+        "--distinct-size", type=parse_size, help="the log of distinct values (default 20MB)"
+    )
+    parser.add_argument(
         "--skip",
         action="append",
         default=[],
-        choices=["redact", "sos", "longline", "home", "python-engine"],
+        choices=["redact", "sos", "longline", "distinct", "home", "python-engine"],
     )
     parser.add_argument("--keep", action="store_true", help="keep the redacted outputs")
     parser.add_argument("--data-dir", type=Path, default=BENCH / "data")
@@ -374,6 +402,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args.line_size = args.line_size or args.size
     args.home_size = args.home_size or args.size
     args.sos_size = args.sos_size or parse_size("5MB" if args.quick else "20MB")
+    args.distinct_size = args.distinct_size or parse_size("5MB" if args.quick else "20MB")
     args.data_dir.mkdir(parents=True, exist_ok=True)
     bench = Bench(args)
     info = machine()
