@@ -10,7 +10,7 @@ from every file collected afterwards, logs included.
 Short names are handled with care: ``db01`` is learned from ``db01.acme.example`` (people and
 programs write the short form), but generic words (``jira``, ``postgres``, ``mail``) are never
 learned as literals, and single-label host literals only match as a whole label (see
-``LiteralDetector``), so ``com.atlassian.jira`` survives a host called ``jira``.
+``literals.LiteralDetector``), so ``com.atlassian.jira`` survives a host called ``jira``.
 """
 
 from __future__ import annotations

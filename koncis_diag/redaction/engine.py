@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Optional
 
 from koncis_diag.redaction.accel import Accelerator, accel_candidates
-from koncis_diag.redaction.detectors import MarkerDetector
+from koncis_diag.redaction.literals import MarkerDetector
 from koncis_diag.redaction.matching import MARKER, Batch, Hit, marker
 from koncis_diag.redaction.pseudonyms import Pseudonymizer
 from koncis_diag.redaction.rules import Rule
