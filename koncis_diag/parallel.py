@@ -228,7 +228,11 @@ class _WorkerPool:
         """Queue a segment; its number is unique for the pool's life (no mix-up of streams)."""
         seq = self._next_seq
         self._next_seq += 1
-        self._tasks.put((seq, data, fmt, source))
+        # Ctrl-C or SIGTERM inside put() could leave the queue's lock taken (the handler
+        # raises between its acquire and the with block); terminate() would then wait for
+        # that lock forever, with further signals ignored. Held, they arrive after put().
+        with signals_held():
+            self._tasks.put((seq, data, fmt, source))
         self.pending += 1
         return seq
 

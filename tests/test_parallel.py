@@ -25,6 +25,7 @@ from koncis_diag.errors import RedactionError
 from koncis_diag.parallel import (
     ParallelRedaction,
     RedactorRecipe,
+    _WorkerPool,
     default_jobs,
     estimate_seconds,
 )
@@ -406,3 +407,43 @@ def test_estimates_follow_the_matching_engine(monkeypatch: pytest.MonkeyPatch) -
         assert estimate_seconds(100_000_000, 1) < plain
     else:
         assert estimate_seconds(100_000_000, 1) == plain
+
+
+def test_a_signal_during_submit_waits_until_the_task_is_queued(tmp_path: Path) -> None:
+    """SIGTERM or Ctrl-C inside ``Queue.put`` could leave the queue's lock taken (the handler
+    raises right after the lock's acquire); cleaning up then waited for that lock forever,
+    with further signals ignored: an orphan only SIGKILL ends. The pool holds both signals
+    while it queues a task, so a signal sent in the middle of put() arrives after it."""
+
+    class Stop(Exception):
+        pass
+
+    def on_term(signum: int, frame: object) -> None:
+        raise Stop
+
+    redactor = build_redactor(state_dir=tmp_path / "s")
+    recipe = RedactorRecipe.of(redactor)
+    assert recipe is not None
+    pool = _WorkerPool(recipe, 1, "fork")
+    queue = pool._tasks  # observe only
+    real_put = queue.put
+    order: list[str] = []
+
+    def put_with_a_signal_inside(item: object) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # delivered at once unless held
+        order.append("signal sent")
+        real_put(item)
+        order.append("queued")
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        queue.put = put_with_a_signal_inside  # type: ignore[method-assign]
+        with pytest.raises(Stop):
+            pool.submit(b"x\n", "log", "test")
+        assert order == ["signal sent", "queued"]
+        assert queue._notempty.acquire(timeout=1), "the queue's lock stayed taken"
+        queue._notempty.release()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        queue.put = real_put  # type: ignore[method-assign]
+        pool.terminate()
