@@ -5,6 +5,10 @@ and the worker installing its own handlers would run the parent's handler in the
 (which raises, or ignores further signals and leaves an orphan). So the parent holds both
 signals while it starts workers (``signals_held``) and hands the mask to restore to each
 worker, which installs its handlers before taking them (``worker_takes_signals``).
+
+The parent also holds them around calls that take a lock its cleanup needs again
+(``multiprocessing.Queue.put``): the CLI's handler raises, and raising between a lock's
+acquire and its ``with`` block leaves the lock taken for good.
 """
 
 from __future__ import annotations
