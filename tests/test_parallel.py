@@ -25,12 +25,12 @@ from koncis_diag.errors import RedactionError
 from koncis_diag.parallel import (
     ParallelRedaction,
     RedactorRecipe,
-    _WorkerPool,
     default_jobs,
     estimate_seconds,
 )
 from koncis_diag.redaction import Redactor, build_redactor
 from koncis_diag.redaction.pseudonyms import MAPPING_FILE
+from koncis_diag.worker_pool import WorkerPool
 
 REPO = Path(__file__).resolve().parent.parent
 PEM_BODY = [f"MIIEpAIBAAKCAQEA{n:02d}xyzXYZ0123456789abcdefABCDEF+/ghijklmnopqrstuvwx".encode()
@@ -424,7 +424,7 @@ def test_a_signal_during_submit_waits_until_the_task_is_queued(tmp_path: Path) -
     redactor = build_redactor(state_dir=tmp_path / "s")
     recipe = RedactorRecipe.of(redactor)
     assert recipe is not None
-    pool = _WorkerPool(recipe, 1, "fork")
+    pool = WorkerPool(recipe, 1, "fork")
     queue = pool._tasks  # observe only
     real_put = queue.put
     order: list[str] = []
