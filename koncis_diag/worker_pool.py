@@ -162,6 +162,10 @@ class WorkerPool:
     def __init__(self, recipe: RedactorRecipe, jobs: int, method: str) -> None:
         context = multiprocessing.get_context(method)
         self._tasks = context.Queue()
+        # Exit never waits for queued tasks to reach the workers: they are of no use once the
+        # parent leaves, and workers that are gone would make it wait forever (its signals
+        # already ignored). close() still delivers the stop sentinels, while it joins them.
+        self._tasks.cancel_join_thread()
         self._results = context.Queue()
         self._done: dict[int, tuple[Any, ...]] = {}
         self._next_seq = 0

@@ -447,3 +447,39 @@ def test_a_signal_during_submit_waits_until_the_task_is_queued(tmp_path: Path) -
         signal.signal(signal.SIGTERM, previous)
         queue.put = real_put  # type: ignore[method-assign]
         pool.terminate()
+
+
+_EXIT_WITH_DEAD_WORKERS = """
+import os, signal, sys
+from pathlib import Path
+from koncis_diag.redaction import build_redactor
+from koncis_diag.worker_pool import RedactorRecipe, WorkerPool
+redactor = build_redactor(state_dir=Path(sys.argv[1]))
+pool = WorkerPool(RedactorRecipe.of(redactor), 1, "fork")
+for pid in pool.pids:
+    os.kill(pid, signal.SIGKILL)  # the OOM killer, or an admin
+for _ in range(8):  # more than a pipe holds: the queue's thread blocks writing
+    pool.submit(b"x" * (1 << 20) + b"\\n", "log", "test")
+print("exiting", flush=True)
+"""
+
+
+def test_the_parent_exits_even_when_tasks_can_no_longer_be_delivered(tmp_path: Path) -> None:
+    """A parent leaving without cleaning up its pool (interrupted at the wrong moment) must not
+    wait at exit for queued tasks to reach workers that are gone. Seen: a ``collect`` hung
+    in multiprocessing's exit handler, joining the queue's thread, signals already ignored."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    process = subprocess.Popen(
+        [sys.executable, "-c", _EXIT_WITH_DEAD_WORKERS, str(tmp_path / "state")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        out, err = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        pytest.fail("the process hung at exit")
+    assert process.returncode == 0, err.decode()
+    assert out == b"exiting\n"
