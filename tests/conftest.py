@@ -4,7 +4,9 @@ mapping of one test (or of the developer) never leak into another."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import textwrap
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -53,3 +55,15 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 def koncis_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "koncis_diag", *args]
+
+
+def python_script(source: str, *args: str, **popen: object) -> subprocess.Popen[bytes]:
+    """Start ``source`` (dedented) in a fresh interpreter that imports this checkout, its
+    output piped; ``popen`` adds to the ``subprocess.Popen`` arguments."""
+    return subprocess.Popen(  # type: ignore[call-overload,no-any-return]
+        [sys.executable, "-c", textwrap.dedent(source), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        **popen,
+    )

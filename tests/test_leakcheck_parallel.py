@@ -7,9 +7,6 @@ import io
 import json
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,8 +27,8 @@ from koncis_diag.redaction.leakcheck import (
 )
 from koncis_diag.redaction.leakcheck_parallel import leak_check_parallel
 from koncis_diag.redaction.stream import MAX_LINE
+from tests.conftest import python_script
 
-REPO = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024
 
 
@@ -363,14 +360,9 @@ sys.exit("not interrupted")
 
 
 def test_ctrl_c_in_a_real_process_leaves_no_worker(tmp_path: Path) -> None:
-    script = tmp_path / "ctrl_c.py"
-    script.write_text(textwrap.dedent(_CTRL_C))
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    process = subprocess.Popen(
-        [sys.executable, str(script), str(tmp_path / "state")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
+    process = python_script(
+        _CTRL_C,
+        str(tmp_path / "state"),
         start_new_session=True,  # its own process group, as a terminal's Ctrl-C reaches it
     )
     try:

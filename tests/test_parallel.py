@@ -10,8 +10,6 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
-import textwrap
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -31,8 +29,8 @@ from koncis_diag.parallel import (
 from koncis_diag.redaction import Redactor, build_redactor
 from koncis_diag.redaction.pseudonyms import MAPPING_FILE
 from koncis_diag.worker_pool import WorkerPool
+from tests.conftest import python_script
 
-REPO = Path(__file__).resolve().parent.parent
 PEM_BODY = [f"MIIEpAIBAAKCAQEA{n:02d}xyzXYZ0123456789abcdefABCDEF+/ghijklmnopqrstuvwx".encode()
             for n in range(30)]  # fmt: skip
 
@@ -355,15 +353,7 @@ with ParallelRedaction(redactor, 2, chunk_size=50_000) as par:
 
 
 def test_ctrl_c_leaves_no_worker_behind(tmp_path: Path) -> None:
-    script = tmp_path / "child.py"
-    script.write_text(textwrap.dedent(_INTERRUPTED_CHILD))
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    child = subprocess.Popen(
-        [sys.executable, str(script), str(tmp_path / "state")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
+    child = python_script(_INTERRUPTED_CHILD, str(tmp_path / "state"))
     try:
         assert child.stdout is not None
         first = child.stdout.readline().decode()
@@ -468,13 +458,7 @@ def test_the_parent_exits_even_when_tasks_can_no_longer_be_delivered(tmp_path: P
     """A parent leaving without cleaning up its pool (interrupted at the wrong moment) must not
     wait at exit for queued tasks to reach workers that are gone. Seen: a ``collect`` hung
     in multiprocessing's exit handler, joining the queue's thread, signals already ignored."""
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    process = subprocess.Popen(
-        [sys.executable, "-c", _EXIT_WITH_DEAD_WORKERS, str(tmp_path / "state")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
+    process = python_script(_EXIT_WITH_DEAD_WORKERS, str(tmp_path / "state"))
     try:
         out, err = process.communicate(timeout=60)
     except subprocess.TimeoutExpired:
