@@ -15,6 +15,7 @@ from koncis_diag.redaction.validators import is_placeholder
 
 VALUE_CAP = 64 * 1024  # longest multi-line value followed in config formats
 TAG_CAP = 4096  # longest XML start tag followed
+_TAG_REST = re.compile(rb"(?:[^>\"']|\"[^\"]*\"|'[^']*')*>")  # the rest of a start tag
 
 _SPACE = b" \t\r\n"
 _SEP_FIRST = frozenset(b" \t:=")  # what a separator (``SEPARATOR``) can begin with
@@ -23,10 +24,10 @@ CACHE_SIZE = 4096  # entries of the per-key and per-value memos before they star
 _CACHE_VALUE = 128  # longest value whose placeholder verdict is memoised
 
 SEPARATOR = re.compile(rb"[ \t]*(?:=>|:=|[:=])(?![:=])[ \t]*")
-# A bare value: up to whitespace, '&', a quote or '<'; a ',' or ';' ends it only when another
+# A bare value: up to whitespace, '&', a quote or '<'; a ',', ';' or '|' ends it only when another
 # key=value follows (``user=postgres,db=jira``), so ``password=a,b;c`` is taken whole. (The
 # alternatives begin with different bytes; ``+`` on the first eats plain runs in one step.)
-BARE_VALUE = re.compile(rb"(?:[^\s&\"'<>\\,;]+|\\(?![\"'])|[,;](?![\w.-]+[=:]))+")
+BARE_VALUE = re.compile(rb"(?:[^\s&\"'<>\\,;|]+|\\(?![\"'])|[,;|](?![\w.-]+[=:]))+")
 TRAILING = b",;)]}"
 _NAME_ATTR_BEFORE = re.compile(
     rb"(?:\b(?:name|key|id|property|param)[ \t]*=[ \t]*\\?)\Z", re.IGNORECASE
@@ -122,6 +123,8 @@ def _element_text(batch: Batch, content_start: int) -> Spans:
         if close < 0:
             close = batch.line_end(content_start)
     start, end = _strip(buf, content_start, close)
+    if buf.find(b"<", start, end) >= 0 and not buf.startswith(b"<![CDATA[", start):
+        return []  # child elements, not a text value: their own keys decide
     return checked_spans(buf, start, end)
 
 
@@ -130,10 +133,11 @@ def _xml_element(batch: Batch, end: int) -> Optional[Spans]:
     if end >= batch.size or buf[end] not in b"> \t\r\n/":
         return None
     limit = min(batch.size, end + TAG_CAP) if batch.structured else batch.line_end(end)
-    tag_end = buf.find(b">", end, limit)
-    if tag_end < 0:
+    tag = _TAG_REST.match(buf, end, limit)  # quoted attribute values may hold '>'
+    if tag is None:
         return None
-    if buf[tag_end - 1] == 0x2F:  # <password/>
+    tag_end = tag.end() - 1
+    if buf[tag_end - 1] == 0x2F:  # <password/>, <user name="x" password="<secret>"/>
         return []
     return _element_text(batch, tag_end + 1)
 

@@ -19,12 +19,27 @@ Validator = Callable[[bytes, bytes, int], bool]
 
 # A dotted quad right after one of these words is a version, not an address.
 _VERSION_BEFORE = re.compile(
-    rb"(?:\b(?:version|versions|ver|release|build|rev|revision|firmware|fw)[ \t]*[:=#]?[ \t]*"
+    rb"(?:(?:versions?|\b(?:ver|release|build|rev|revision|firmware|fw))"
+    rb"(?:[ \t]+(?:number|no\.?|nr|string|id))?[\"']?[ \t]*[:=#]?[ \t]*[\"']?"
     rb"|\b[vr])\Z",
     re.IGNORECASE,
 )
-_LOOKBEHIND = 24
-_VERSION_TAIL = frozenset(b" \t:=#vVrR")
+_LOOKBEHIND = 96  # a version word may stand far left in a padded table ("Version     : 1.2.3.4")
+_VERSION_TAIL = frozenset(b" \t:=#vVrR\"'")
+#: A dotted quad glued to a name or a path by one of these is a version when its first number
+#: has one digit (``icu4j-3.8.0.1``, ``/hsqldb/1.8.0.5/``); ``abc-10.159.14.1`` stays an address.
+_GLUE = frozenset(b"-_/")
+_PRODUCT_BEFORE = re.compile(rb"(?<![\w./-])[A-Z][A-Za-z]{1,24}/\Z")
+
+
+def _glued_version(value: bytes, buf: bytes, start: int) -> bool:
+    if start == 0 or buf[start - 1] not in _GLUE:
+        return False
+    if _PRODUCT_BEFORE.search(buf, max(0, start - 32), start):
+        return True  # a user agent's product token: Chrome/124.0.0.0
+    if value[1:2] != b".":
+        return False
+    return buf[max(0, start - 2) : start] != b"//"  # http://1.2.3.4/ is an address
 
 
 def _preceded_by_version_word(buf: bytes, start: int) -> bool:
@@ -74,7 +89,11 @@ def _host_ipv4(value: bytes) -> bool:
 def ipv4(value: bytes, buf: bytes, start: int) -> bool:
     """A real dotted quad that identifies a host: not loopback, 0.0.0.0, broadcast or a
     netmask, and not a version number (``version 8.20.10.1``, ``v1.2.3.4``, ``build 1.0.0.12``)."""
-    return _host_ipv4(value) and not _preceded_by_version_word(buf, start)
+    return (
+        _host_ipv4(value)
+        and not _preceded_by_version_word(buf, start)
+        and not _glued_version(value, buf, start)
+    )
 
 
 def ipv4_public(value: bytes, buf: bytes, start: int) -> bool:
