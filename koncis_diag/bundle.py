@@ -25,7 +25,7 @@ import tarfile
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -285,6 +285,54 @@ class Staging:
             if folder_path.is_dir() and not folder_path.is_symlink():
                 shutil.rmtree(folder_path, ignore_errors=True)
         return sorted(removed)
+
+    def rewrite(
+        self,
+        path: str,
+        transform: Callable[[IO[bytes]], Iterator[bytes]],
+        new_path: Optional[str] = None,
+    ) -> FileRecord:
+        """Replace the staged ``path`` by what ``transform`` makes of its content (read
+        decrypted, written sealed like any staged file), under ``new_path`` when given. The
+        new content is complete before it replaces the old one."""
+        self._check_not_finalized()
+        target = _checked_path(new_path or path)
+        if target != path and (target in self._records or target in self._open_paths):
+            raise BundleError(f"cannot rename {path} to {target}: it is already staged")
+        temp = _checked_path(f"{target}.rewrite~")
+        with self.open_read(path) as source, self.open_file(temp) as staged:
+            for piece in transform(source):
+                if piece:
+                    staged.write(piece)
+        written = staged.record
+        try:
+            os.replace(self.top_dir / temp, self.top_dir / target)
+            if target != path:
+                os.unlink(self.top_dir / path)
+        except OSError as exc:
+            raise BundleError(_describe_os_error(exc, f"rewriting staged {path}")) from exc
+        self._records.pop(temp, None)
+        self._records.pop(path, None)
+        self._records[target] = FileRecord(target, written.size, written.sha256)
+        return self._records[target]
+
+    def rename(self, path: str, new_path: str) -> FileRecord:
+        """Move a staged file to ``new_path`` (a learned name left its path)."""
+        self._check_not_finalized()
+        target = _checked_path(new_path)
+        if target in self._records or target in self._open_paths:
+            raise BundleError(f"cannot rename {path} to {target}: it is already staged")
+        destination = self._make_parents(target)
+        try:
+            os.rename(self.top_dir / _checked_path(path), destination)
+        except OSError as exc:
+            raise BundleError(_describe_os_error(exc, f"renaming staged {path}")) from exc
+        old = self._records.pop(path)
+        self._records[target] = FileRecord(target, old.size, old.sha256)
+        return self._records[target]
+
+    def has(self, path: str) -> bool:
+        return path in self._records or path in self._open_paths
 
     def records(self) -> list[FileRecord]:
         return [self._records[p] for p in sorted(self._records)]

@@ -228,7 +228,7 @@ class ParallelRedaction:
         if self._pool is None:
             recipe = RedactorRecipe.of(self.redactor)
             assert recipe is not None
-            self._pool = WorkerPool(recipe, self.jobs, self.start_method)
+            self._pool = WorkerPool(recipe, self.jobs, self.start_method, self.redactor.learned)
             self._pool_engine = engine
         return self._pool
 

@@ -8,6 +8,7 @@ every exit path.
 
 from __future__ import annotations
 
+import io
 import logging
 import socket
 import time
@@ -37,6 +38,7 @@ from koncis_diag.consent import (
 )
 from koncis_diag.console import ProgressReporter
 from koncis_diag.errors import BundleError, ConsentRefused, KoncisError
+from koncis_diag.learned_pass import apply_learned
 from koncis_diag.metadata import ToolLog, start_tool_log, stop_tool_log, write_metadata
 from koncis_diag.parallel import ParallelRedaction
 from koncis_diag.plan import Plan, make_plan
@@ -50,6 +52,7 @@ from koncis_diag.staging_writer import redacted, store_output
 log = logging.getLogger("koncis_diag")
 
 ARCHIVE_FORMATS = ("zip", "tar.gz")
+NAMES_SOURCE = "(staged file names)"  # the leak check's name for the list of staged paths
 
 
 @dataclass
@@ -138,6 +141,8 @@ def _run(
             ItemResult(item=spec.item(name), status="excluded") for name in options.excluded
         ]
         run = RunResult(plan=plan, items=results, identities=identities)
+        learned = apply_learned(run.items, redactor, staging)
+        run.learned = {"users": learned.users, "hosts": learned.hosts}
         _tally(run, redactor)
         started = time.monotonic()
         run.findings = _leak_check(staging, redactor, options.jobs)
@@ -333,10 +338,14 @@ def _leak_check(staging: Staging, redactor: Redactor, jobs: int) -> list[Finding
     from koncis_diag.redaction.leakcheck import LazySource
     from koncis_diag.redaction.leakcheck_parallel import leak_check_parallel
 
+    records = staging.records()
     sources = [
         LazySource(record.path, partial(staging.open_read, record.path), record.size)
-        for record in staging.records()
+        for record in records
     ]
+    # the file names are part of what leaves: one more source, a name a line
+    names = "".join(f"{record.path}\n" for record in records).encode("utf-8", "surrogateescape")
+    sources.append(LazySource(NAMES_SOURCE, partial(io.BytesIO, names), len(names)))
     return [
         Finding(path=found.path, line=found.line, rule=found.rule, excerpt=found.excerpt)
         for found in leak_check_parallel(sources, redactor, jobs, max_findings=None)

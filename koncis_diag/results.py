@@ -81,6 +81,7 @@ class RunResult:
     by_rule: Counter = field(default_factory=Counter)
     by_category: Counter = field(default_factory=Counter)
     identities: dict[str, Any] = field(default_factory=dict)
+    learned: dict[str, int] = field(default_factory=dict)  # names learned while redacting
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -90,6 +91,7 @@ class RunResult:
                 "by_rule": dict(sorted(self.by_rule.items())),
                 "by_category": dict(sorted(self.by_category.items())),
             },
+            "learned": dict(self.learned),
             "leak_check_findings": len(self.findings),
             "consent": self.consent.to_json() if self.consent else None,
         }

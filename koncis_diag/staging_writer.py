@@ -32,9 +32,10 @@ def store_output(
 ) -> OutputRecord:
     """``parallel`` spreads a log stream's redaction over worker processes (byte-identical
     output); without it the stream is redacted here."""
-    path = f"{folder}/{output.bundle_path}"
+    path, path_counts = redacted_path(redactor, f"{folder}/{output.bundle_path}", staging)
     source, source_counts = redactor.redact_text(output.source)
     record = OutputRecord(path=path, source=source, redactions=Counter(source_counts))
+    record.redactions.update(path_counts)
     if isinstance(output, StreamOutput):
         drop = redactor.drop_reason(output.source)
         if output.skipped is None and drop:
@@ -104,7 +105,12 @@ def _write_table(
     started = time.monotonic()
     try:
         with staging.open_file(path) as staged:
-            writer.writerow(names)
+            header = []  # column names are text too (an alias can be a person's name)
+            for name in names:
+                shown, counts = redactor.redact_text(name)
+                record.redactions.update(counts)
+                header.append(shown)
+            writer.writerow(header)
             for row in output.rows:
                 cells = []
                 for name, value in zip(names, row):
@@ -147,6 +153,31 @@ def close_iterator(iterator: Any) -> None:
     close = getattr(iterator, "close", None)
     if close is not None:
         close()
+
+
+def redacted_path(redactor: Redactor, path: str, staging: Staging) -> tuple[str, Counter]:
+    """``path`` with every component through the redactor: file and folder names name people
+    and hosts too (``/var/log/remote/db01/``, ``/home/jdoe/``). A name the redaction makes
+    unusable (empty, ``.``) is masked; one already staged gets ``~2``, ``~3``, ... ."""
+    parts, counts = [], Counter()
+    for part in path.split("/"):
+        new, found = redactor.redact_text(part, fmt="text")
+        if new != part:
+            new = new.replace("/", "%2F").replace("\\", "%5C")
+            if new.strip(".") == "" or "\x00" in new:
+                new = "[REDACTED:file-name]"
+            counts.update(found)
+        parts.append(new)
+    result = "/".join(parts)
+    if result != path and staging.has(result):
+        stem, dot, ext = result.rpartition(".")
+        if not dot or "/" in ext:
+            stem, dot, ext = result, "", ""
+        number = 2
+        while staging.has(f"{stem}~{number}{dot}{ext}"):
+            number += 1
+        result = f"{stem}~{number}{dot}{ext}"
+    return result, counts
 
 
 def redacted(redactor: Redactor, text: str) -> str:

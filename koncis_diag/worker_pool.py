@@ -17,6 +17,7 @@ from typing import Any, Optional, Tuple  # noqa: UP035 (Tuple: runtime alias on 
 
 from koncis_diag.errors import RedactionError
 from koncis_diag.redaction import Redactor
+from koncis_diag.redaction.learning import LearnedValues
 from koncis_diag.redaction.pseudonyms import Pseudonymizer
 from koncis_diag.redaction.rules import Rule
 from koncis_diag.worker_signals import signals_held, worker_takes_signals
@@ -138,7 +139,8 @@ def _worker_main(recipe: RedactorRecipe, tasks: Any, results: Any, mask: Any = N
     try:
         redactor = recipe.build()
     except Exception as err:
-        results.put((-1, None, None, None, f"worker start failed: {type(err).__name__}: {err}"))
+        failed = f"worker start failed: {type(err).__name__}: {err}"
+        results.put((-1, None, None, None, failed, None))
         return
     try:
         while True:
@@ -148,10 +150,11 @@ def _worker_main(recipe: RedactorRecipe, tasks: Any, results: Any, mask: Any = N
             seq, data, fmt, source = task
             try:
                 out, counts, state = redact_segment(redactor, data, fmt, source)
-                results.put((seq, out, dict(counts), state, None))
+                learned = redactor.learned.take()  # the names first seen in this segment
+                results.put((seq, out, dict(counts), state, None, learned))
             except Exception as err:
                 message = str(err) if isinstance(err, RedactionError) else repr(err)
-                results.put((seq, None, None, None, message))
+                results.put((seq, None, None, None, message, None))
     finally:
         redactor.close()
 
@@ -159,8 +162,16 @@ def _worker_main(recipe: RedactorRecipe, tasks: Any, results: Any, mask: Any = N
 class WorkerPool:
     """``jobs`` processes sharing one task queue; results come back tagged with their number."""
 
-    def __init__(self, recipe: RedactorRecipe, jobs: int, method: str) -> None:
+    def __init__(
+        self,
+        recipe: RedactorRecipe,
+        jobs: int,
+        method: str,
+        learned: Optional[LearnedValues] = None,
+    ) -> None:
         context = multiprocessing.get_context(method)
+        #: where the names the workers learn are gathered (the parent redactor's)
+        self.learned = learned if learned is not None else LearnedValues()
         self._tasks = context.Queue()
         # Exit never waits for queued tasks to reach the workers: they are of no use once the
         # parent leaves, and workers that are gone would make it wait forever (its signals
@@ -217,10 +228,12 @@ class WorkerPool:
             if item[0] < 0:
                 raise RedactionError(str(item[4]))
             self._done[item[0]] = item
-        _, out, counts, state, error = self._done.pop(seq)
+        _, out, counts, state, error, learned = self._done.pop(seq)
         self.pending -= 1
         if error is not None:
             raise RedactionError(error)
+        if learned:
+            self.learned.merge(*learned)
         return out, Counter(counts), state
 
     def close(self) -> None:

@@ -15,40 +15,28 @@ learned as literals, and single-label host literals only match as a whole label 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Tuple, Union  # noqa: UP035
 
 from koncis_diag.errors import RedactionError
 from koncis_diag.redaction.engine import Engine
+from koncis_diag.redaction.learning import (  # noqa: F401 (GENERIC_NAMES: the docs name it here)
+    GENERIC_NAMES,
+    MAX_VALUES,
+    in_comment,
+    literals_of,
+    worth_a_literal,
+)
 from koncis_diag.redaction.matching import FORMATS, Batch, Hit
-from koncis_diag.redaction.rules import MIN_LITERAL
 from koncis_diag.redaction.stream import STRUCTURED_CAP
-from koncis_diag.redaction.validators import hostname, is_placeholder
+from koncis_diag.redaction.validators import hostname
 
 if TYPE_CHECKING:
     from koncis_diag.redaction.redactor import Redactor
 
 HOSTS_RULE = "discovered-hosts"
 USERS_RULE = "discovered-users"
-MIN_SHORT_NAME = 4  # a short host or user name needs this many characters (3 with a digit)
-MAX_VALUES = 10_000  # per kind: a pathological file cannot make the literal rules huge
-
-#: Names too generic to be replaced everywhere: products, services, roles and stock accounts.
-#: They are still redacted where their context is certain (a URL host, a <username>).
-_GENERIC = """
-    jira confluence bitbucket bamboo crowd fisheye crucible atlassian stash jsm opsgenie
-    admin administrator root sa sys system postgres postgresql mysql mariadb oracle mssql
-    sqlserver db database dbuser dbadmin user users guest test demo default anonymous nobody
-    www web app apps api auth sso login ldap smtp imap mail email proxy cache redis git
-    svn build ci node server host master primary secondary replica backup local localdomain
-    internal intranet portal docs help support prod production stage staging dev devel
-    development qa uat tomcat apache nginx httpd java jenkins docker kubernetes elasticsearch
-    opensearch synchrony service services cluster shared public private
-    """
-GENERIC_NAMES = frozenset(_GENERIC.split())
-_NAME_CHARS = re.compile(rb"[A-Za-z0-9_][A-Za-z0-9_.@+-]*\Z")
 # (name, data) or (name, data, format); data is bytes or an iterable of byte chunks
 Source = Union[Tuple[str, bytes], Tuple[str, bytes, str], Tuple[str, Iterable[bytes], str]]  # noqa: UP006
 
@@ -102,31 +90,10 @@ def scan_identifiers(redactor: Redactor, sources: Iterable[Source]) -> ScanResul
                     _collect(engine, hit, piece, hosts, users)
         except OSError as err:
             raise RedactionError(f"{name}: cannot read it ({err.strerror or err})") from None
-    host_names = [h for h in hosts if h][:MAX_VALUES]
-    short: dict[str, None] = {}
-    for host in host_names:
-        label = host.split(".", 1)[0]
-        if label != host and label not in hosts and worth_a_literal(label):
-            short[label] = None
-    full = [h for h in host_names if "." in h or worth_a_literal(h)]
+    found = literals_of((h.encode() for h in hosts), (u.encode() for u in users))
     return ScanResult(
-        hosts=tuple(full),
-        short_hosts=tuple(short)[:MAX_VALUES],
-        users=tuple(u for u in users if worth_a_literal(u))[:MAX_VALUES],
-        sources=count,
+        hosts=found.hosts, short_hosts=found.short_hosts, users=found.users, sources=count
     )
-
-
-def worth_a_literal(name: str) -> bool:
-    """Whether a single word is specific enough to be replaced wherever it appears: at least
-    ``MIN_SHORT_NAME`` characters (3 with a digit), not all digits, not a generic word."""
-    lowered = name.lower()
-    if lowered in GENERIC_NAMES or lowered.isdigit():
-        return False
-    if "@" in lowered or "." in lowered:
-        return len(lowered) >= MIN_LITERAL  # e-mail-like or dotted: specific enough
-    has_digit = any(c.isdigit() for c in lowered)
-    return len(lowered) >= MIN_SHORT_NAME or (has_digit and len(lowered) >= MIN_LITERAL)
 
 
 # ----------------------------------------------------------------------------- internals
@@ -138,24 +105,22 @@ def _collect(
     if hit.rule_index < 0 or hit.replacement is not None:
         return
     rule = engine.rules[hit.rule_index]
-    if rule.kind not in ("pattern", "keys") or rule.action != "pseudonymize":
+    if not rule.learns:
         return
     shape = hit.shape or rule.shape
     if shape not in ("host", "user"):
         return
     for start, end in hit.spans:
         value = buf[start:end].strip()
-        if not value or engine.is_inert(value) or engine.inside_marker(buf, start, end):
+        if not value or in_comment(buf, start):  # a commented-out sample names nobody
+            continue
+        if engine.is_inert(value) or engine.inside_marker(buf, start, end):
             continue
         if shape == "host":
             if hostname(value, buf, start) and len(hosts) < MAX_VALUES:
                 hosts.setdefault(value.rstrip(b".").lower().decode("ascii", "replace"), None)
-        elif _is_user_name(value) and len(users) < MAX_VALUES:
+        elif len(users) < MAX_VALUES:
             users.setdefault(value.decode("utf-8", "replace"), None)
-
-
-def _is_user_name(value: bytes) -> bool:
-    return len(value) <= 128 and bool(_NAME_CHARS.match(value)) and not is_placeholder(value)
 
 
 def _windows(data: Union[bytes, Iterable[bytes]]) -> Iterator[bytes]:

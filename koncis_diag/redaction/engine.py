@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Optional
 
 from koncis_diag.redaction.accel import Accelerator, accel_candidates
+from koncis_diag.redaction.learning import LearnedValues, in_comment
 from koncis_diag.redaction.literals import MarkerDetector
 from koncis_diag.redaction.matching import MARKER, Batch, Hit, marker
 from koncis_diag.redaction.pseudonyms import Pseudonymizer
@@ -29,6 +30,18 @@ log = logging.getLogger("koncis_diag.redaction")
 _CACHE_SIZE = 20_000
 _CACHE_VALUE = 256  # longer values are not remembered (memory stays small)
 _HOST_LIKE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-.")
+_MARKER_REACH = 80  # a marker is at most this long: "[REDACTED:" + 64 + "]"
+
+
+def _maybe_marker(buf: bytes, start: int, end: int) -> bool:
+    """Cheap test before ``inside_marker``: a span in a marker starts at or right after its
+    ``[``, or ends at or right before its ``]``."""
+    return (
+        buf[start] == 0x5B
+        or buf[start - 1 : start] == b"["
+        or buf[end - 1 : end] == b"]"
+        or buf[end : end + 1] == b"]"
+    )
 
 
 def _rank(hit: Hit) -> int:
@@ -65,9 +78,17 @@ class Engine:
     """Detectors plus the rewrite; shared by every stream of one redactor."""
 
     def __init__(
-        self, rules: Sequence[Rule], detectors: Sequence, pseudonymizer: Pseudonymizer
+        self,
+        rules: Sequence[Rule],
+        detectors: Sequence,
+        pseudonymizer: Pseudonymizer,
+        learned: Optional[LearnedValues] = None,
     ) -> None:
         self.rules = list(rules)
+        #: where the user and host names this engine pseudonymises are recorded (see
+        #: ``redaction.learning``); None: not recorded (the leak check's engine)
+        self.learned = learned
+        self._learns = [rule.learns for rule in self.rules]
         self.detectors = [MarkerDetector(), *detectors]
         candidates = accel_candidates(detectors)
         served = {id(detector) for detector, _ in candidates}
@@ -162,8 +183,13 @@ class Engine:
                 append(buf[last:start])
                 if hit.replacement is not None:
                     append(hit.replacement)
-                elif buf[start] == 0x5B and self.inside_marker(buf, start, end):  # '['
+                elif _maybe_marker(buf, start, end) and self.inside_marker(buf, start, end):
                     append(buf[start:end])
+                elif batch.fmt == "xml" and self._learns[index] and in_comment(buf, start):
+                    # a commented-out sample (<!-- <user username="both" .../> -->): masked,
+                    # neither learned nor linked to the same name elsewhere by a pseudonym
+                    append(marker(self.rules[index].marker_label))
+                    counted = True
                 else:
                     value = buf[start:end]
                     key = (index, hit.shape, value)
@@ -211,7 +237,7 @@ class Engine:
                 key = (index, hit.shape, value)
                 if key in cache or key in fresh:
                     continue
-                if buf[start] == 0x5B and self.inside_marker(buf, start, end):  # '['
+                if _maybe_marker(buf, start, end) and self.inside_marker(buf, start, end):
                     continue
                 if self.could_be_inert(value):
                     fresh[key] = self.replace(rule, value, hit.shape)
@@ -221,7 +247,12 @@ class Engine:
                     fresh[key] = _PENDING
                     batched.append(key)
                     shape = hit.shape or rule.shape
-                    wanted.append((auto_shape(value) if shape == "auto" else shape, value))
+                    if shape == "auto":
+                        shape = auto_shape(value)
+                    wanted.append((shape, value))
+                    learned = self.learned
+                    if learned is not None and self._learns[index] and not in_comment(buf, start):
+                        learned.add(shape, value)
         if not batched:
             return fresh
         try:
@@ -239,11 +270,13 @@ class Engine:
 
     @staticmethod
     def inside_marker(buf: bytes, start: int, end: int) -> bool:
-        """A span that begins a marker and ends within it (a rule whose value class stops at
-        ``]`` sees ``[REDACTED:x`` when it reads our own output)."""
-        if buf[start : start + 1] != b"[":
+        """A span that lies within one of our markers: a rule whose value class stops at
+        ``]`` sees ``[REDACTED:x`` when it reads our own output, and one that consumes an
+        opening bracket first (``cookie=[...]``) sees ``REDACTED:x``."""
+        left = buf.rfind(b"[", max(0, start - _MARKER_REACH), start + 1)
+        if left < 0:
             return False
-        found = MARKER.match(buf, start)
+        found = MARKER.match(buf, left)
         return found is not None and found.end() >= end
 
     def is_inert(self, value: bytes) -> bool:

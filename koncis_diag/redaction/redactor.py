@@ -14,9 +14,16 @@ from koncis_diag.errors import InputError
 from koncis_diag.redaction.detectors import build_detectors
 from koncis_diag.redaction.engine import Engine
 from koncis_diag.redaction.globs import compile_globs
+from koncis_diag.redaction.learning import (
+    HOSTS_RULE,
+    USERS_RULE,
+    LearnedValues,
+    Literals,
+    literals_of,
+)
 from koncis_diag.redaction.pseudonym_shapes import SHAPES
 from koncis_diag.redaction.pseudonyms import Pseudonymizer
-from koncis_diag.redaction.rules import CATEGORIES, MIN_LITERAL, Rule, all_rules
+from koncis_diag.redaction.rules import CATEGORIES, LEARNED_SHAPES, MIN_LITERAL, Rule, all_rules
 from koncis_diag.redaction.stream import OVERSIZED_RULE, RedactionStream
 
 KEYWORDS_RULE = "keywords"
@@ -35,11 +42,13 @@ class Redactor:
         self._extra_literals: dict[str, list[str]] = {}
         self._lock = threading.Lock()
         self._leak_engine: Optional[Engine] = None
+        #: user and host names pseudonymised in certain context so far (``learning``)
+        self.learned = LearnedValues()
         self._rebuild()
 
     def _rebuild(self) -> None:
         detectors = build_detectors(self._rules, self._extra_literals)
-        self.engine = Engine(self._rules, detectors, self.pseudonymizer)
+        self.engine = Engine(self._rules, detectors, self.pseudonymizer, self.learned)
         self._columns = [(r, compile_globs(r.columns)) for r in self._rules if r.kind == "columns"]
         self._files = [r for r in self._rules if r.kind == "files"]
         self._leak_engine = None
@@ -107,6 +116,22 @@ class Redactor:
             known.extend(v for v in cleaned if v not in known)
             self._rebuild()
 
+    def learned_literals(self) -> Literals:
+        """What this run learned (``self.learned``) that no literal rule holds yet, filtered to
+        the values specific enough to be replaced everywhere (``learning.literals_of``)."""
+        known = [v for values in self._extra_literals.values() for v in values]
+        known += [v for r in self._rules if r.kind == "literals" for v in r.literals]
+        return literals_of(self.learned.hosts, self.learned.users, known)
+
+    def add_learned(self, found: Literals) -> None:
+        """``found`` as the ``learned-hosts`` and ``learned-users`` literal rules."""
+        if found.hosts or found.short_hosts:
+            self.add_literals(
+                [*found.hosts, *found.short_hosts], HOSTS_RULE, category="network", shape="host"
+            )
+        if found.users:
+            self.add_literals(found.users, USERS_RULE, category="identity", shape="user")
+
     # -------------------------------------------------------------------------- redaction
 
     def stream(self, fmt: str = "log", source: str = "") -> RedactionStream:
@@ -146,6 +171,8 @@ class Redactor:
             if not raw.strip():
                 return value, Counter()
             replaced, counted = self.engine.replace(rule, raw)
+            if counted and rule.learns and rule.shape in LEARNED_SHAPES:
+                self.learned.add(rule.shape, raw)
             result: Any = replaced if is_bytes else replaced.decode("utf-8", "surrogateescape")
             return result, Counter({rule.name: 1}) if counted else Counter()
         if isinstance(value, str):
@@ -161,6 +188,12 @@ class Redactor:
             detectors = build_detectors(chosen, self._extra_literals)
             self._leak_engine = Engine(chosen, detectors, self.pseudonymizer)
         return self._leak_engine
+
+    def engine_for(self, rule_names: Sequence[str]) -> Engine:
+        """An engine with only the named rules (the others disabled, so rule numbers and
+        names stay those of ``self.engine``): the learned literals' second pass."""
+        chosen = [r if r.name in rule_names else _disabled(r) for r in self._rules]
+        return Engine(chosen, build_detectors(chosen, self._extra_literals), self.pseudonymizer)
 
     def leak_check(self, paths_or_streams: Sequence[Any]) -> list[Any]:
         from koncis_diag.redaction.leakcheck import leak_check

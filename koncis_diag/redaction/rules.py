@@ -36,6 +36,7 @@ RULE_KEYS = (
     "shape",
     "examples",
     "leak_check",
+    "learn",
     *KINDS,
     "validator",
     "group",
@@ -67,6 +68,7 @@ PATTERN_FLAGS = re.MULTILINE
 
 DEFAULT_ORIGIN = "default"
 SECRET_CATEGORIES = ("secret", "credential")
+LEARNED_SHAPES = frozenset(("user", "host"))
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ class Rule:
     examples_match: tuple[str, ...] = ()
     examples_no_match: tuple[str, ...] = ()
     leak_check: Optional[bool] = None  # None: decided by kind and category (see checks_leaks)
+    learn: Optional[bool] = None  # None: decided by kind, action and shape (see learns)
     location: Optional[Location] = None
 
     @property
@@ -114,6 +117,19 @@ class Rule:
         if self.kind in ("literals", "keys"):
             return True
         return self.kind == "pattern" and self.category in (*SECRET_CATEGORIES, "pii")
+
+    @property
+    def learns(self) -> bool:
+        """Whether the values this rule pseudonymises as users or hosts are learned during the
+        run and then replaced everywhere (see ``redaction.learning``): by default every
+        ``pattern``, ``keys`` and ``columns`` rule that pseudonymises with a ``user`` or
+        ``host`` shape, since those rules only fire where the context is certain."""
+        if self.learn is not None:
+            return self.learn
+        if self.kind not in ("pattern", "keys", "columns") or self.action != "pseudonymize":
+            return False
+        shapes = {shape for _, shape in self.fields} or {self.shape}
+        return bool(shapes & LEARNED_SHAPES)
 
 
 # ------------------------------------------------------------------------------------ loading
@@ -256,7 +272,7 @@ def _read_rule(doc: YamlDocument, index: int, entry: Any) -> dict[str, Any]:
     for key, value in entry.items():
         if key == "name" or key in KINDS:
             continue
-        if key in ("enabled", "ignore_case", "leak_check"):
+        if key in ("enabled", "ignore_case", "leak_check", "learn"):
             fields[key] = reader.flag(key, value)
         elif key == "category":
             fields[key] = reader.choice(key, value, CATEGORIES)
