@@ -81,7 +81,7 @@ class RunResult:
     by_rule: Counter = field(default_factory=Counter)
     by_category: Counter = field(default_factory=Counter)
     identities: dict[str, Any] = field(default_factory=dict)
-    learned: dict[str, int] = field(default_factory=dict)  # names learned while redacting
+    learned: dict[str, int] = field(default_factory=dict)  # learned_pass.LearnedPass as a dict
 
     def to_json(self) -> dict[str, Any]:
         return {
