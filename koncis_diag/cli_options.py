@@ -55,8 +55,19 @@ class SpecRequest:
     excluded: tuple[str, ...]
     rules: tuple[Path, ...]
     root: Path
+    allow_weaker_redaction: bool = False
 
     def load(self) -> Any:
+        """The spec, after the checks that need no work: a spec whose rules files weaken the
+        secret, credential or sensitive-files rules is refused here (exit 2) unless
+        ``--allow-weaker-redaction`` was given."""
+        from koncis_diag.redaction.weakening import check_spec_rules
+
+        spec = self._load()
+        check_spec_rules(spec.redact.rules, self.allow_weaker_redaction)
+        return spec
+
+    def _load(self) -> Any:
         from koncis_diag.profiles import load_spec_for_machine, spec_for_machine
         from koncis_diag.spec import spec_from_flags
 
@@ -160,6 +171,12 @@ _SPEC_OPTIONS = [
         default=Path("/"),
         show_default=True,
         help="Read the server's files below this directory (a mounted copy).",
+    ),
+    click.option(
+        "--allow-weaker-redaction",
+        is_flag=True,
+        help="Accept run instructions whose rules files switch off or loosen secret, "
+        "credential or sensitive-files rules (shown on the plan and recorded in consent.json).",
     ),
 ]
 

@@ -167,6 +167,8 @@ class ConsentRecord:
     excluded: list[str]
     items: list[str]
     accepted_findings: int = 0
+    #: shipped rules the run instructions changed ({rule, change, weakens, protected, where})
+    rule_changes: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -177,6 +179,7 @@ class ConsentRecord:
             "excluded": self.excluded,
             "items": self.items,
             "accepted_leak_check_findings": self.accepted_findings,
+            "rule_changes_by_spec": self.rule_changes,
         }
 
 
@@ -189,6 +192,7 @@ def make_record(
     excluded: Sequence[str],
     items: Sequence[str],
     accepted_findings: int = 0,
+    rule_changes: Sequence[dict[str, Any]] = (),
 ) -> ConsentRecord:
     return ConsentRecord(
         tool_version=__version__,
@@ -199,4 +203,5 @@ def make_record(
         excluded=list(excluded),
         items=list(items),
         accepted_findings=accepted_findings,
+        rule_changes=list(rule_changes),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,6 +30,30 @@ from rich.table import Table
 from rich.text import Text
 
 JSON_SCHEMA_VERSION = 1
+
+#: Characters that can move the cursor, erase or reorder what a terminal shows: C0 and C1
+#: controls (ESC sequences, carriage return, backspace), bidi overrides and isolates, and
+#: zero-width characters.
+_UNSAFE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]"
+)
+_UNSAFE_LINES = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\n]"
+)
+
+
+def shown(text: str, *, lines: bool = False) -> str:
+    """Text from run instructions or from the server, safe to print: every control character,
+    bidi override and zero-width character written as ``\\xNN`` or ``\\uNNNN``, so no text
+    can move the cursor or draw over what the admin reads. Tabs stay; newlines stay only with
+    ``lines`` (multi-line SQL)."""
+    pattern = _UNSAFE if lines else _UNSAFE_LINES
+    return pattern.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 @dataclass

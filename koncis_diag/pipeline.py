@@ -14,7 +14,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
@@ -38,13 +38,14 @@ from koncis_diag.consent import (
 )
 from koncis_diag.console import ProgressReporter
 from koncis_diag.errors import BundleError, ConsentRefused, KoncisError
-from koncis_diag.learned_pass import apply_learned
+from koncis_diag.learned_pass import apply_learned, rewrite_learned
 from koncis_diag.metadata import ToolLog, start_tool_log, stop_tool_log, write_metadata
 from koncis_diag.parallel import ParallelRedaction
 from koncis_diag.plan import Plan, make_plan
 from koncis_diag.priority import lower_priority
 from koncis_diag.redaction import Redactor, build_redactor
 from koncis_diag.redaction.accel import engine_name
+from koncis_diag.redaction.weakening import check_spec_rules
 from koncis_diag.results import ItemResult, RunResult
 from koncis_diag.spec import BUNDLE_FOLDER, Item, Spec
 from koncis_diag.staging_writer import redacted, store_output
@@ -70,6 +71,7 @@ class RunOptions:
     pseudonym_key: Optional[Path] = None  # a cluster's shared key: same pseudonyms on every node
     jobs: int = 1  # worker processes redacting log streams (byte-identical output)
     priority: str = "normal"  # "low": nice 10 + best-effort I/O level 7 ("idle": idle I/O class)
+    allow_weaker_redaction: bool = False  # the spec's rules files may weaken protected rules
 
 
 def run_collection(
@@ -84,6 +86,7 @@ def run_collection(
         raise KoncisError(f"unknown bundle format {options.archive_format!r}")
     now = (options.now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     ctx = CollectContext(now=now, root=options.root, logger=log)
+    check_spec_rules(spec.redact.rules, options.allow_weaker_redaction)
     redactor = build_redactor(
         extra_rule_files=[*spec.redact.rules, *options.extra_rules],
         keywords=spec.redact.keywords,
@@ -142,11 +145,20 @@ def _run(
         ]
         run = RunResult(plan=plan, items=results, identities=identities)
         learned = apply_learned(run.items, redactor, staging)
-        run.learned = {"users": learned.users, "hosts": learned.hosts}
-        _tally(run, redactor)
         started = time.monotonic()
         run.findings = _leak_check(staging, redactor, options.jobs)
+        if learned.users or learned.hosts:  # the learned names' clear copies: rewritten
+            run.findings, rewritten = rewrite_learned(
+                run.items,
+                redactor,
+                staging,
+                run.findings,
+                lambda paths: _leak_check(staging, redactor, options.jobs, paths),
+            )
+            learned = replace(learned, rewritten=rewritten)
         log.info("leak check of the staged files in %.1f s", time.monotonic() - started)
+        run.learned = asdict(learned)
+        _tally(run, redactor)
         summary = _summary(run, redactor)
         summary.encrypted_at_rest = staging.encrypted_at_rest
         decision = reviewer.decide(summary, staging.top_dir)
@@ -161,6 +173,7 @@ def _run(
             excluded=[*options.excluded, *decision.excluded],
             items=[r.item.name for r in run.items if r.status != "excluded"],
             accepted_findings=len(run.findings) if decision.accepted_findings else 0,
+            rule_changes=[change.to_json() for change in plan.rule_changes],
         )
         _tally(run, redactor)
         write_metadata(run, spec, now, redactor, staging, log_handler, options.retention)
@@ -328,9 +341,12 @@ def _tally(run: RunResult, redactor: Redactor) -> None:
         run.by_category[redactor.category_of(rule)] += count
 
 
-def _leak_check(staging: Staging, redactor: Redactor, jobs: int) -> list[Finding]:
+def _leak_check(
+    staging: Staging, redactor: Redactor, jobs: int, only: Optional[list[str]] = None
+) -> list[Finding]:
     """Rescan what was staged with the high-confidence detectors on ``jobs`` processes (each
-    file read once, in order, decrypted on the fly when staging is encrypted at rest). At most
+    file read once, in order, decrypted on the fly when staging is encrypted at rest), and the
+    list of staged file names; ``only``: just these files. At most
     ``MAX_FINDINGS_PER_SOURCE`` per file, no overall limit: as when each file was checked
     on its own."""
     from functools import partial
@@ -342,10 +358,11 @@ def _leak_check(staging: Staging, redactor: Redactor, jobs: int) -> list[Finding
     sources = [
         LazySource(record.path, partial(staging.open_read, record.path), record.size)
         for record in records
+        if only is None or record.path in only
     ]
-    # the file names are part of what leaves: one more source, a name a line
-    names = "".join(f"{record.path}\n" for record in records).encode("utf-8", "surrogateescape")
-    sources.append(LazySource(NAMES_SOURCE, partial(io.BytesIO, names), len(names)))
+    if only is None:  # the file names are part of what leaves: one more source, a name a line
+        names = "".join(f"{r.path}\n" for r in records).encode("utf-8", "surrogateescape")
+        sources.append(LazySource(NAMES_SOURCE, partial(io.BytesIO, names), len(names)))
     return [
         Finding(path=found.path, line=found.line, rule=found.rule, excerpt=found.excerpt)
         for found in leak_check_parallel(sources, redactor, jobs, max_findings=None)

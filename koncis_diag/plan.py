@@ -12,6 +12,7 @@ from typing import Any
 from koncis_diag.collectors.base import CollectContext, Planned
 from koncis_diag.collectors.registry import REGISTRY
 from koncis_diag.errors import CollectionError
+from koncis_diag.redaction.weakening import RuleChange, rule_changes
 from koncis_diag.spec import BUNDLE_FOLDER, Spec, SystemItem
 
 
@@ -20,6 +21,8 @@ class Plan:
     spec: Spec
     items: list[Planned]
     excluded: list[str] = field(default_factory=list)
+    #: what the spec's rules files do to the shipped rules (shown, recorded in consent.json)
+    rule_changes: list[RuleChange] = field(default_factory=list)
 
     @property
     def estimated_bytes(self) -> int:
@@ -35,6 +38,15 @@ class Plan:
             },
             "estimated_bytes": self.estimated_bytes,
             "excluded": list(self.excluded),
+            "redaction": {
+                "rules_files": list(self.spec.redact.rules),
+                "rule_changes": [change.to_json() for change in self.rule_changes],
+                "keywords": len(self.spec.redact.keywords),
+                "identity_queries": [
+                    {"database": query.database, "sql": query.sql}
+                    for query in self.spec.redact.identities
+                ],
+            },
             "items": [
                 {
                     "name": p.item.name,
@@ -72,7 +84,12 @@ def make_plan(spec: Spec, ctx: CollectContext, excluded: Sequence[str] = ()) -> 
             planned.append(collector.plan(item, ctx))
         except CollectionError as err:
             planned.append(Planned(item=item, problems=[str(err)]))
-    return Plan(spec=spec, items=planned, excluded=list(excluded))
+    return Plan(
+        spec=spec,
+        items=planned,
+        excluded=list(excluded),
+        rule_changes=rule_changes(spec.redact.rules),
+    )
 
 
 def describe_item(item: Any) -> str:

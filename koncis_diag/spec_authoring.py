@@ -217,10 +217,16 @@ class Actions:
     def sentence(self) -> Optional[str]:
         parts = []
         if self.commands:
-            parts.append(f"{self.commands} command{'s' if self.commands != 1 else ''}")
+            parts.append(
+                f"{self.commands} program{'s' if self.commands != 1 else ''} it names (with "
+                "your privileges, no shell, a minimal environment, killed at their timeout)"
+            )
         queries = self.queries + self.identity_queries
         if queries:
-            parts.append(f"{queries} database quer{'ies' if queries != 1 else 'y'}")
+            parts.append(
+                f"{queries} database quer{'ies' if queries != 1 else 'y'} "
+                "(read-only sessions, timeouts)"
+            )
         if self.thread_dumps:
             parts.append(
                 f"{self.thread_dumps} thread-dump item{'s' if self.thread_dumps != 1 else ''} "

@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.text import Text
 
-from koncis_diag.console import UI, human_size
+from koncis_diag.console import UI, human_size, shown
 from koncis_diag.plan import Plan
 
 
@@ -21,39 +21,45 @@ def _counts(counts: Mapping[str, int]) -> str:
 
 
 def show_plan(ui: UI, plan: Plan, *, stderr: bool = False) -> None:
-    """Every item with everything it will read: paths with sizes, SQL text, argv."""
+    """Every item with everything it will read: paths with sizes, SQL text, argv; then what
+    the run instructions do to redaction (rules files, changed shipped rules, identity
+    queries). Every text that comes from the run instructions or the server goes through
+    ``shown``: no control character or bidi override reaches the terminal."""
     spec = plan.spec
     target = ui.err if stderr else ui.out
-    header = f"Plan for {spec.name}"
+    header = f"Plan for {shown(spec.name)}"
     if spec.description:
-        header += f": {spec.description}"
+        header += f": {shown(spec.description)}"
     target.print(header, markup=False, style="bold")
     if spec.source:
-        target.print(f"  run instructions: {spec.source}  (sha256 {spec.sha256})", markup=False)
+        source = shown(spec.source)
+        target.print(f"  run instructions: {source}  (sha256 {spec.sha256})", markup=False)
     for planned in plan.items:
         item = planned.item
         target.print(
             Text.assemble(
-                ("\n" + item.name, "bold cyan"),
+                ("\n" + shown(item.name), "bold cyan"),
                 f"  ({item.kind}, estimate {human_size(planned.estimated_bytes)})",
             )
         )
-        width = max((len(s.description) for s in planned.sources), default=0)
-        for source in planned.sources:
+        descriptions = [shown(s.description, lines=True) for s in planned.sources]
+        width = max((len(d) for d in descriptions), default=0)
+        for source, description in zip(planned.sources, descriptions):
             line = Text("    ")
             if item.kind in ("files", "config"):
-                line.append(source.description.ljust(min(width, 90)))
+                line.append(description.ljust(min(width, 90)))
             else:
-                line.append(source.description)
+                line.append(description)
             if source.size is not None:
                 line.append(f"  {human_size(source.size):>10}")
             if source.note:
-                line.append(f"  {source.note}", style="yellow")
+                line.append(f"  {shown(source.note)}", style="yellow")
             target.print(line)
         for problem in planned.problems:
-            target.print(Text(f"    ! {problem}", style="yellow"))
+            target.print(Text(f"    ! {shown(problem)}", style="yellow"))
     if plan.excluded:
-        target.print("\nExcluded: " + ", ".join(plan.excluded), markup=False)
+        target.print("\nExcluded: " + ", ".join(shown(n) for n in plan.excluded), markup=False)
+    _show_redaction(target, plan)
     from koncis_diag.spec_authoring import describe_actions
 
     actions = describe_actions(spec)
@@ -61,7 +67,7 @@ def show_plan(ui: UI, plan: Plan, *, stderr: bool = False) -> None:
     if actions:
         target.print(
             Text(
-                f"{actions[0].upper()}{actions[1:]} on this server (read-only, with timeouts).",
+                f"{actions[0].upper()}{actions[1:]} on this server.",
                 style="bold yellow",
             )
         )
@@ -74,6 +80,36 @@ def show_plan(ui: UI, plan: Plan, *, stderr: bool = False) -> None:
         f"redaction time about {_duration(seconds)} with {jobs} worker(s)",
         markup=False,
     )
+
+
+def _show_redaction(target: Any, plan: Plan) -> None:
+    """The run instructions' part in redaction: rules files, what they change in the shipped
+    rules (a weakened secret, credential or sensitive-files rule in red), keywords and the
+    identity queries with their SQL and database."""
+    redact = plan.spec.redact
+    if not (redact.rules or redact.keywords or redact.identities):
+        return
+    target.print(Text("\nRedaction set by the run instructions", style="bold"))
+    for path in redact.rules:
+        target.print(Text(f"    rules file {shown(path)}"))
+    for change in plan.rule_changes:
+        style = "bold red" if change.weakens and change.protected else "yellow"
+        if not change.weakens:
+            style = ""
+        target.print(
+            Text(f"      shipped rule {change.rule}: {change.change}  ({shown(change.where)})"),
+            style=style,
+        )
+    if redact.keywords:
+        target.print(Text(f"    {len(redact.keywords)} keyword(s) pseudonymised everywhere"))
+    for query in redact.identities:
+        target.print(
+            Text(
+                f"    identity query on {shown(query.database)} (its results are not written: "
+                "the names it returns are redacted everywhere)"
+            )
+        )
+        target.print(Text(f"      {shown(query.sql, lines=True)}"))
 
 
 def _duration(seconds: float) -> str:

@@ -197,10 +197,34 @@ def test_empty_argv_is_an_input_error() -> None:
         COMMANDS.plan(command_item, CollectContext())
 
 
-def test_environment_is_inherited(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KONCIS_TEST_MARKER", "inherited")
-    outputs = run("sh", "-c", 'printf %s "$KONCIS_TEST_MARKER"')
-    assert data(outputs["stdout.txt"]) == b"inherited"
+def test_commands_see_a_minimal_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A program the run instructions name never sees the admin's other variables (an
+    impostor's `printenv` printed KONCIS_DB_PASSWORD and every token of the session)."""
+    monkeypatch.setenv("KONCIS_DB_PASSWORD", "s3cret-db")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cret-aws")
+    outputs = run("sh", "-c", "env")
+    names = {line.split(b"=", 1)[0] for line in data(outputs["stdout.txt"]).splitlines()}
+    assert b"s3cret" not in data(outputs["stdout.txt"])
+    assert {b"PATH", b"HOME", b"LANG"} <= names
+    assert names <= {b"PATH", b"HOME", b"LANG", b"LC_ALL", b"TZ", b"PWD", b"SHLVL", b"_"}
+
+
+def test_processes_that_leave_the_group_are_killed() -> None:
+    """`setsid -f` starts a process outside the command's process group: it is found (this
+    process is its subreaper) and killed, and the command still ends at once."""
+    import time
+
+    import psutil
+
+    seconds = "312.5"  # an argument no other process on the machine has
+    started = time.monotonic()
+    run("sh", "-c", f"setsid -f sleep {seconds} </dev/null >/dev/null 2>&1")
+    assert time.monotonic() - started < 10
+
+    def sleepers() -> list[psutil.Process]:
+        return [p for p in psutil.process_iter(["cmdline"]) if seconds in (p.info["cmdline"] or [])]
+
+    assert sleepers() == []
 
 
 def test_runs_in_a_new_session() -> None:

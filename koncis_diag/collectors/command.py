@@ -9,6 +9,7 @@ loop with ``selectors`` (no deadlock whichever pipe fills first), each keeping o
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import selectors
@@ -18,6 +19,8 @@ import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+
+import psutil
 
 from koncis_diag.collectors.base import (
     CollectContext,
@@ -139,6 +142,53 @@ def _group_has_live_members(pgid: int) -> bool:
     return False
 
 
+#: The only variables a command sees: nothing of the admin's environment (passwords in
+#: KONCIS_DB_PASSWORD, tokens, proxies) reaches a program the run instructions name.
+_PASSED_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TZ")
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def command_environment() -> dict[str, str]:
+    """``PATH``, ``HOME``, ``LANG`` (and ``LC_ALL``/``TZ`` when set) of this process."""
+    env = {name: os.environ[name] for name in _PASSED_VARIABLES if name in os.environ}
+    env.setdefault("PATH", _DEFAULT_PATH)
+    env.setdefault("LANG", "C.UTF-8")
+    return env
+
+
+def _become_subreaper() -> bool:
+    """Linux: orphans of our commands (``setsid -f``, double forks that leave the process
+    group) are re-parented to this process instead of init, so they can be found and killed."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def _children() -> set[int]:
+    try:
+        return {child.pid for child in psutil.Process().children()}
+    except psutil.Error:
+        return set()
+
+
+def _kill_escaped(before: set[int], command_pid: int) -> int:
+    """Kill the processes that left the command's process group and were re-parented to us
+    (children that were not there before the command, other than the command itself)."""
+    killed = 0
+    for pid in sorted(_children() - before - {command_pid}):
+        try:
+            process = psutil.Process(pid)
+            for victim in [*process.children(recursive=True), process]:
+                victim.kill()
+            killed += 1
+            process.wait(KILL_GRACE_SECONDS)
+        except psutil.Error:
+            continue
+    return killed
+
+
 def _start(argv: Sequence[str], executable: str) -> subprocess.Popen[bytes]:
     try:
         return subprocess.Popen(
@@ -150,6 +200,7 @@ def _start(argv: Sequence[str], executable: str) -> subprocess.Popen[bytes]:
             stderr=subprocess.PIPE,
             start_new_session=True,
             close_fds=True,
+            env=command_environment(),
         )
     except FileNotFoundError:
         raise CollectionError(f"command not found: {argv[0]}") from None
@@ -164,6 +215,8 @@ def run_command(argv: Sequence[str], timeout: float, max_output: int) -> Command
     executable = resolve_executable(argv[0])
     result = CommandResult(argv, executable, TailBuffer(max_output), TailBuffer(max_output))
     started = time.monotonic()
+    subreaper = _become_subreaper()
+    before = _children()
     process = _start(argv, executable)
     assert process.stdout is not None and process.stderr is not None
     buffers = {process.stdout.fileno(): result.stdout, process.stderr.fileno(): result.stderr}
@@ -172,11 +225,20 @@ def run_command(argv: Sequence[str], timeout: float, max_output: int) -> Command
         selector.register(descriptor, selectors.EVENT_READ)
     deadline = started + timeout
     phase = "running"
+    exited_at = None  # when the command itself ended while something kept its output open
     try:
         while True:
             if not selector.get_map() and _has_exited(process.pid):
                 break
             now = time.monotonic()
+            if phase == "running" and _has_exited(process.pid):
+                exited_at = exited_at or now
+                if now - exited_at >= _LINGER_SECONDS:  # left-overs hold the pipes: end them
+                    _signal_group(process.pid, signal.SIGKILL)
+                    if subreaper:
+                        _kill_escaped(before, process.pid)
+                    phase, deadline = "killing", now + KILL_GRACE_SECONDS
+                    continue
             if now >= deadline:
                 if phase == "running":
                     result.timed_out = not _has_exited(process.pid)
@@ -209,6 +271,8 @@ def run_command(argv: Sequence[str], timeout: float, max_output: int) -> Command
         result.returncode = process.wait()
         process.stdout.close()
         process.stderr.close()
+        if subreaper and _kill_escaped(before, process.pid):
+            result.leftovers_killed = True
     result.duration_s = time.monotonic() - started
     if result.timed_out:
         result.notes.append(f"timed out after {timeout:g}s: process group killed")
@@ -217,6 +281,10 @@ def run_command(argv: Sequence[str], timeout: float, max_output: int) -> Command
     elif result.leftovers_killed:
         result.notes.append("left-over background processes of the command were killed")
     return result
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+_LINGER_SECONDS = 1.0  # how long output may stay open after the command itself has ended
 
 
 def _chunks(data: bytearray) -> Iterator[bytes]:

@@ -12,6 +12,7 @@ import functools
 import os
 import platform
 import resource
+import shlex
 import socket
 import sys
 import threading
@@ -248,7 +249,9 @@ def processes(top: int) -> Facts:
                 "pid": info["pid"],
                 "user": info.get("username"),
                 "name": info.get("name"),
-                "cmdline": info.get("cmdline"),
+                # one string, as a shell would show it: the redaction rules then see an option
+                # beside its value ("--password", "x" as two JSON strings hide the pair)
+                "cmdline": _command_line(info.get("cmdline")),
                 "rss": memory_info.rss if memory_info is not None else None,
                 "cpu_percent": info.get("cpu_percent"),
             }
@@ -256,6 +259,12 @@ def processes(top: int) -> Facts:
     by_memory = sorted(rows, key=lambda r: (r["rss"] or 0, -r["pid"]), reverse=True)
     by_cpu = sorted(rows, key=lambda r: (r["cpu_percent"] or 0.0, -r["pid"]), reverse=True)
     return {"count": len(rows), "top_by_memory": by_memory[:top], "top_by_cpu": by_cpu[:top]}
+
+
+def _command_line(argv: Any) -> Optional[str]:
+    if not argv:
+        return None
+    return shlex.join(str(part) for part in argv)
 
 
 def _limit(value: int) -> Any:

@@ -109,9 +109,10 @@ def collect(
     from koncis_diag.parallel import default_jobs
     from koncis_diag.pipeline import RunOptions, run_collection
 
+    if assume_yes and review:
+        raise InputError("--review needs a person at the terminal; it cannot go with --yes")
+    spec = request.load()  # bad run instructions are exit 2 whether or not there is a terminal
     if assume_yes:
-        if review:
-            raise InputError("--review needs a person at the terminal; it cannot go with --yes")
         reviewer: Any = AssumeYes(accept_findings=accept_leak_findings)
     elif ui.interactive and not ui.json_mode:
         reviewer = TerminalReviewer(ui, review=review)
@@ -120,7 +121,6 @@ def collect(
             "no terminal to ask for consent, so nothing was collected: run it interactively, "
             "or pass --yes to agree in advance (see `koncis-diag plan` for what it collects)"
         )
-    spec = request.load()
     options = RunOptions(
         output_dir=output_dir,
         archive_format=archive_format,
@@ -132,6 +132,7 @@ def collect(
         pseudonym_key=pseudonym_key,
         jobs=jobs or default_jobs(),
         priority=priority,
+        allow_weaker_redaction=request.allow_weaker_redaction,
     )
     result = run_collection(spec, options, reviewer, ui.progress)
     if ui.json_mode:

@@ -9,6 +9,7 @@ the lexer does. Drivers add their own read-only protection on top (belt and brac
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -99,9 +100,44 @@ FORBIDDEN_FUNCTIONS = frozenset(
         "openrowset",
         "opendatasource",
         "openquery",
+        # PostgreSQL functions that run SQL given as text
+        "ts_stat",
+        "ts_rewrite",
+        "database_to_xml",
+        "database_to_xml_and_xmlschema",
+        "schema_to_xml",
+        "schema_to_xml_and_xmlschema",
+        # ... and functions that write although the session is READ ONLY
+        "gin_clean_pending_list",
+        "brin_summarize_new_values",
+        "brin_summarize_range",
+        "brin_desummarize_range",
+        "txid_current",
+        "pg_current_xact_id",
+        "pg_export_snapshot",
+        "pg_log_backend_memory_contexts",
+        "pg_prewarm",
+        # Oracle: network and file access through URI types and XML parsing
+        "httpuritype",
+        "dburitype",
+        "xdburitype",
+        "uritype",
+        "urifactory",
     ]
 )
+
+#: SQL Server table hints that take locks (a read can block the application's writers).
+LOCK_HINTS = frozenset(
+    ["updlock", "xlock", "tablock", "tablockx", "holdlock", "paglock", "rowlock", "serializable"]
+)
+#: Unicode-escaped names and strings (PostgreSQL U&"..." / U&'...') can spell any forbidden
+#: name without the lexer seeing it; XML with a DOCTYPE can make the server fetch URLs.
+_UNICODE_ESCAPE = re.compile(r"""(?<![\w$])[Uu]&["']""")
+_DOCTYPE = re.compile(r"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 FORBIDDEN_FUNCTION_PREFIXES = (
+    "pg_stat_reset",
+    "pg_backup_",
+    "pg_wal_replay_",
     "pg_read_",
     "pg_write",
     "pg_file_",
@@ -305,6 +341,8 @@ def _check_words(words: Sequence[_Token], first: str, dialect: str) -> None:
         if not is_name:
             continue
         name = _unquote(token.value).lower()
+        if name in LOCK_HINTS:
+            raise _refuse(f"the table hint {name.upper()} takes locks: not allowed")
         if name.startswith(FORBIDDEN_NAME_PREFIXES):
             raise _refuse(f"{name} has side effects: not allowed")
         is_call = following is not None and following.is_punctuation("(")
@@ -328,6 +366,10 @@ def check_read_only_sql(sql: str, dialect: str = "generic") -> str:
         raise _refuse(f"SQL text too long ({len(sql)} characters, at most {MAX_SQL_LENGTH})")
     if "\x00" in sql:
         raise _refuse("NUL character in SQL text")
+    if _UNICODE_ESCAPE.search(sql):
+        raise _refuse("Unicode-escaped names and strings (U&\"...\") are not allowed")
+    if _DOCTYPE.search(sql):
+        raise _refuse("XML with a DOCTYPE or ENTITY declaration is not allowed")
     tokens = _lex(sql)
     _check_ambiguous_forms(tokens, dialect)
     statements = _split_statements(tokens)

@@ -89,6 +89,19 @@ class _TimeBudget:
             self._deadline = None
 
 
+def _is_own_state(path: Path) -> bool:
+    """The pseudonym mapping (of this or any installation) or a file in our state folder."""
+    from koncis_diag.redaction.pseudonyms import MAPPING_FILE, default_state_dir
+
+    if path.name.startswith(MAPPING_FILE):
+        return True
+    try:
+        state = default_state_dir().resolve()
+        return state in path.resolve().parents
+    except OSError:
+        return False
+
+
 def connect_read_only(host_path: Path, shown_path: str) -> sqlite3.Connection:
     """Open an existing database file read-only. ``CollectionError`` if missing or not a
     regular file; never creates anything."""
@@ -100,7 +113,13 @@ def connect_read_only(host_path: Path, shown_path: str) -> sqlite3.Connection:
         raise CollectionError(f"cannot open database {shown_path}: {error.strerror}") from None
     if not stat.S_ISREG(info.st_mode):
         raise CollectionError(f"database path is not a regular file: {shown_path}")
-    uri = "file:" + quote(str(host_path)) + "?mode=ro"
+    if _is_own_state(host_path):
+        raise CollectionError(
+            f"{shown_path} is koncis-diag's own private mapping of pseudonyms: never queried"
+        )
+    # immutable: SQLite creates no -wal/-shm file beside a WAL database (nothing on the server
+    # changes); it reads the main file as it is
+    uri = "file:" + quote(str(host_path)) + "?mode=ro&immutable=1"
     try:
         connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         connection.execute("PRAGMA query_only = ON")
