@@ -222,8 +222,11 @@ class Staging:
         try:
             with deferred_signals():
                 try:
+                    _remove_stale_staging(Path(parent_dir))
                     root = Path(
-                        tempfile.mkdtemp(prefix=".koncis-diag-staging-", dir=os.fspath(parent_dir))
+                        tempfile.mkdtemp(
+                            prefix=f"{_STAGING_PREFIX}{os.getpid()}-", dir=os.fspath(parent_dir)
+                        )
                     )
                     os.chmod(root, _DIR_MODE)
                     os.mkdir(root / top, _DIR_MODE)
@@ -467,6 +470,36 @@ class Staging:
             os.unlink(self.top_dir / path)
         except OSError:
             pass
+
+
+_STAGING_PREFIX = ".koncis-diag-staging-"
+
+
+def _remove_stale_staging(parent: Path) -> None:
+    """Staging folders of this user's earlier runs that were killed outright (SIGKILL, the OOM
+    killer: no cleanup could run): their process is gone, so nothing uses them. Only folders
+    named with a pid, owned by this user, whose process no longer exists."""
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return
+    for entry in entries:
+        name = entry.name
+        if not name.startswith(_STAGING_PREFIX):
+            continue
+        pid_text = name[len(_STAGING_PREFIX) :].split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid():
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+                continue
+            os.kill(int(pid_text), 0)
+            continue  # that run is still going
+        except ProcessLookupError:
+            shutil.rmtree(entry.path, ignore_errors=True)
+        except OSError:
+            continue
 
 
 @contextlib.contextmanager

@@ -56,13 +56,26 @@ class SpecRequest:
     rules: tuple[Path, ...]
     root: Path
     allow_weaker_redaction: bool = False
+    trust: tuple[Path, ...] = ()
+    allow_unsigned: bool = False
+
+    def spec_trust(self) -> Any:
+        """Who vouches for the run instructions (``spec_signing.SpecTrust``); a signature
+        that does not verify is an ``InputError``."""
+        from koncis_diag.spec_signing import BUILTIN, trust_files, verify_spec
+
+        if self.spec_path is None:
+            return BUILTIN
+        return verify_spec(self.spec_path, trust_files(self.trust))
 
     def load(self) -> Any:
-        """The spec, after the checks that need no work: a spec whose rules files weaken the
-        secret, credential or sensitive-files rules is refused here (exit 2) unless
+        """The spec, after the checks that need no work: a signature that does not verify
+        stops everything before the spec is read, and a spec whose rules files weaken the
+        secret, credential or sensitive-files rules is refused (exit 2) unless
         ``--allow-weaker-redaction`` was given."""
         from koncis_diag.redaction.weakening import check_spec_rules
 
+        self.spec_trust()
         spec = self._load()
         check_spec_rules(spec.redact.rules, self.allow_weaker_redaction)
         return spec
@@ -171,6 +184,20 @@ _SPEC_OPTIONS = [
         default=Path("/"),
         show_default=True,
         help="Read the server's files below this directory (a mounted copy).",
+    ),
+    click.option(
+        "--trust",
+        "trust",
+        multiple=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Public keys (ssh-ed25519 lines) of support staff whose signed run instructions "
+        "you trust (repeatable; /etc/koncis-diag/trusted-keys is read too).",
+    ),
+    click.option(
+        "--allow-unsigned",
+        is_flag=True,
+        help="With --yes: accept unsigned run instructions that run programs, read password "
+        "files or weaken redaction.",
     ),
     click.option(
         "--allow-weaker-redaction",

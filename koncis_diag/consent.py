@@ -97,7 +97,16 @@ class TerminalReviewer:
 
     def approve_plan(self, plan: Plan) -> bool:
         self._views.show_plan(self.ui, plan, stderr=True)
-        return self.ui.confirm("Collect the items above?")
+        if not self.ui.confirm("Collect the items above?"):
+            return False
+        if plan.trust.status == "unsigned" and plan.risks:
+            typed = self.ui.ask(
+                "These run instructions are UNSIGNED (anyone can write such a file) and they "
+                f"would {'; '.join(plan.risks)}. Type 'run unsigned' to go on, anything else to "
+                "stop: "
+            )
+            return typed.strip() == "run unsigned"
+        return True
 
     def decide(self, summary: Summary, staging_path: Path) -> Decision:
         excluded: list[str] = []
@@ -169,11 +178,12 @@ class ConsentRecord:
     accepted_findings: int = 0
     #: shipped rules the run instructions changed ({rule, change, weakens, protected, where})
     rule_changes: list[dict[str, Any]] = field(default_factory=list)
+    trust: dict[str, Any] = field(default_factory=dict)  # spec_signing.SpecTrust.to_json()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "tool_version": self.tool_version,
-            "spec": {"name": self.spec_name, "sha256": self.spec_sha256},
+            "spec": {"name": self.spec_name, "sha256": self.spec_sha256, **self.trust},
             "agreed_at": self.agreed_at,
             "mode": self.mode,
             "excluded": self.excluded,
@@ -193,6 +203,7 @@ def make_record(
     items: Sequence[str],
     accepted_findings: int = 0,
     rule_changes: Sequence[dict[str, Any]] = (),
+    trust: Optional[dict[str, Any]] = None,
 ) -> ConsentRecord:
     return ConsentRecord(
         tool_version=__version__,
@@ -204,4 +215,5 @@ def make_record(
         items=list(items),
         accepted_findings=accepted_findings,
         rule_changes=list(rule_changes),
+        trust=dict(trust or {}),
     )

@@ -17,6 +17,7 @@ destination goes through a guard that remembers the first error and raises it af
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import os
@@ -387,9 +388,40 @@ class DecryptingReader(io.RawIOBase):
 # ----------------------------------------------------------------------------- decrypting
 
 
+#: An age header longer than this, or with more recipient stanzas, is refused before the
+#: library sees it: a crafted header with 20,000 stanzas kept it busy for minutes.
+MAX_HEADER_BYTES = 64 * 1024
+MAX_STANZAS = 64
+
+
+def check_age_header(source: BinaryIO, label: str) -> None:
+    """Refuse an oversized age header (binary or armored) without decrypting anything; the
+    stream is left where it was."""
+    if not source.seekable():
+        return
+    start = source.tell()
+    head = source.read(MAX_HEADER_BYTES + len(AGE_ARMOR_MAGIC) * 2)
+    source.seek(start)
+    if head.startswith(AGE_ARMOR_MAGIC):
+        body = b"".join(head.splitlines()[1:])
+        try:
+            head = base64.b64decode(body[: (len(body) // 4) * 4])
+        except ValueError:
+            raise EncryptionError(f"{label}: the armored age header is not base64") from None
+    end = head.find(b"\n---")
+    if end < 0 and len(head) > MAX_HEADER_BYTES:
+        raise EncryptionError(f"{label}: the age header is longer than {MAX_HEADER_BYTES} bytes")
+    stanzas = head[: end if end >= 0 else len(head)].count(b"\n-> ")
+    if stanzas > MAX_STANZAS:
+        raise EncryptionError(
+            f"{label}: the age header has {stanzas} recipient stanzas (at most {MAX_STANZAS})"
+        )
+
+
 def _decrypt_stream(
     source: BinaryIO, destination: IO[bytes], identities: Sequence[Any], label: str
 ) -> None:
+    check_age_header(source, label)
     pyrage = _pyrage()
     guarded = _GuardedDestination(destination)
     try:

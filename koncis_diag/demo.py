@@ -124,18 +124,24 @@ def run_demo(ui: UI, *, output_dir: Path, archive_format: str = "zip") -> Path:
     from koncis_diag.consent import AssumeYes
     from koncis_diag.pipeline import RunOptions, run_collection
     from koncis_diag.spec import load_spec
+    from koncis_diag.spec_signing import generate_key, sign_spec, verify_spec
 
     now = datetime.now(timezone.utc)
     sample = Path(tempfile.mkdtemp(prefix="koncis-diag-demo-"))
     try:
         ui.info(f"Building a sample Jira server in {sample} ...")
         spec_path = build_demo_server(sample, now=now)
+        # support signs the run instructions; the admin's tool checks the signature
+        key = sample / "support.key"
+        generate_key(key, "Koncis support (demo key)")
+        sign_spec(spec_path, key)
+        trust = verify_spec(spec_path, [key.with_name("support.key.pub")])
         spec = load_spec(spec_path, {"demo_root": str(sample)})
         ui.info(
-            f"Run instructions: {spec_path.name} ({len(spec.items)} items). "
+            f"Run instructions: {spec_path.name} ({len(spec.items)} items), {trust.label()}. "
             "Collecting non-interactively, as with --yes."
         )
-        options = RunOptions(output_dir=output_dir, archive_format=archive_format)
+        options = RunOptions(output_dir=output_dir, archive_format=archive_format, trust=trust)
         result = run_collection(spec, options, AssumeYes(), ui.progress)
     finally:
         shutil.rmtree(sample, ignore_errors=True)

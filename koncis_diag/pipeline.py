@@ -37,7 +37,7 @@ from koncis_diag.consent import (
     make_record,
 )
 from koncis_diag.console import ProgressReporter
-from koncis_diag.errors import BundleError, ConsentRefused, KoncisError
+from koncis_diag.errors import BundleError, ConsentRefused, InputError, KoncisError
 from koncis_diag.learned_pass import apply_learned, rewrite_learned
 from koncis_diag.metadata import ToolLog, start_tool_log, stop_tool_log, write_metadata
 from koncis_diag.parallel import ParallelRedaction
@@ -45,15 +45,18 @@ from koncis_diag.plan import Plan, make_plan
 from koncis_diag.priority import lower_priority
 from koncis_diag.redaction import Redactor, build_redactor
 from koncis_diag.redaction.accel import engine_name
+from koncis_diag.redaction.pseudonyms import default_state_dir, state_dir_problem
 from koncis_diag.redaction.weakening import check_spec_rules
 from koncis_diag.results import ItemResult, RunResult
 from koncis_diag.spec import BUNDLE_FOLDER, Item, Spec
+from koncis_diag.spec_signing import BUILTIN, SpecTrust
 from koncis_diag.staging_writer import redacted, store_output
 
 log = logging.getLogger("koncis_diag")
 
 ARCHIVE_FORMATS = ("zip", "tar.gz")
-NAMES_SOURCE = "(staged file names)"  # the leak check's name for the list of staged paths
+NAMES_SOURCE = "(staged file names)"
+PASSWORDS_RULE = "known-passwords"  # the database passwords the run resolved, as literals  # the leak check's name for the list of staged paths
 
 
 @dataclass
@@ -72,6 +75,7 @@ class RunOptions:
     jobs: int = 1  # worker processes redacting log streams (byte-identical output)
     priority: str = "normal"  # "low": nice 10 + best-effort I/O level 7 ("idle": idle I/O class)
     allow_weaker_redaction: bool = False  # the spec's rules files may weaken protected rules
+    trust: SpecTrust = BUILTIN  # who signed the run instructions (shown, recorded)
 
 
 def run_collection(
@@ -87,6 +91,9 @@ def run_collection(
     now = (options.now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     ctx = CollectContext(now=now, root=options.root, logger=log)
     check_spec_rules(spec.redact.rules, options.allow_weaker_redaction)
+    problem = state_dir_problem(options.state_dir or default_state_dir())
+    if problem is not None:
+        raise InputError(problem)
     redactor = build_redactor(
         extra_rule_files=[*spec.redact.rules, *options.extra_rules],
         keywords=spec.redact.keywords,
@@ -109,7 +116,7 @@ def _run(
     now: datetime,
 ) -> RunResult:
     _learn_server_identity(redactor)
-    plan = make_plan(spec, ctx, options.excluded)
+    plan = make_plan(spec, ctx, options.excluded, options.trust)
     if not reviewer.approve_plan(plan):
         raise ConsentRefused("collection not agreed: nothing was collected")
 
@@ -174,6 +181,7 @@ def _run(
             items=[r.item.name for r in run.items if r.status != "excluded"],
             accepted_findings=len(run.findings) if decision.accepted_findings else 0,
             rule_changes=[change.to_json() for change in plan.rule_changes],
+            trust=plan.trust.to_json(),
         )
         _tally(run, redactor)
         write_metadata(run, spec, now, redactor, staging, log_handler, options.retention)
@@ -310,6 +318,11 @@ def _prepare_databases(
     attach_credentials(ctx, store)
     for problem in store.prepare(spec, ctx):
         log.warning("database connection: %s", problem)
+    known = store.secrets()
+    if known:  # a password the run knows is masked wherever it appears, also without a key
+        redactor.add_literals(
+            known, rule_name=PASSWORDS_RULE, category="secret", shape="token", action="mask"
+        )
     if not spec.redact.identities:
         return {}
     found = resolve_identities(spec, ctx)

@@ -14,6 +14,7 @@ from koncis_diag.collectors.registry import REGISTRY
 from koncis_diag.errors import CollectionError
 from koncis_diag.redaction.weakening import RuleChange, rule_changes
 from koncis_diag.spec import BUNDLE_FOLDER, Spec, SystemItem
+from koncis_diag.spec_signing import BUILTIN, SpecTrust, risks_of
 
 
 @dataclass
@@ -23,6 +24,9 @@ class Plan:
     excluded: list[str] = field(default_factory=list)
     #: what the spec's rules files do to the shipped rules (shown, recorded in consent.json)
     rule_changes: list[RuleChange] = field(default_factory=list)
+    trust: SpecTrust = BUILTIN  # who vouches for the run instructions
+    #: what needs a signature or the admin's explicit second yes (``spec_signing.risks_of``)
+    risks: list[str] = field(default_factory=list)
 
     @property
     def estimated_bytes(self) -> int:
@@ -38,6 +42,7 @@ class Plan:
             },
             "estimated_bytes": self.estimated_bytes,
             "excluded": list(self.excluded),
+            "trust": {**self.trust.to_json(), "risks": list(self.risks)},
             "redaction": {
                 "rules_files": list(self.spec.redact.rules),
                 "rule_changes": [change.to_json() for change in self.rule_changes],
@@ -64,7 +69,9 @@ class Plan:
         }
 
 
-def make_plan(spec: Spec, ctx: CollectContext, excluded: Sequence[str] = ()) -> Plan:
+def make_plan(
+    spec: Spec, ctx: CollectContext, excluded: Sequence[str] = (), trust: SpecTrust = BUILTIN
+) -> Plan:
     """Ask each item's collector what it would read. Unknown names in ``excluded`` are an
     error (a typo must not silently collect what the admin meant to leave out)."""
     from koncis_diag.errors import InputError
@@ -84,11 +91,14 @@ def make_plan(spec: Spec, ctx: CollectContext, excluded: Sequence[str] = ()) -> 
             planned.append(collector.plan(item, ctx))
         except CollectionError as err:
             planned.append(Planned(item=item, problems=[str(err)]))
+    changes = rule_changes(spec.redact.rules)
     return Plan(
         spec=spec,
         items=planned,
         excluded=list(excluded),
-        rule_changes=rule_changes(spec.redact.rules),
+        rule_changes=changes,
+        trust=trust,
+        risks=risks_of(spec, changes),
     )
 
 

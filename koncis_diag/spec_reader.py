@@ -26,7 +26,12 @@ from koncis_diag.spec import (
     Spec,
 )
 from koncis_diag.spec_items import ItemReader
-from koncis_diag.spec_values import check_age_recipient, check_database_url, check_env_name
+from koncis_diag.spec_values import (
+    check_age_recipient,
+    check_database_url,
+    check_env_name,
+    never_a_password_file,
+)
 from koncis_diag.spec_vars import VARIABLE, VARIABLE_RULE, Variables, check_name, check_path, escape
 from koncis_diag.yamlio import (
     KeyPath,
@@ -212,12 +217,21 @@ class DocReader:
             password_env = check_env_name(
                 self.text(env_path, body["password_env"]), self.origin(env_path)
             )
+            if url is not None and password_env.upper().startswith("KONCIS_DB_PASSWORD"):
+                raise self.origin(env_path).error(
+                    f"{password_env} holds the password of the application's own database: it "
+                    "is never sent to a URL the run instructions write"
+                )
         if "password_file" in body:
             file_path: KeyPath = (*path, "password_file")
             password_file = check_path(
                 self.text(file_path, body["password_file"], substitute=True),
                 self.origin(file_path),
             )
+            if never_a_password_file(password_file):
+                raise self.origin(file_path).error(
+                    f"{password_file} cannot be a password file (an account, key or system file)"
+                )
         return Connection(name, from_file, url, password_env, password_file, self.location(path))
 
     def database(self, path: KeyPath, value: Any) -> tuple[str, Optional[Connection]]:

@@ -83,3 +83,18 @@ def check_age_recipient(text: str, origin: Origin) -> str:
             "whole key again"
         )
     return candidate
+
+
+#: Files whose first line must never be sent anywhere as a password: account databases and
+#: their backups, keys, and koncis-diag's own secrets.
+_NEVER_PASSWORD_FILES = re.compile(
+    r"(?:^|/)(?:shadow|gshadow|passwd|group|opasswd|master\.passwd|sudoers|pseudonym\.key"
+    r"|pseudonyms\.sqlite3|id_[a-z0-9]+|[^/]*\.(?:key|pem|p12|pfx|jks|keystore|kdbx))"
+    r"(?:[-.~_][^/]*)?$|(?:^|/)\.ssh/|(?:^|/)\.gnupg/|^/proc/|^/sys/|^/dev/",
+)
+
+
+def never_a_password_file(path: str) -> bool:
+    """``/etc/shadow``, ``~/.ssh/id_rsa``, ``server.key``, ``/proc/...``: an impostor's
+    ``password_file`` would send their first line to a server of the impostor's choosing."""
+    return _NEVER_PASSWORD_FILES.search(path) is not None

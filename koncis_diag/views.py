@@ -34,6 +34,12 @@ def show_plan(ui: UI, plan: Plan, *, stderr: bool = False) -> None:
     if spec.source:
         source = shown(spec.source)
         target.print(f"  run instructions: {source}  (sha256 {spec.sha256})", markup=False)
+    style = "bold red" if plan.trust.status == "unsigned" else "green"
+    target.print(Text(f"  {shown(plan.trust.label())}", style=style))
+    if plan.trust.status == "unsigned" and plan.risks:
+        target.print(
+            Text(f"  and they would {'; '.join(plan.risks)}", style="bold red"), markup=False
+        )
     for planned in plan.items:
         item = planned.item
         target.print(
@@ -59,6 +65,7 @@ def show_plan(ui: UI, plan: Plan, *, stderr: bool = False) -> None:
             target.print(Text(f"    ! {shown(problem)}", style="yellow"))
     if plan.excluded:
         target.print("\nExcluded: " + ", ".join(shown(n) for n in plan.excluded), markup=False)
+    _show_connections(target, plan)
     _show_redaction(target, plan)
     from koncis_diag.spec_authoring import describe_actions
 
@@ -80,6 +87,20 @@ def show_plan(ui: UI, plan: Plan, *, stderr: bool = False) -> None:
         f"redaction time about {_duration(seconds)} with {jobs} worker(s)",
         markup=False,
     )
+
+
+def _show_connections(target: Any, plan: Plan) -> None:
+    """Every database connection the run instructions declare: where it connects (a remote
+    host said to be one) and where its password comes from."""
+    if not plan.spec.connections:
+        return
+    from koncis_diag.databases.connections import describe_connection
+
+    target.print(Text("\nDatabase connections", style="bold"))
+    for name, connection in plan.spec.connections.items():
+        where, source = describe_connection(connection)
+        target.print(Text(f"    {shown(name)}: {shown(where)}"))
+        target.print(Text(f"      {shown(source)}"))
 
 
 def _show_redaction(target: Any, plan: Plan) -> None:

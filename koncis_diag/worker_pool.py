@@ -118,7 +118,9 @@ class RedactorRecipe:
         by_name = {rule.name: rule for rule in redactor.rules}
         for name, values in self.literals:
             rule = by_name[name]
-            redactor.add_literals(values, rule_name=name, category=rule.category, shape=rule.shape)
+            redactor.add_literals(
+                values, rule_name=name, category=rule.category, shape=rule.shape, action=rule.action
+            )
         if len(redactor.engine.detectors) != self.detectors:
             raise RuntimeError("the worker's redactor differs from the parent's")
         if _key_digest(pseudonymizer) != self.key_digest:

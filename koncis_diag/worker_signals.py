@@ -13,6 +13,8 @@ acquire and its ``with`` block leaves the lock taken for good.
 
 from __future__ import annotations
 
+import ctypes
+import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,5 +43,23 @@ def worker_takes_signals(mask: Mask) -> None:
     here), SIGTERM ends the worker, and the held signals are delivered only now."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    die_with_parent()
     if mask is not None:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Linux: the kernel kills this worker when its parent dies, even by SIGKILL (the OOM
+    killer), so no worker outlives the run holding the mapping open; a parent already gone
+    (the race before the call) ends it at once."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent or parent == 1:
+        os._exit(1)

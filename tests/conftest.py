@@ -37,13 +37,18 @@ def corpus() -> Path:
 
 @pytest.fixture
 def demo_server(tmp_path: Path) -> dict[str, Path]:
-    """The demo's sample Jira server, built in tmp_path/server."""
+    """The demo's sample Jira server, built in tmp_path/server, its run instructions signed by
+    a key whose public half is ``trust``."""
     from koncis_diag.demo import build_demo_server
+    from koncis_diag.spec_signing import generate_key, sign_spec
 
     root = tmp_path / "server"
     root.mkdir()
     spec = build_demo_server(root, now=datetime.now(timezone.utc))
-    return {"root": root, "spec": spec}
+    key = tmp_path / "support.key"  # support signs the run instructions; the admin trusts them
+    generate_key(key, "Koncis support (test)")
+    sign_spec(spec, key)
+    return {"root": root, "spec": spec, "trust": key.with_name("support.key.pub")}
 
 
 def cli_env(**extra: str) -> dict[str, str]:

@@ -358,3 +358,26 @@ def test_check_free_space_counts_the_margin(tmp_path: Path) -> None:
     # Fits without the margin, not with it (free space may shrink a little meanwhile).
     with pytest.raises(BundleError, match="10 % margin"):
         check_free_space(tmp_path, int(free / 1.05))
+
+
+def test_a_killed_runs_staging_is_removed_by_the_next_run(tmp_path: Path) -> None:
+    """SIGKILL (the OOM killer) leaves no chance to clean up: the next run removes staging
+    folders of this user whose process is gone, and keeps those of a run still going."""
+    import os
+
+    from koncis_diag.bundle import Staging
+
+    dead = tmp_path / ".koncis-diag-staging-999999999-abc"
+    (dead / "top").mkdir(parents=True)
+    (dead / "top" / "half.log").write_text("half-redacted")
+    alive = tmp_path / f".koncis-diag-staging-{os.getppid()}-def"
+    alive.mkdir()
+    unrelated = tmp_path / ".koncis-diag-staging-notapid"
+    unrelated.mkdir()
+    staging = Staging.create(tmp_path, "top")
+    try:
+        assert not dead.exists()
+        assert alive.exists() and unrelated.exists()
+        assert staging.root.name.startswith(f".koncis-diag-staging-{os.getpid()}-")
+    finally:
+        staging.cleanup()

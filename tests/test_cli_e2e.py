@@ -88,7 +88,14 @@ def out(tmp_path: Path) -> Path:
 
 
 def demo_args(demo_server: dict[str, Path]) -> list[str]:
-    return ["--spec", str(demo_server["spec"]), "--set", f"demo_root={demo_server['root']}"]
+    return [
+        "--spec",
+        str(demo_server["spec"]),
+        "--set",
+        f"demo_root={demo_server['root']}",
+        "--trust",
+        str(demo_server["trust"]),
+    ]
 
 
 # ----------------------------------------------------------------------------- happy path
@@ -328,7 +335,7 @@ def test_interrupt_leaves_nothing_behind(tmp_path: Path, out: Path, signum: int,
     marker = tmp_path / "started"
     spec = _slow_spec(tmp_path, marker)
     proc = subprocess.Popen(
-        koncis_cmd("collect", "--spec", str(spec), "--yes", "-o", str(out)),
+        koncis_cmd("collect", "--spec", str(spec), "--yes", "--allow-unsigned", "-o", str(out)),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -225,7 +225,15 @@ def test_with_encryption_nothing_unencrypted_touches_the_disk(tmp_path: Path) ->
     out.mkdir()
     proc = subprocess.Popen(
         koncis_cmd(
-            "collect", "--spec", str(spec), "--yes", "--encrypt-to", recipient, "-o", str(out)
+            "collect",
+            "--spec",
+            str(spec),
+            "--yes",
+            "--allow-unsigned",  # it runs a program: the admin accepts it unsigned
+            "--encrypt-to",
+            recipient,
+            "-o",
+            str(out),
         ),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

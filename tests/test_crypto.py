@@ -341,3 +341,22 @@ def test_the_bundle_writer_can_write_through_the_encrypting_writer(
     assert OOM.encode() not in encrypted.read_bytes()
     plain = decrypt_to(encrypted, identity)
     assert verify_bundle(plain).ok
+
+
+def test_a_crafted_header_with_thousands_of_stanzas_is_refused_at_once(
+    tmp_path: Path, keypair: tuple[Path, str]
+) -> None:
+    """The age library spends minutes on a header of 20,000 recipient stanzas (quadratic):
+    the header is measured and refused before the library sees it."""
+    import time
+
+    identity, _ = keypair
+    stanza = b"-> X25519 " + b"A" * 43 + b"\n" + b"B" * 43 + b"\n"
+    for count, message in ((20_000, "is longer than 65536 bytes"), (200, "has 200 recipient")):
+        crafted = tmp_path / f"bundle-{count}.zip.age"
+        crafted.write_bytes(AGE_MAGIC + stanza * count + b"--- " + b"C" * 43 + b"\n" + b"x")
+        started = time.monotonic()
+        with pytest.raises(EncryptionError, match=f"the age header {message}"):
+            decrypt_to(crafted, identity, tmp_path / "out.zip")
+        assert time.monotonic() - started < 5
+        assert not (tmp_path / "out.zip").exists()

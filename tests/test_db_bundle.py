@@ -34,6 +34,11 @@ def write_server_tree(root: Path, server: DatabaseServer) -> None:
     )
     (root / "etc").mkdir()
     (root / "etc/wrong.pw").write_text("Wr0ng-Pa55-in-file\n")
+    (root / "var/log").mkdir(parents=True)  # passwords in free text, no key naming them
+    (root / "var/log/notes.log").write_text(
+        f"tried {server.app_password} then Wr0ng-Pa55-in-file for the reporting database\n"
+    )
+    (root / "etc/wrong.pw").chmod(0o600)
 
 
 SPEC = """version: 1
@@ -42,6 +47,7 @@ connections:
   app: {{from: /var/atlassian/application-data/jira/dbconfig.xml}}
   wrong: {{url: "{url}", password_file: /etc/wrong.pw}}
 collect:
+  - files: {{name: notes, paths: [/var/log/notes.log]}}
   - query:
       name: plugins
       database: app
@@ -70,7 +76,16 @@ def test_bundle_holds_results_and_no_password(
     out.mkdir()
     done = subprocess.run(
         koncis_cmd(
-            "collect", "--spec", str(spec), "--root", str(root), "--yes", "-o", str(out), "--json"
+            "collect",
+            "--spec",
+            str(spec),
+            "--root",
+            str(root),
+            "--yes",
+            "--allow-unsigned",
+            "-o",
+            str(out),
+            "--json",
         ),
         capture_output=True,
         timeout=240,

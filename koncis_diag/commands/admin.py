@@ -108,10 +108,16 @@ def collect(
     from koncis_diag.consent import AssumeYes, TerminalReviewer
     from koncis_diag.parallel import default_jobs
     from koncis_diag.pipeline import RunOptions, run_collection
+    from koncis_diag.redaction.weakening import rule_changes
+    from koncis_diag.spec_signing import check_unsigned, risks_of
 
     if assume_yes and review:
         raise InputError("--review needs a person at the terminal; it cannot go with --yes")
     spec = request.load()  # bad run instructions are exit 2 whether or not there is a terminal
+    trust = request.spec_trust()
+    check_unsigned(
+        trust, risks_of(spec, rule_changes(spec.redact.rules)), assume_yes, request.allow_unsigned
+    )
     if assume_yes:
         reviewer: Any = AssumeYes(accept_findings=accept_leak_findings)
     elif ui.interactive and not ui.json_mode:
@@ -133,6 +139,7 @@ def collect(
         jobs=jobs or default_jobs(),
         priority=priority,
         allow_weaker_redaction=request.allow_weaker_redaction,
+        trust=trust,
     )
     result = run_collection(spec, options, reviewer, ui.progress)
     if ui.json_mode:
@@ -157,7 +164,9 @@ def plan(ui: UI, request: SpecRequest) -> None:
     from koncis_diag.plan import make_plan
 
     spec = request.load()
-    the_plan = make_plan(spec, CollectContext(root=request.root), request.excluded)
+    the_plan = make_plan(
+        spec, CollectContext(root=request.root), request.excluded, request.spec_trust()
+    )
     if ui.json_mode:
         ui.emit_json("plan", the_plan.to_json())
     else:
@@ -211,6 +220,61 @@ def spec_new(
     from koncis_diag.spec_authoring import new_spec
 
     click.echo(new_spec(profile, since, parse_sets(sets), name=name), nl=False)
+
+
+@spec_group.command("keygen")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the private key (0600); the public key goes to FILE.pub.",
+)
+@click.option("--comment", default=None, help="A name for the key (default: user@host).")
+@output_options
+def spec_keygen(ui: UI, output: Path, comment: Optional[str]) -> None:
+    """Make a key pair for signing run instructions (Ed25519, OpenSSH format)."""
+    import getpass
+    import socket
+
+    from koncis_diag.spec_signing import generate_key
+
+    public = generate_key(output, comment or f"{getpass.getuser()}@{socket.gethostname()}")
+    if ui.json_mode:
+        ui.emit_json(
+            "spec keygen",
+            {"private_key": str(output), "public_key": public.line(), "key_id": public.key_id},
+        )
+        return
+    ui.out.print(public.line(), markup=False, soft_wrap=True)
+    ui.info(
+        f"Private key: {output} (keep it to yourself). Admins trust {output}.pub with "
+        "--trust or in /etc/koncis-diag/trusted-keys."
+    )
+
+
+@spec_group.command("sign")
+@click.argument("spec_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--key",
+    "key",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The private key from `spec keygen`.",
+)
+@output_options
+def spec_sign(ui: UI, spec_file: Path, key: Path) -> None:
+    """Sign run instructions: writes SPEC_FILE.sig beside them (send both)."""
+    from koncis_diag.spec_authoring import check_spec
+    from koncis_diag.spec_signing import sign_spec
+
+    check_spec(spec_file)  # only valid run instructions are signed
+    target, public = sign_spec(spec_file, key)
+    if ui.json_mode:
+        ui.emit_json("spec sign", {"signature": str(target), "key_id": public.key_id})
+        return
+    ui.out.print(f"{target}  (key {public.key_id})", markup=False, soft_wrap=True)
 
 
 @spec_group.command("check")

@@ -8,7 +8,13 @@ Passwords are never written in a spec and never taken from the command line. In 
    when it is in clear (or only base64-encoded);
 3. a ``PasswordSource``: the environment variable ``KONCIS_DB_PASSWORD_<NAME>`` (the
    connection's name upper-cased, ``-`` and ``.`` as ``_``) or ``KONCIS_DB_PASSWORD``, then a
-   hidden prompt on the terminal when there is one.
+   hidden prompt on the terminal when there is one. The environment is only used for the
+   application's own database (``from:`` connections): a URL the run instructions wrote may
+   name any host, so its password is asked for on the terminal (which shows the URL) or
+   given in the spec's ``password_env``/``password_file``.
+
+A ``password_file`` must be a regular file readable by its owner only, and not an account,
+key or system file (``/etc/shadow``, ``~/.ssh/*``, ``*.key``, ``/proc/...``).
 
 A password lives in memory only: in ``ConnectTarget.password`` (left out of its ``repr``) and
 in the ``CredentialStore``'s cache for the run. ``CredentialStore.prepare`` resolves every
@@ -21,15 +27,17 @@ from __future__ import annotations
 import getpass
 import os
 import re
+import stat
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Optional, Protocol, Union
+from typing import Any, Optional, Protocol, Union
 
 from koncis_diag.collectors.base import CollectContext
 from koncis_diag.databases import DatabaseURL, DatabaseURLError, parse_database_url
 from koncis_diag.errors import CollectionError, KoncisError
 from koncis_diag.spec import Connection, IdentityQuery, QueryItem, Spec
+from koncis_diag.spec_values import never_a_password_file
 
 PASSWORD_ENV = "KONCIS_DB_PASSWORD"
 #: A password file larger than this is not a password file.
@@ -45,6 +53,9 @@ class PasswordRequest:
     connection: Optional[str]  # the spec's connection name; None for a URL written in an item
     display: str  # the database URL as shown (DatabaseURL.display())
     reason: str  # e.g. "the password in /x/dbconfig.xml is encrypted ({ATL_SECURED})"
+    #: the run instructions wrote this URL (it may name any host): no password from the
+    #: environment, which the admin set for the application's own database
+    written_by_spec: bool = False
 
 
 class PasswordSource(Protocol):
@@ -68,6 +79,8 @@ class EnvPasswordSource:
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
 
     def ask(self, request: PasswordRequest) -> Optional[str]:
+        if request.written_by_spec:
+            return None
         specific = env_name_for(request.connection)
         for name in (specific, PASSWORD_ENV):
             if name is not None and self.environ.get(name):
@@ -130,8 +143,30 @@ class ConnectTarget:
         return (self.password,) if self.password else ()
 
 
+def _check_password_file(path: str, host_path: Any) -> None:
+    """A password file is a regular file of its own, readable by its owner only, and not a
+    system account, key or koncis-diag file (an impostor's spec could name /etc/shadow and
+    have its first line sent to a server of theirs as a "password")."""
+    if never_a_password_file(path):
+        raise CollectionError(f"{path} cannot be a password file (an account, key or system file)")
+    try:
+        info = os.stat(host_path)
+    except FileNotFoundError:
+        raise CollectionError(f"password file not found: {path}") from None
+    except OSError as error:
+        raise CollectionError(f"cannot read password file {path}: {error.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise CollectionError(f"password file {path} is not a regular file")
+    if info.st_mode & 0o077:
+        raise CollectionError(
+            f"password file {path} is readable by others (mode {info.st_mode & 0o777:o}): "
+            "a password file must be 0600 or 0400"
+        )
+
+
 def _read_password_file(path: str, ctx: CollectContext) -> str:
     host_path = ctx.host_path(path)
+    _check_password_file(path, host_path)
     try:
         with open(host_path, "rb") as handle:
             data = handle.read(MAX_PASSWORD_FILE + 1)
@@ -148,6 +183,13 @@ def _read_password_file(path: str, ctx: CollectContext) -> str:
 
 
 def _declared_password(connection: Connection, ctx: CollectContext) -> Optional[str]:
+    env = connection.password_env
+    if env and connection.url is not None and env.upper().startswith(PASSWORD_ENV):
+        raise CollectionError(
+            f"connection {connection.name}: {connection.password_env} holds the password of "
+            "the application's own database: it is never sent to a URL the run "
+            "instructions wrote"
+        )
     if connection.password_env:
         value = os.environ.get(connection.password_env)
         if not value:
@@ -159,6 +201,36 @@ def _declared_password(connection: Connection, ctx: CollectContext) -> Optional[
     if connection.password_file:
         return _read_password_file(connection.password_file, ctx)
     return None
+
+
+def describe_connection(connection: Connection) -> tuple[str, str]:
+    """(where it connects, where its password comes from), for the plan: never a secret."""
+    if connection.url is not None:
+        try:
+            url = parse_database_url(connection.url)
+            where = url.display()
+            if url.kind != "sqlite" and not _is_local(url.host):
+                where += "  (a remote host named by the run instructions)"
+        except DatabaseURLError:
+            where = "(an invalid URL)"
+    else:
+        where = f"the application's database, as set in {connection.from_file}"
+    if connection.password_env:
+        source = f"password from the environment variable {connection.password_env}"
+    elif connection.password_file:
+        source = f"password from the file {connection.password_file} (first line)"
+    elif connection.url is not None:
+        source = "password asked on the terminal (never from KONCIS_DB_PASSWORD)"
+    else:
+        source = (
+            f"password from {connection.from_file}, else {env_name_for(connection.name)} or "
+            f"{PASSWORD_ENV}, else asked on the terminal"
+        )
+    return where, source
+
+
+def _is_local(host: Optional[str]) -> bool:
+    return host in (None, "", "localhost", "127.0.0.1", "::1") or (host or "").startswith("/")
 
 
 class CredentialStore:
@@ -213,13 +285,15 @@ class CredentialStore:
         connection = user.connection
         if connection is None:
             url = _parse(user.database)
-            return self._with_asked_password(url, None, "", "no password given")
+            return self._with_asked_password(url, None, "", "no password given", by_spec=True)
         declared = _declared_password(connection, ctx)
         if connection.url is not None:
             url = _parse(connection.url)
             if declared is not None:
                 return ConnectTarget(url, declared, connection.name, "spec")
-            return self._with_asked_password(url, connection.name, "spec", "no password given")
+            return self._with_asked_password(
+                url, connection.name, "spec", "no password given", by_spec=True
+            )
         assert connection.from_file is not None
         from koncis_diag.databases.discovery import discover_database
 
@@ -242,10 +316,11 @@ class CredentialStore:
         reason: str,
         *,
         required: bool = False,
+        by_spec: bool = False,
     ) -> ConnectTarget:
         if url.kind == "sqlite":
             return ConnectTarget(url, None, name, origin)
-        password = self._source.ask(PasswordRequest(name, url.display(), reason))
+        password = self._source.ask(PasswordRequest(name, url.display(), reason, by_spec))
         if password is None and required:
             specific = env_name_for(name)
             raise CollectionError(

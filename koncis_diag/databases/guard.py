@@ -367,7 +367,7 @@ def check_read_only_sql(sql: str, dialect: str = "generic") -> str:
     if "\x00" in sql:
         raise _refuse("NUL character in SQL text")
     if _UNICODE_ESCAPE.search(sql):
-        raise _refuse("Unicode-escaped names and strings (U&\"...\") are not allowed")
+        raise _refuse('Unicode-escaped names and strings (U&"...") are not allowed')
     if _DOCTYPE.search(sql):
         raise _refuse("XML with a DOCTYPE or ENTITY declaration is not allowed")
     tokens = _lex(sql)

@@ -23,10 +23,19 @@ _MAC_TEXT = re.compile(rb"[0-9A-Fa-f]{2}([:\-])(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f
 _MAC_DOTTED = re.compile(rb"[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\Z")
 
 
+_AT_SPELLINGS = (b"%2540", b"%40", b"&#64;")
+
+
+def _at_sign(value: bytes) -> bytes:
+    for spelling in _AT_SPELLINGS:
+        value = value.replace(spelling, b"@").replace(spelling.upper(), b"@")
+    return value
+
+
 def canonical(shape: str, value: bytes) -> bytes:
     """The form two spellings of the same thing share (case, separators, IPv6 compression)."""
     if shape == "email":
-        return value.replace(b"%40", b"@").lower()
+        return _at_sign(value).lower()
     if shape in ("host", "user"):
         return value.lower()
     if shape == "ipv4":
@@ -78,8 +87,10 @@ def render(shape: str, digest: bytes, attempt: int) -> bytes:
 def present_like(shape: str, pseudonym: bytes, original: bytes) -> bytes:
     """Write the canonical pseudonym the way the original was written (``%40`` in URLs, the
     MAC's separator and case, an IPv6 zone)."""
-    if shape == "email" and b"%40" in original and b"@" not in original:
-        return pseudonym.replace(b"@", b"%40")
+    if shape == "email" and b"@" not in original:
+        for spelling in _AT_SPELLINGS:  # %40 in URLs, %2540 twice encoded, &#64; in HTML
+            if spelling in original.lower():
+                return pseudonym.replace(b"@", spelling)
     if shape == "mac":
         digits = pseudonym.replace(b":", b"")
         if _MAC_DOTTED.match(original):

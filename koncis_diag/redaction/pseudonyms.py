@@ -20,6 +20,7 @@ import logging
 import os
 import secrets
 import sqlite3
+import stat
 import threading
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -68,9 +69,33 @@ def ensure_private_dir(path: Path) -> Path:
         except FileExistsError:
             continue
         os.chmod(folder, 0o700)
+    problem = state_dir_problem(path)
+    if problem is not None:
+        raise PermissionError(problem)
     if (path.stat().st_mode & 0o777) != 0o700:
         os.chmod(path, 0o700)
     return path
+
+
+def state_dir_problem(path: Path) -> Optional[str]:
+    """Why ``path`` cannot hold our key and mapping, or None: it must be a real folder (not a
+    symbolic link) owned by the user running the tool, and not writable by others. Under sudo,
+    ``HOME``/``XDG_STATE_HOME`` may still point into another user's folder, who could then plant
+    a link that makes root change another file, or read the mapping root writes."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        return f"state folder {path} is not a folder of its own (a link or a file): refused"
+    if info.st_uid != os.geteuid():
+        return (
+            f"state folder {path} belongs to uid {info.st_uid}, not to you (uid {os.geteuid()}): "
+            "refused (under sudo, use sudo -H or set XDG_STATE_HOME)"
+        )
+    if info.st_mode & 0o022:
+        return f"state folder {path} is writable by others: refused"
+    return None
 
 
 def read_shared_key(path: Path) -> bytes:
@@ -154,7 +179,7 @@ class MappingStore:
             _FORKED_CONNECTIONS.append(self._conn)
             self._conn = None
         if self._conn is None:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
             try:
                 os.fchmod(fd, 0o600)
             finally:

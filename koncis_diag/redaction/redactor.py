@@ -86,6 +86,7 @@ class Redactor:
         rule_name: str = "discovered-hosts",
         category: str = "network",
         shape: str = "host",
+        action: str = "pseudonymize",
     ) -> None:
         """Values learned on the server (host names, user names) to pseudonymise everywhere.
         Call it before creating streams: streams already open keep the rules they started
@@ -104,7 +105,7 @@ class Redactor:
                         name=rule_name,
                         kind="literals",
                         category=category,
-                        action="pseudonymize",
+                        action=action,
                         origin="discovered",
                         shape=shape,
                         ignore_case=True,
