@@ -75,8 +75,9 @@ class SpecRequest:
         ``--allow-weaker-redaction`` was given."""
         from koncis_diag.redaction.weakening import check_spec_rules
 
-        self.spec_trust()
+        trust = self.spec_trust()
         spec = self._load()
+        trust.check_rules_files(spec.redact.rules)
         check_spec_rules(spec.redact.rules, self.allow_weaker_redaction)
         return spec
 

@@ -99,6 +99,7 @@ def run_collection(
         keywords=spec.redact.keywords,
         state_dir=options.state_dir,
         pseudonym_key=options.pseudonym_key,
+        untrusted_rule_files=spec.redact.rules,
     )
     try:
         return _run(spec, options, reviewer, progress_factory, ctx, redactor, now)

@@ -47,6 +47,9 @@ class SpecTrust:
     status: str
     signer: Optional[str] = None
     key_id: Optional[str] = None
+    #: the rules files the signature covers (absolute paths): a spec's redact.rules must be
+    #: among them, so nobody can swap a rules file beside a signed spec
+    covered: tuple[str, ...] = ()
 
     def label(self) -> str:
         if self.status == "signed":
@@ -57,6 +60,17 @@ class SpecTrust:
 
     def to_json(self) -> dict[str, Optional[str]]:
         return {"status": self.status, "signer": self.signer, "key_id": self.key_id}
+
+    def check_rules_files(self, rules: Sequence[str]) -> None:
+        """A signed spec's rules files must be the ones that were signed (``InputError``)."""
+        if self.status != "signed":
+            return
+        for path in rules:
+            if os.path.realpath(path) not in self.covered:
+                raise InputError(
+                    f"{path}: this rules file is not covered by the signature of the run "
+                    "instructions (it was added or moved after signing): nothing was read"
+                )
 
 
 BUILTIN = SpecTrust("builtin")
@@ -122,8 +136,25 @@ def trust_files(given: Sequence[Path]) -> list[Path]:
     return files
 
 
-def _digest(spec_bytes: bytes) -> bytes:
-    return _CONTEXT + hashlib.sha256(spec_bytes).digest()
+def _digest(spec_bytes: bytes, covered: Sequence[tuple[str, bytes]] = ()) -> bytes:
+    """What is signed: the spec's SHA-256, then each covered rules file's name (as written in
+    the signature file) and SHA-256."""
+    out = _CONTEXT + hashlib.sha256(spec_bytes).digest()
+    for name, data in covered:
+        out += name.encode("utf-8") + b"\0" + hashlib.sha256(data).digest()
+    return out
+
+
+def _covered_bytes(spec: Path, names: Sequence[str], where: str) -> list[tuple[str, bytes]]:
+    """The current bytes of each covered rules file (relative names from the spec's folder)."""
+    out = []
+    for name in names:
+        path = Path(name) if os.path.isabs(name) else spec.parent / name
+        try:
+            out.append((name, _read_spec(path)))
+        except InputError:
+            raise InputError(f"{where}: the signed rules file {name} cannot be read") from None
+    return out
 
 
 def _read_spec(path: Path) -> bytes:
@@ -149,6 +180,7 @@ def verify_spec(path: Path, trusted: Sequence[Path]) -> SpecTrust:
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(f"{signature_path}: cannot read the signature ({err})") from None
     fields = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    covers = [line.split(": ", 1)[1] for line in lines[1:] if line.startswith("covers: ")]
     if not lines or lines[0] != _HEADER or "key" not in fields or "signature" not in fields:
         raise InputError(f"{signature_path}:1: not a koncis-diag signature file")
     try:
@@ -167,13 +199,18 @@ def verify_spec(path: Path, trusted: Sequence[Path]) -> SpecTrust:
 
     key = keys[0]
     try:
-        Ed25519PublicKey.from_public_bytes(key.key).verify(signature, _digest(_read_spec(path)))
+        covered = _covered_bytes(path, covers, str(signature_path))
+        digest = _digest(_read_spec(path), covered)
+        Ed25519PublicKey.from_public_bytes(key.key).verify(signature, digest)
     except InvalidSignature:
         raise InputError(
-            f"{signature_path}: the signature does not match {path} (changed after signing, or "
-            "not signed by this key): nothing was read"
+            f"{signature_path}: the signature does not match {path} or the rules files it "
+            "covers (changed after signing, or not signed by this key): nothing was read"
         ) from None
-    return SpecTrust("signed", key.comment or key.key_id, key.key_id)
+    resolved = tuple(
+        os.path.realpath(name if os.path.isabs(name) else path.parent / name) for name in covers
+    )
+    return SpecTrust("signed", key.comment or key.key_id, key.key_id, resolved)
 
 
 def generate_key(path: Path, comment: str) -> PublicKey:
@@ -211,8 +248,11 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
         handle.write(data)
 
 
-def sign_spec(spec: Path, key_path: Path) -> tuple[Path, PublicKey]:
-    """Write ``SPEC.sig`` (replacing an older one) with the private key in ``key_path``."""
+def sign_spec(
+    spec: Path, key_path: Path, rules_files: Sequence[str] = ()
+) -> tuple[Path, PublicKey]:
+    """Write ``SPEC.sig`` (replacing an older one) with the private key in ``key_path``; the
+    signature covers ``rules_files`` (the spec's ``redact.rules``) too."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -229,9 +269,16 @@ def sign_spec(spec: Path, key_path: Path) -> tuple[Path, PublicKey]:
     )
     comment = _comment_of(key_path)
     public = PublicKey(raw, comment)
-    signature = loaded.sign(_digest(_read_spec(spec)))
+    names = []
+    for rules in rules_files:
+        relative = os.path.relpath(os.path.realpath(rules), os.path.realpath(spec.parent))
+        names.append(rules if relative.startswith("..") else relative)
+    covered = _covered_bytes(spec, names, str(spec))
+    signature = loaded.sign(_digest(_read_spec(spec), covered))
     target = spec.with_name(spec.name + SIGNATURE_SUFFIX)
-    text = f"{_HEADER}\nkey: {public.key_id}\nsignature: {base64.b64encode(signature).decode()}\n"
+    text = f"{_HEADER}\nkey: {public.key_id}\n"
+    text += "".join(f"covers: {name}\n" for name in names)
+    text += f"signature: {base64.b64encode(signature).decode()}\n"
     try:
         target.write_text(text, encoding="utf-8")
     except OSError as err:

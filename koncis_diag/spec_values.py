@@ -89,8 +89,10 @@ def check_age_recipient(text: str, origin: Origin) -> str:
 #: their backups, keys, and koncis-diag's own secrets.
 _NEVER_PASSWORD_FILES = re.compile(
     r"(?:^|/)(?:shadow|gshadow|passwd|group|opasswd|master\.passwd|sudoers|pseudonym\.key"
-    r"|pseudonyms\.sqlite3|id_[a-z0-9]+|[^/]*\.(?:key|pem|p12|pfx|jks|keystore|kdbx))"
-    r"(?:[-.~_][^/]*)?$|(?:^|/)\.ssh/|(?:^|/)\.gnupg/|^/proc/|^/sys/|^/dev/",
+    r"|pseudonyms\.sqlite3|id_[a-z0-9]+|ssh_host_[^/]*|\.pgpass|\.netrc|_netrc|\.my\.cnf"
+    r"|\.git-credentials|credentials|environ|[^/]*_history|[^/]*\.keytab"
+    r"|[^/]*\.(?:key|pem|p12|pfx|jks|keystore|kdbx))"
+    r"(?:[-.~_][^/]*)?$|(?:^|/)\.(?:ssh|gnupg|aws|docker|kube)/|^/proc/|^/sys/|^/dev/",
 )
 
 

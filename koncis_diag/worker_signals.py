@@ -14,6 +14,7 @@ acquire and its ``with`` block leaves the lock taken for good.
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import os
 import signal
 from collections.abc import Iterator
@@ -55,11 +56,11 @@ def die_with_parent() -> None:
     """Linux: the kernel kills this worker when its parent dies, even by SIGKILL (the OOM
     killer), so no worker outlives the run holding the mapping open; a parent already gone
     (the race before the call) ends it at once."""
-    parent = os.getppid()
+    creator = multiprocessing.parent_process()  # the pid it had before the fork
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
         return
-    if os.getppid() != parent or parent == 1:
-        os._exit(1)
+    if creator is not None and os.getppid() != creator.pid:
+        os._exit(1)  # re-parented already (to init or a subreaper): the parent is gone

@@ -162,7 +162,7 @@ def test_declared_url_with_password_env_and_file(
     monkeypatch.setenv("REPORT_DB_PASSWORD", server.app_password)
     by_env = Connection(name="reporting", url=server.url(), password_env="REPORT_DB_PASSWORD")
     (tmp_path / "etc").mkdir()
-    (tmp_path / "etc/db.pw").write_text(server.app_password + "\nignored second line\n")
+    (tmp_path / "etc/db.pw").write_text(server.app_password + "\n")
     (tmp_path / "etc/db.pw").chmod(0o600)
     by_file = Connection(name="byfile", url=server.url(), password_file="/etc/db.pw")
     for connection in (by_env, by_file):
@@ -297,6 +297,10 @@ def test_bad_password_files(tmp_path: Path, content: Optional[bytes], message: s
         ("/root/.ssh/id_ed25519", 0o600, "/root/.ssh/id_ed25519 cannot be a password file"),
         ("/etc/ssl/private/server.key", 0o600, "server.key cannot be a password file"),
         ("/etc/db.pw", 0o644, "password file /etc/db.pw is readable by others (mode 644)"),
+        ("/root/.pgpass", 0o600, "/root/.pgpass cannot be a password file"),
+        ("/root/.netrc", 0o600, "/root/.netrc cannot be a password file"),
+        ("/etc/ssh/ssh_host_ed25519_key", 0o600, "ssh_host_ed25519_key cannot be a password"),
+        ("/etc/innocent.pw", 0o000, "has more than one line"),
     ],
 )
 def test_a_spec_cannot_send_any_file_as_a_password(
@@ -305,10 +309,27 @@ def test_a_spec_cannot_send_any_file_as_a_password(
     """An impostor's password_file: /etc/shadow would send its first line to their server."""
     target = tmp_path / path.lstrip("/")
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text("root:$6$x$y:19700::::::\n")
+    target.write_text("root:$6$x$y:19700::::::\ndaemon:*:19700::::::\n")
     target.chmod(mode)
     connection = Connection(name="c", url="postgresql://r@127.0.0.1:1/x", password_file=path)
     with pytest.raises(CollectionError, match=re.escape(message)):
+        list(
+            QUERIES.collect(query_on(connection, "SELECT 1"), ctx_with(RecordingSource(), tmp_path))
+        )
+
+
+def test_a_password_file_that_links_to_a_key_is_refused(tmp_path: Path) -> None:
+    """The checks read where a link leads: an innocent name cannot reach a key file."""
+    key = tmp_path / "root/.ssh/id_ed25519"
+    key.parent.mkdir(parents=True)
+    key.write_text("KEYLINE\n")
+    key.chmod(0o600)
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/innocent.pw").symlink_to(key)
+    connection = Connection(
+        name="c", url="postgresql://r@127.0.0.1:1/x", password_file="/etc/innocent.pw"
+    )
+    with pytest.raises(CollectionError, match="cannot be a password file"):
         list(
             QUERIES.collect(query_on(connection, "SELECT 1"), ctx_with(RecordingSource(), tmp_path))
         )
@@ -397,3 +418,52 @@ def test_every_sql_variant_is_guarded_before_discovery(tmp_path: Path) -> None:
         "query plugins: only read-only statements are allowed (SELECT, WITH, VALUES, SHOW, "
         "EXPLAIN, DESCRIBE, DESC), found DELETE (mysql variant)"
     )
+
+
+def test_a_fake_server_asking_for_the_password_in_clear_gets_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A spec names a host of its own whose "PostgreSQL server" asks for the password in clear
+    (AuthenticationCleartextPassword): libpq refuses (require_auth=!password) and the password
+    never leaves."""
+    import socket
+    import threading
+
+    received: list[bytes] = []
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.settimeout(5)
+            while True:  # SSL and GSS encryption requests are declined, then the startup packet
+                head = conn.recv(8)
+                length = int.from_bytes(head[:4], "big")
+                code = int.from_bytes(head[4:8], "big")
+                if code in (80877103, 80877104):
+                    conn.sendall(b"N")
+                    continue
+                conn.recv(max(0, length - 8))
+                break
+            conn.sendall(b"R" + (8).to_bytes(4, "big") + (3).to_bytes(4, "big"))
+            try:
+                received.append(conn.recv(4096))
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    monkeypatch.setenv("EVIL_PW", "s3cret-typed-pw")
+    connection = Connection(
+        name="evil", url=f"postgresql://jira@127.0.0.1:{port}/jira", password_env="EVIL_PW"
+    )
+    with pytest.raises(CollectionError):
+        list(
+            QUERIES.collect(query_on(connection, "SELECT 1"), ctx_with(RecordingSource(), tmp_path))
+        )
+    thread.join(10)
+    server.close()
+    assert not any(b"s3cret-typed-pw" in data for data in received), received

@@ -394,3 +394,68 @@ def test_a_state_folder_that_is_not_ours_is_refused(tmp_path: Path, kind: str) -
     assert done.returncode == 2, done.stderr
     assert f"state folder {folder}" in done.stderr and "refused" in done.stderr
     assert not list(tmp_path.glob("koncis-diag-*"))
+
+
+# ------------------------------------------- found by an independent red team (issue 14)
+
+SHADOWING_RULE = r"""version: 1
+rules:
+  - name: log-level
+    category: pii
+    action: pseudonymize
+    shape: token
+    pattern: '^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ([\w-]+) .*'
+    group: 1
+"""
+
+
+def test_a_new_spec_rule_cannot_shadow_the_secret_rules(tmp_path: Path) -> None:
+    """A spec's new rule whose match spans the whole line (a `group` rule claims its whole
+    match) used to hide every secret of the line from the shipped rules and the leak check:
+    it now claims only the group it replaces, and the leak check leaves it out."""
+    log = tmp_path / "data.log"
+    log.write_text(
+        "2024-05-01 10:00:00 INFO db connect password=Hunter2Secret! user=jdoe\n"
+        "2024-05-01 10:00:01 INFO Authorization: Bearer abcdefSECRETtoken123\n"
+        "2024-05-01 10:00:02 INFO url jdbc:postgresql://jira:Secr3tPW@db.acme.example/jira\n"
+    )
+    (tmp_path / "rules.yaml").write_text(SHADOWING_RULE)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "version: 1\nname: shadow\ncollect:\n"
+        f"  - files: {{name: logs, paths: ['{log}']}}\n"
+        f"redact:\n  rules: ['{tmp_path / 'rules.yaml'}']\n"
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    done = run(["collect", "--spec", str(spec), "--yes", "-o", str(out)])
+    assert done.returncode == 0, done.stderr
+    (bundle,) = out.iterdir()
+    with zipfile.ZipFile(bundle) as archive:
+        data = next(archive.read(n) for n in archive.namelist() if n.endswith("data.log"))
+    for secret in (b"Hunter2Secret", b"SECRETtoken", b"Secr3tPW"):
+        assert secret not in data, data
+    assert b" INFO " not in data  # the spec's own rule still applied to its group
+
+
+def test_a_signature_covers_the_rules_files_of_the_spec(tmp_path: Path) -> None:
+    """A rules file swapped beside a signed spec kept the "signed" label: the signature now
+    covers the spec's rules files, and a rules file it does not cover is refused."""
+    (tmp_path / "rules.yaml").write_text("version: 1\nrules:\n  - {name: ipv4, action: mask}\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "version: 1\nname: signed\ncollect:\n  - system: {}\nredact: {rules: [rules.yaml]}\n"
+    )
+    key = tmp_path / "k"
+    assert run(["spec", "keygen", "-o", str(key)]).returncode == 0
+    assert run(["spec", "sign", str(spec), "--key", str(key)]).returncode == 0
+    assert "covers: rules.yaml" in spec.with_name("spec.yaml.sig").read_text()
+    trusted = ["--trust", f"{key}.pub"]
+    assert run(["plan", "--spec", str(spec), *trusted]).returncode == 0
+    (tmp_path / "rules.yaml").write_text(SHADOWING_RULE)
+    swapped = run(["plan", "--spec", str(spec), *trusted])
+    assert swapped.returncode == 2 and "the rules files it covers" in swapped.stderr
+    (tmp_path / "other.yaml").write_text(SHADOWING_RULE)
+    spec_text = spec.read_text().replace("[rules.yaml]", "[rules.yaml, other.yaml]")
+    spec.write_text(spec_text)  # (the spec changed too: caught by its own hash first)
+    assert run(["plan", "--spec", str(spec), *trusted]).returncode == 2

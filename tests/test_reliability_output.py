@@ -326,7 +326,7 @@ def test_everything_sensitive_is_private_with_umask_000(tmp_path: Path) -> None:
         run.type("y\n")
         assert run.wait_for_prompt("Write the bundle?"), run.stderr.decode()
         [staging] = list(out.glob(STAGING_PREFIX + "*"))
-        assert re.fullmatch(re.escape(STAGING_PREFIX) + RANDOM_PART, staging.name)
+        assert re.fullmatch(re.escape(STAGING_PREFIX) + r"[0-9]+-" + RANDOM_PART, staging.name)
         staged = _modes(staging)
         state_modes = _modes(state)
         run.type("y\n")
@@ -369,6 +369,7 @@ def test_no_predictable_temporary_names(tmp_path: Path) -> None:
     for name in temporary:
         assert re.fullmatch(
             re.escape(STAGING_PREFIX)
+            + r"[0-9]+-"
             + RANDOM_PART
             + "|"
             + r"\.koncis-diag-"

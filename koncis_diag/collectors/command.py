@@ -166,6 +166,19 @@ def _become_subreaper() -> bool:
         return False
 
 
+_PR_SET_DUMPABLE = 4
+
+
+def _hide_own_environment() -> None:
+    """Linux: make this process non-dumpable, so a command running as the same (non-root)
+    user cannot read koncis-diag's own environment through /proc/<pid>/environ (where the
+    admin's KONCIS_DB_PASSWORD would be). Root can read any process's environment anyway."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _children() -> set[int]:
     try:
         return {child.pid for child in psutil.Process().children()}
@@ -216,6 +229,7 @@ def run_command(argv: Sequence[str], timeout: float, max_output: int) -> Command
     result = CommandResult(argv, executable, TailBuffer(max_output), TailBuffer(max_output))
     started = time.monotonic()
     subreaper = _become_subreaper()
+    _hide_own_environment()
     before = _children()
     process = _start(argv, executable)
     assert process.stdout is not None and process.stderr is not None

@@ -269,8 +269,8 @@ def spec_sign(ui: UI, spec_file: Path, key: Path) -> None:
     from koncis_diag.spec_authoring import check_spec
     from koncis_diag.spec_signing import sign_spec
 
-    check_spec(spec_file)  # only valid run instructions are signed
-    target, public = sign_spec(spec_file, key)
+    checked = check_spec(spec_file)  # only valid run instructions are signed
+    target, public = sign_spec(spec_file, key, checked.spec.redact.rules)
     if ui.json_mode:
         ui.emit_json("spec sign", {"signature": str(target), "key_id": public.key_id})
         return

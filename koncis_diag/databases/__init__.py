@@ -53,6 +53,10 @@ class DatabaseURLError(ValueError):
     """A database URL that can never work (the caller turns it into an ``InputError``)."""
 
 
+#: Options koncis-diag sets itself (never written in a URL): see connections.no_cleartext.
+INTERNAL_OPTIONS = frozenset(("no_cleartext_password",))
+
+
 @dataclass(frozen=True)
 class DatabaseURL:
     """Where a database is, without any secret. ``raw`` is the text as written (never holding
@@ -87,7 +91,8 @@ class DatabaseURL:
         where = host + (f":{self.port}" if self.port is not None else "")
         user = f"{self.user}@" if self.user else ""
         database = f"/{self.database}" if self.database else ""
-        options = "&".join(f"{key}={value}" for key, value in self.options)
+        # (internal options, such as the refusal of clear-text passwords, are not shown)
+        options = "&".join(f"{k}={v}" for k, v in self.options if k not in INTERNAL_OPTIONS)
         return f"{self.kind}://{user}{where}{database}" + (f"?{options}" if options else "")
 
 

@@ -24,6 +24,7 @@ display and each connection is asked for at most once.
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import os
 import re
@@ -147,7 +148,8 @@ def _check_password_file(path: str, host_path: Any) -> None:
     """A password file is a regular file of its own, readable by its owner only, and not a
     system account, key or koncis-diag file (an impostor's spec could name /etc/shadow and
     have its first line sent to a server of theirs as a "password")."""
-    if never_a_password_file(path):
+    real = os.path.realpath(host_path)
+    if never_a_password_file(path) or never_a_password_file(real):
         raise CollectionError(f"{path} cannot be a password file (an account, key or system file)")
     try:
         info = os.stat(host_path)
@@ -179,6 +181,11 @@ def _read_password_file(path: str, ctx: CollectContext) -> str:
     text = data.decode("utf-8", "replace").splitlines()
     if not text or not text[0]:
         raise CollectionError(f"password file {path} is empty")
+    if sum(1 for line in text if line.strip()) > 1:
+        raise CollectionError(
+            f"password file {path} has more than one line: a password file holds the password "
+            "alone (this looks like another kind of file)"
+        )
     return text[0]
 
 
@@ -284,11 +291,11 @@ class CredentialStore:
     def _resolve(self, user: DatabaseUser, ctx: CollectContext) -> ConnectTarget:
         connection = user.connection
         if connection is None:
-            url = _parse(user.database)
+            url = no_cleartext(_parse(user.database))
             return self._with_asked_password(url, None, "", "no password given", by_spec=True)
         declared = _declared_password(connection, ctx)
         if connection.url is not None:
-            url = _parse(connection.url)
+            url = no_cleartext(_parse(connection.url))
             if declared is not None:
                 return ConnectTarget(url, declared, connection.name, "spec")
             return self._with_asked_password(
@@ -328,6 +335,17 @@ class CredentialStore:
                 f"{PASSWORD_ENV}, or run koncis-diag on a terminal to be asked for it"
             )
         return ConnectTarget(url, password, name, origin)
+
+
+#: Set on URLs the run instructions wrote: the driver refuses to send a password in clear
+#: (a fake server on a host the spec names could ask for exactly that).
+NO_CLEARTEXT = "no_cleartext_password"
+
+
+def no_cleartext(url: DatabaseURL) -> DatabaseURL:
+    if url.kind not in ("postgresql", "mysql") or url.option(NO_CLEARTEXT):
+        return url
+    return dataclasses.replace(url, options=(*url.options, (NO_CLEARTEXT, "1")))
 
 
 def _parse(url: str) -> DatabaseURL:

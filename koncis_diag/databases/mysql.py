@@ -130,6 +130,23 @@ def _ssl_context(url: DatabaseURL) -> Optional[ssl.SSLContext]:
     return context
 
 
+class _NoCleartext:
+    """An authentication plugin that refuses: the server asked for the password in clear
+    (mysql_clear_password, PAM's dialog) on a URL the run instructions wrote."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def authenticate(self, packet: Any) -> Any:
+        raise pymysql.err.OperationalError(
+            2059, "the server asked for the password in clear text: refused"
+        )
+
+    def prompt(self, echo: bool, prompt: bytes) -> bytes:
+        self.authenticate(None)
+        return b""
+
+
 class MySQLSession:
     """A DriverSession (see ``session.py``) on PyMySQL, for MySQL and MariaDB."""
 
@@ -166,6 +183,9 @@ class MySQLSession:
             options["ssl_disabled"] = True
         else:
             options["ssl"] = context
+        if url.option("no_cleartext_password"):
+            refuse = {"mysql_clear_password": _NoCleartext, "dialog": _NoCleartext}
+            options["auth_plugin_map"] = refuse
         return options
 
     def _connect(self) -> Any:

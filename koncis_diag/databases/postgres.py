@@ -112,6 +112,9 @@ class PostgresSession:
             value = url.option(name)
             if value is not None:
                 params[name] = value
+        if url.option("no_cleartext_password"):
+            # libpq 16+: never answer a server's request for the password in clear
+            params["require_auth"] = "!password"
         if params.get("sslmode") in ("verify-ca", "verify-full") and "sslrootcert" not in params:
             params["sslrootcert"] = SYSTEM_ROOT_CERTS
         try:

@@ -159,6 +159,8 @@ class PatternDetector:
             span = self.accept(match, buf)
             if span is None:
                 return None
+            if self.rule.untrusted:  # a spec's rule must not shadow the rest of its match
+                return [Hit(span[0], span[1], self.rule_index, (span,))]
             return [Hit(match.start(), match.end(), self.rule_index, (span,))]
         found = []
         for group, shape in self.field_groups:

@@ -7,6 +7,7 @@ import os
 import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -185,7 +186,10 @@ class Redactor:
     def leak_engine(self) -> Engine:
         """An engine with only the precise detectors, for the leak check."""
         if self._leak_engine is None:
-            chosen = [r if r.checks_leaks else _disabled(r) for r in self._rules]
+            # a rule of the run instructions can only hide findings: left out
+            chosen = [
+                r if r.checks_leaks and not r.untrusted else _disabled(r) for r in self._rules
+            ]
             detectors = build_detectors(chosen, self._extra_literals)
             self._leak_engine = Engine(chosen, detectors, self.pseudonymizer)
         return self._leak_engine
@@ -216,11 +220,17 @@ def build_redactor(
     keywords: Sequence[str] = (),
     state_dir: Optional[Path] = None,
     pseudonym_key: Optional[Path] = None,
+    untrusted_rule_files: Sequence[Union[str, Path]] = (),
 ) -> Redactor:
     """Defaults merged with ``extra_rule_files`` (in order), plus ``keywords`` pseudonymised
     everywhere. ``state_dir`` holds the pseudonym key and mapping (default
-    ``$XDG_STATE_HOME/koncis-diag``); it is only created when a first pseudonym is needed."""
+    ``$XDG_STATE_HOME/koncis-diag``); it is only created when a first pseudonym is needed.
+    ``untrusted_rule_files`` (some of ``extra_rule_files``) came with the run instructions: their
+    rules claim only what they replace, and the leak check leaves them out."""
     rules = all_rules(extra_rule_files)
+    untrusted = {str(path) for path in untrusted_rule_files}
+    if untrusted:  # the run instructions' rules (see Rule.untrusted)
+        rules = [replace(r, untrusted=True) if r.origin in untrusted else r for r in rules]
     words = []
     for word in keywords:
         cleaned = str(word).strip()

@@ -103,6 +103,9 @@ class Rule:
     examples_no_match: tuple[str, ...] = ()
     leak_check: Optional[bool] = None  # None: decided by kind and category (see checks_leaks)
     learn: Optional[bool] = None  # None: decided by kind, action and shape (see learns)
+    #: from the run instructions' rules files: it claims only what it replaces (never the rest
+    #: of its match, which the shipped rules must still see) and the leak check leaves it out
+    untrusted: bool = False
     location: Optional[Location] = None
 
     @property
