@@ -73,12 +73,14 @@ class SpecRequest:
         stops everything before the spec is read, and a spec whose rules files weaken the
         secret, credential or sensitive-files rules is refused (exit 2) unless
         ``--allow-weaker-redaction`` was given."""
+        from koncis_diag.databases.columns_check import check_query_columns
         from koncis_diag.redaction.weakening import check_spec_rules
 
         trust = self.spec_trust()
         spec = self._load()
         trust.check_rules_files(spec.redact.rules)
         check_spec_rules(spec.redact.rules, self.allow_weaker_redaction)
+        check_query_columns(spec)
         return spec
 
     def _load(self) -> Any:

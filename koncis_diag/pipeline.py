@@ -37,6 +37,7 @@ from koncis_diag.consent import (
     make_record,
 )
 from koncis_diag.console import ProgressReporter
+from koncis_diag.databases.columns_check import check_query_columns
 from koncis_diag.errors import BundleError, ConsentRefused, InputError, KoncisError
 from koncis_diag.learned_pass import apply_learned, rewrite_learned
 from koncis_diag.metadata import ToolLog, start_tool_log, stop_tool_log, write_metadata
@@ -91,6 +92,7 @@ def run_collection(
     now = (options.now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     ctx = CollectContext(now=now, root=options.root, logger=log)
     check_spec_rules(spec.redact.rules, options.allow_weaker_redaction)
+    check_query_columns(spec)
     problem = state_dir_problem(options.state_dir or default_state_dir())
     if problem is not None:
         raise InputError(problem)

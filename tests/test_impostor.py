@@ -459,3 +459,37 @@ def test_a_signature_covers_the_rules_files_of_the_spec(tmp_path: Path) -> None:
     spec_text = spec.read_text().replace("[rules.yaml]", "[rules.yaml, other.yaml]")
     spec.write_text(spec_text)  # (the spec changed too: caught by its own hash first)
     assert run(["plan", "--spec", str(spec), *trusted]).returncode == 2
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT credential AS c FROM cwd_user",
+        "SELECT hex(credential) FROM cwd_user",
+        "SELECT CAST(credential AS int) FROM cwd_user",
+        "SELECT email_address || '' AS x FROM cwd_user",
+        "SELECT x FROM (SELECT credential AS x FROM cwd_user) s",
+    ],
+)
+def test_a_query_cannot_rename_or_transform_a_sensitive_column(tmp_path: Path, sql: str) -> None:
+    """Column rules redact by name: an alias, a function or an expression would carry a
+    password or an e-mail address out unredacted (and a failing cast into the log)."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "version: 1\nname: cols\ncollect:\n"
+        f"  - query: {{name: users, database: 'sqlite:///{tmp_path}/app.db', sql: \"{sql}\"}}\n"
+    )
+    for command in (["plan"], ["collect", "--yes", "-o", str(tmp_path)]):
+        done = run([*command, "--spec", str(spec)])
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith(f"error: {spec}:4:") and "redacts by name" in done.stderr
+
+
+def test_a_plain_sensitive_column_is_fine(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "version: 1\nname: cols\ncollect:\n"
+        f"  - query: {{name: users, database: 'sqlite:///{tmp_path}/app.db', "
+        "sql: 'SELECT u.user_name, credential AS user_credential, count(*) AS n FROM cwd_user u'}\n"
+    )
+    assert run(["plan", "--spec", str(spec)]).returncode == 0
