@@ -68,8 +68,9 @@ class SpecRequest:
             return BUILTIN
         return verify_spec(self.spec_path, trust_files(self.trust))
 
-    def load(self) -> Any:
-        """The spec, after the checks that need no work: a signature that does not verify
+    def load(self) -> tuple[Any, Any]:
+        """The spec and its ``SpecTrust``, after the checks that need no work: a signature
+        that does not verify
         stops everything before the spec is read, and a spec whose rules files weaken the
         secret, credential or sensitive-files rules is refused (exit 2) unless
         ``--allow-weaker-redaction`` was given."""
@@ -81,7 +82,7 @@ class SpecRequest:
         trust.check_rules_files(spec.redact.rules)
         check_spec_rules(spec.redact.rules, self.allow_weaker_redaction)
         check_query_columns(spec)
-        return spec
+        return spec, trust
 
     def _load(self) -> Any:
         from koncis_diag.profiles import load_spec_for_machine, spec_for_machine

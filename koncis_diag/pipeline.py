@@ -30,6 +30,7 @@ from koncis_diag.bundle import (
 from koncis_diag.collectors.base import CollectContext, StreamOutput
 from koncis_diag.collectors.registry import REGISTRY
 from koncis_diag.consent import (
+    AssumeYes,
     Decision,
     Finding,
     Reviewer,
@@ -47,10 +48,10 @@ from koncis_diag.priority import lower_priority
 from koncis_diag.redaction import Redactor, build_redactor
 from koncis_diag.redaction.accel import engine_name
 from koncis_diag.redaction.pseudonyms import default_state_dir, state_dir_problem
-from koncis_diag.redaction.weakening import check_spec_rules
+from koncis_diag.redaction.weakening import refuse_weakening
 from koncis_diag.results import ItemResult, RunResult
 from koncis_diag.spec import BUNDLE_FOLDER, Item, Spec
-from koncis_diag.spec_signing import BUILTIN, SpecTrust
+from koncis_diag.spec_signing import BUILTIN, SpecTrust, check_unsigned
 from koncis_diag.staging_writer import redacted, store_output
 
 log = logging.getLogger("koncis_diag")
@@ -77,6 +78,7 @@ class RunOptions:
     priority: str = "normal"  # "low": nice 10 + best-effort I/O level 7 ("idle": idle I/O class)
     allow_weaker_redaction: bool = False  # the spec's rules files may weaken protected rules
     trust: SpecTrust = BUILTIN  # who signed the run instructions (shown, recorded)
+    allow_unsigned: bool = False  # with AssumeYes: unsigned run instructions may do risky things
 
 
 def run_collection(
@@ -91,7 +93,6 @@ def run_collection(
         raise KoncisError(f"unknown bundle format {options.archive_format!r}")
     now = (options.now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     ctx = CollectContext(now=now, root=options.root, logger=log)
-    check_spec_rules(spec.redact.rules, options.allow_weaker_redaction)
     check_query_columns(spec)
     problem = state_dir_problem(options.state_dir or default_state_dir())
     if problem is not None:
@@ -120,6 +121,8 @@ def _run(
 ) -> RunResult:
     _learn_server_identity(redactor)
     plan = make_plan(spec, ctx, options.excluded, options.trust)
+    refuse_weakening(plan.rule_changes, options.allow_weaker_redaction)
+    check_unsigned(plan.trust, plan.risks, reviewer.mode == AssumeYes.mode, options.allow_unsigned)
     if not reviewer.approve_plan(plan):
         raise ConsentRefused("collection not agreed: nothing was collected")
 

@@ -159,7 +159,8 @@ def redacted_path(redactor: Redactor, path: str, staging: Staging) -> tuple[str,
     """``path`` with every component through the redactor: file and folder names name people
     and hosts too (``/var/log/remote/db01/``, ``/home/jdoe/``). A name the redaction makes
     unusable (empty, ``.``) is masked; one already staged gets ``~2``, ``~3``, ... ."""
-    parts, counts = [], Counter()
+    parts: list[str] = []
+    counts: Counter = Counter()
     for part in path.split("/"):
         new, found = redactor.redact_text(part, fmt="text")
         if new != part:

@@ -50,16 +50,16 @@ def show_plan(ui: UI, plan: Plan, *, stderr: bool = False) -> None:
         )
         descriptions = [shown(s.description, lines=True) for s in planned.sources]
         width = max((len(d) for d in descriptions), default=0)
-        for source, description in zip(planned.sources, descriptions):
+        for planned_source, description in zip(planned.sources, descriptions):
             line = Text("    ")
             if item.kind in ("files", "config"):
                 line.append(description.ljust(min(width, 90)))
             else:
                 line.append(description)
-            if source.size is not None:
-                line.append(f"  {human_size(source.size):>10}")
-            if source.note:
-                line.append(f"  {shown(source.note)}", style="yellow")
+            if planned_source.size is not None:
+                line.append(f"  {human_size(planned_source.size):>10}")
+            if planned_source.note:
+                line.append(f"  {shown(planned_source.note)}", style="yellow")
             target.print(line)
         for problem in planned.problems:
             target.print(Text(f"    ! {shown(problem)}", style="yellow"))

@@ -108,16 +108,10 @@ def collect(
     from koncis_diag.consent import AssumeYes, TerminalReviewer
     from koncis_diag.parallel import default_jobs
     from koncis_diag.pipeline import RunOptions, run_collection
-    from koncis_diag.redaction.weakening import rule_changes
-    from koncis_diag.spec_signing import check_unsigned, risks_of
 
     if assume_yes and review:
         raise InputError("--review needs a person at the terminal; it cannot go with --yes")
-    spec = request.load()  # bad run instructions are exit 2 whether or not there is a terminal
-    trust = request.spec_trust()
-    check_unsigned(
-        trust, risks_of(spec, rule_changes(spec.redact.rules)), assume_yes, request.allow_unsigned
-    )
+    spec, trust = request.load()  # bad run instructions: exit 2 with or without a terminal
     if assume_yes:
         reviewer: Any = AssumeYes(accept_findings=accept_leak_findings)
     elif ui.interactive and not ui.json_mode:
@@ -140,6 +134,7 @@ def collect(
         priority=priority,
         allow_weaker_redaction=request.allow_weaker_redaction,
         trust=trust,
+        allow_unsigned=request.allow_unsigned,
     )
     result = run_collection(spec, options, reviewer, ui.progress)
     if ui.json_mode:
@@ -163,10 +158,8 @@ def plan(ui: UI, request: SpecRequest) -> None:
     from koncis_diag.collectors.base import CollectContext
     from koncis_diag.plan import make_plan
 
-    spec = request.load()
-    the_plan = make_plan(
-        spec, CollectContext(root=request.root), request.excluded, request.spec_trust()
-    )
+    spec, trust = request.load()
+    the_plan = make_plan(spec, CollectContext(root=request.root), request.excluded, trust)
     if ui.json_mode:
         ui.emit_json("plan", the_plan.to_json())
     else:

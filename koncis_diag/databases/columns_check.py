@@ -112,18 +112,18 @@ def check_query_columns(spec: Spec) -> None:
         return
     rules = _column_rules(list(spec.redact.rules))
     for label, sql, location in queries:
-        for item in _select_items(sql):
-            sensitive = set()
-            for ttype, value in item:
+        for selected in _select_items(sql):
+            sensitive: set[str] = set()
+            for ttype, value in selected:
                 if ttype in T.Name or ttype in T.Keyword or ttype in T.String.Symbol:
                     sensitive |= _matching(rules, _name(value))
             if not sensitive:
                 continue
-            parts, output = _plain(item)
+            parts, output = _plain(selected)
             if parts and sensitive <= _matching(rules, _name(output)):
                 continue
             where = f"{location}: " if location is not None else ""
-            shown = " ".join(value for _, value in item)[:80]
+            shown = " ".join(value for _, value in selected)[:80]
             raise InputError(
                 f"{where}{label}: '{shown}' reads a column that {', '.join(sorted(sensitive))} "
                 "redacts by name, but renames it or computes with it: select the column alone "

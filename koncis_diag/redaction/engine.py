@@ -36,11 +36,11 @@ _MARKER_REACH = 80  # a marker is at most this long: "[REDACTED:" + 64 + "]"
 def _maybe_marker(buf: bytes, start: int, end: int) -> bool:
     """Cheap test before ``inside_marker``: a span in a marker starts at or right after its
     ``[``, or ends at or right before its ``]``."""
-    return (
+    return (  # byte values, not slices: this runs once per redacted span
         buf[start] == 0x5B
-        or buf[start - 1 : start] == b"["
-        or buf[end - 1 : end] == b"]"
-        or buf[end : end + 1] == b"]"
+        or (start > 0 and buf[start - 1] == 0x5B)
+        or buf[end - 1] == 0x5D
+        or (end < len(buf) and buf[end] == 0x5D)
     )
 
 
@@ -196,7 +196,9 @@ class Engine:
                     cached = cache.get(key)
                     if cached is None:
                         if fresh is None:
-                            fresh = self.resolve_new_values(buf, result.hits[hit_number:])
+                            fresh = self.resolve_new_values(
+                                buf, result.hits[hit_number:], xml=batch.fmt == "xml"
+                            )
                         cached = fresh.get(key)
                         if cached is None:  # not reached: resolve covers these hits
                             cached = self.replace(self.rules[index], value, hit.shape)
@@ -215,7 +217,7 @@ class Engine:
         return b"".join(out)
 
     def resolve_new_values(
-        self, buf: bytes, hits: list[Hit]
+        self, buf: bytes, hits: list[Hit], *, xml: bool = False
     ) -> dict[tuple[int, Optional[str], bytes], tuple[bytes, bool]]:
         """``replace`` for every value of these hits that is not cached, as (rule index, field
         shape, value) -> (replacement, counted), with the new pseudonyms assigned together
@@ -251,7 +253,8 @@ class Engine:
                         shape = auto_shape(value)
                     wanted.append((shape, value))
                     learned = self.learned
-                    if learned is not None and self._learns[index] and not in_comment(buf, start):
+                    in_xml_comment = xml and in_comment(buf, start)  # only XML has <!-- -->
+                    if learned is not None and self._learns[index] and not in_xml_comment:
                         learned.add(shape, value)
         if not batched:
             return fresh

@@ -64,17 +64,18 @@ class LearnedValues:
     Bounded (``MAX_VALUES`` per kind). ``take`` returns what is new since the last call, for a
     worker process to send along with its result."""
 
-    __slots__ = ("_sent", "hosts", "users")
+    __slots__ = ("_new", "hosts", "users")
 
     def __init__(self) -> None:
         self.users: dict[bytes, None] = {}
         self.hosts: dict[bytes, None] = {}
-        self._sent = (0, 0)
+        self._new: dict[str, list[bytes]] = {"user": [], "host": []}  # since the last take
 
     def add(self, shape: str, value: bytes) -> None:
         target = self.users if shape == "user" else self.hosts if shape == "host" else None
         if target is not None and len(target) < MAX_VALUES and value not in target:
             target[value] = None
+            self._new[shape].append(value)
 
     def merge(self, users: Iterable[bytes], hosts: Iterable[bytes]) -> None:
         for value in users:
@@ -83,10 +84,9 @@ class LearnedValues:
             self.add("host", value)
 
     def take(self) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
-        users, hosts = list(self.users), list(self.hosts)
-        sent_users, sent_hosts = self._sent
-        self._sent = (len(users), len(hosts))
-        return tuple(users[sent_users:]), tuple(hosts[sent_hosts:])
+        users, hosts = tuple(self._new["user"]), tuple(self._new["host"])
+        self._new = {"user": [], "host": []}
+        return users, hosts
 
     def __len__(self) -> int:
         return len(self.users) + len(self.hosts)

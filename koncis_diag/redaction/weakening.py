@@ -80,6 +80,12 @@ def check_spec_rules(
     """The changes, after refusing (``InputError``, exit 2) any that weakens a protected rule
     unless the admin passed ``--allow-weaker-redaction``."""
     changes = rule_changes(rule_files)
+    refuse_weakening(changes, allow_weaker)
+    return changes
+
+
+def refuse_weakening(changes: Sequence[RuleChange], allow_weaker: bool) -> None:
+    """``InputError`` for the first change that weakens a protected rule, unless allowed."""
     refused = [c for c in changes if c.weakens and c.protected]
     if refused and not allow_weaker:
         first = refused[0]
@@ -90,4 +96,3 @@ def check_spec_rules(
             "never weaken the secret, credential and sensitive-files rules; if you really "
             f"want this, add {ALLOW_FLAG} (it is shown on the consent screen and recorded)"
         )
-    return changes
