@@ -20,6 +20,7 @@ from koncis_diag.spec import (
     PRODUCTS,
     CommandItem,
     FilesItem,
+    IdentityQuery,
     Item,
     JvmItem,
     QueryItem,
@@ -306,6 +307,7 @@ def check_spec(path: Union[str, Path], overrides: Mapping[str, str] = _NO_OVERRI
     """Validate a spec file (``InputError`` on any problem) and summarise it on a typical
     server: product variables the spec does not set take the profiles' standard paths."""
     spec = load_spec(path, overrides, discovered=typical_variables())
+    _guard_every_query(spec)
     items = [
         {
             "name": item.name,
@@ -316,6 +318,21 @@ def check_spec(path: Union[str, Path], overrides: Mapping[str, str] = _NO_OVERRI
         for item in spec.items
     ]
     return SpecCheck(spec, count_actions(spec), items)
+
+
+def _guard_every_query(spec: Spec) -> None:
+    """The SQL guard, as ``plan`` applies it: ``InputError`` (file:line, item) for any query
+    or identity query that would be refused, with its database's dialect where the URL
+    tells it and every variant where only the server will."""
+    from koncis_diag.databases.runner import check_all_sql, item_url
+
+    database_items: list[Union[QueryItem, IdentityQuery]] = [
+        i for i in spec.items if isinstance(i, QueryItem)
+    ]
+    database_items.extend(spec.redact.identities)
+    for item in database_items:
+        url = item_url(item)
+        check_all_sql(item, url.kind if url is not None else None)
 
 
 __all__ = [

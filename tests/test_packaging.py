@@ -44,6 +44,7 @@ def test_wheel_ships_default_rules_and_demo_data(wheel: Path) -> None:
     for name in (
         "koncis_diag/data/demo/spec.yaml",
         "koncis_diag/data/demo/dbconfig.xml",
+        "koncis_diag/databases/sql-allowlist.yaml",
         "koncis_diag/cli.py",
         "koncis_diag/redaction/__init__.py",
     ):

@@ -4,6 +4,7 @@ validates a file and summarises it on a typical server, counting commands and qu
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from koncis_diag.errors import InputError
 from koncis_diag.spec import load_spec
 from koncis_diag.spec_authoring import check_spec, describe_actions, new_spec
+from tests.conftest import koncis_cmd
 
 
 def written(tmp_path: Path, text: str) -> Path:
@@ -142,3 +144,38 @@ def test_describe_actions_of_a_spec_that_only_reads(tmp_path: Path) -> None:
         )
     )
     assert describe_actions(one) == "this spec runs 1 database query (read-only sessions, timeouts)"
+
+
+@pytest.mark.parametrize(
+    ("collect", "redact", "expected"),
+    [
+        (
+            "  - query: {name: users, database: 'sqlite:///a.db', sql: DELETE FROM cwd_user}\n",
+            "",
+            "4:5: query users: only read-only statements are allowed",
+        ),
+        (
+            "  - query:\n      name: v\n      database: 'postgresql://db.example/jira'\n"
+            "      sql: SELECT pg_stat_statements_reset()\n",
+            "",
+            "4:5: query v: function pg_stat_statements_reset() is not on the read-only allowlist",
+        ),
+        (
+            "  - system: {}\n",
+            "redact:\n  identities:\n    - {database: 'sqlite:///a.db', sql: 'SELECT randomblob(9)'}\n",
+            "7:7: identities query: function randomblob() is not on the read-only allowlist",
+        ),
+    ],
+)
+def test_spec_check_runs_the_sql_guard_like_plan(
+    tmp_path: Path, collect: str, redact: str, expected: str
+) -> None:
+    """``spec check`` used to pass SQL that ``plan`` refuses (issue 15)."""
+    path = written(tmp_path, f"version: 1\nname: t\ncollect:\n{collect}{redact}")
+    result = subprocess.run(
+        koncis_cmd("spec", "check", str(path)), capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"error: {path}:{expected}"), result.stderr
+    assert len(result.stderr.splitlines()) == 1

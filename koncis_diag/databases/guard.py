@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlparse import lexer
 from sqlparse import tokens as T
 
+from koncis_diag.databases.sql_allowlist import check_query_tree
 from koncis_diag.errors import InputError
 
 DIALECTS = ("generic", "sqlite", "postgresql", "mysql", "oracle", "sqlserver")
@@ -394,4 +395,20 @@ def check_read_only_sql(sql: str, dialect: str = "generic") -> str:
     last_meaningful = max(
         i for i, t in enumerate(tokens) if _is_meaningful(t) and not t.is_punctuation(";")
     )
-    return "".join(t.value for t in tokens[: last_meaningful + 1]).strip()
+    statement = tokens[: last_meaningful + 1]
+    query_start = 0 if first in ("SELECT", "WITH", "VALUES") else None
+    if first == "EXPLAIN":
+        query_start = _explained_query(statement)
+    if query_start is not None:
+        check_query_tree("".join(t.value for t in statement[query_start:]), dialect)
+    return "".join(t.value for t in statement).strip()
+
+
+def _explained_query(tokens: Sequence[_Token]) -> int | None:
+    """Where the query after ``EXPLAIN [options]`` begins (its constant parts may be evaluated
+    while planning, so it is checked like a query); ``None`` for ``EXPLAIN table``."""
+    for index, token in enumerate(tokens):
+        is_keyword = token.ttype in T.Keyword or token.ttype in T.CTE
+        if is_keyword and token.upper in ("SELECT", "WITH", "VALUES"):
+            return index
+    return None
