@@ -133,6 +133,9 @@ class CommandItem:
     max_output: int = 10 * 1024 * 1024  # bytes kept per stream (stdout, stderr); newest part
     location: Optional[Location] = None
     kind: str = "command"
+    #: Variables the spec sets for the program, on top of the minimal environment (PATH, HOME,
+    #: LANG): fixed values written in the spec, shown on the plan before the argv.
+    env: tuple[tuple[str, str], ...] = ()
 
 
 #: Products the tool knows; ``any`` in an item means whichever of them is running.

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Optional, Union
 
+from koncis_diag.collectors.base import split_argv_for_display
 from koncis_diag.profiles import PROFILE_NAMES, profile_path, profile_reader, typical_variables
 from koncis_diag.spec import (
     BUNDLE_FOLDER,
@@ -195,7 +196,7 @@ def describe_item(item: Item) -> str:
         sql = f"SQL for {', '.join(kinds)}" if kinds else " ".join(item.sql.split())[:120]
         return f"{item.database}: {sql}"
     if isinstance(item, CommandItem):
-        return " ".join(item.argv)
+        return split_argv_for_display(item.argv, item.env)
     if isinstance(item, ThreadDumpItem):
         target = f"pid {item.pid}" if item.pid else f"the {item.product} JVM"
         return f"{item.count} thread dump(s) of {target}, {item.interval:g}s apart (jcmd/jstack)"

@@ -18,6 +18,7 @@ from koncis_diag.spec import (
     SystemItem,
     ThreadDumpItem,
 )
+from koncis_diag.spec_env import env_name_problem
 from koncis_diag.spec_vars import check_name, check_path
 from koncis_diag.yamlio import (
     KeyPath,
@@ -42,7 +43,7 @@ _ITEM_KEYS = {
     "config": _FILES_KEYS,
     "query": ("name", "database", "sql", "max_rows", "timeout"),
     "system": ("name", "top_processes"),
-    "command": ("name", "argv", "timeout", "max_output"),
+    "command": ("name", "argv", "timeout", "max_output", "env"),
     "threaddump": ("name", "count", "interval", "product", "pid", "timeout"),
     "jvm": ("name", "product", "pid"),
 }
@@ -233,7 +234,24 @@ class ItemReader:
             max_output = parse_size(
                 options["max_output"], self.reader.origin((*path, "max_output"))
             )
-        return CommandItem(name, argv, timeout, max_output, location)
+        env = self._command_env((*path, "env"), options["env"]) if "env" in options else ()
+        return CommandItem(name, argv, timeout, max_output, location, env=env)
+
+    def _command_env(self, path: KeyPath, raw: object) -> tuple[tuple[str, str], ...]:
+        if not isinstance(raw, dict):
+            raise self.doc.error(
+                path, f"expected a mapping of variable names to values, found {describe_value(raw)}"
+            )
+        env: list[tuple[str, str]] = []
+        for key, value in raw.items():
+            problem = env_name_problem(key)
+            if problem is not None:
+                raise self.doc.error((*path, key), problem)
+            text = self.reader.text((*path, key), value, substitute=True)
+            if "\0" in text:
+                raise self.doc.error((*path, key), "a value cannot contain a NUL character")
+            env.append((key, text))
+        return tuple(env)
 
     def _product_and_pid(self, path: KeyPath, options: dict[str, Any]) -> tuple[str, Any]:
         product = "any"

@@ -209,6 +209,22 @@ def test_commands_see_a_minimal_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert names <= {b"PATH", b"HOME", b"LANG", b"LC_ALL", b"TZ", b"PWD", b"SHLVL", b"_"}
 
 
+def test_a_command_sees_the_variables_its_spec_sets_and_no_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KONCIS_DB_PASSWORD", "s3cret-db")
+    item = CommandItem(name="e", argv=("env",), env=(("JAVA_HOME", "/opt/jdk"), ("M", "a b")))
+    planned = COMMANDS.plan(item, CollectContext())
+    assert planned.sources[0].description == "JAVA_HOME=/opt/jdk M='a b' env"
+    outputs = {o.bundle_path: o for o in COMMANDS.collect(item, CollectContext())}
+    assert isinstance(outputs["stdout.txt"], StreamOutput)
+    lines = data(outputs["stdout.txt"]).splitlines()
+    assert b"JAVA_HOME=/opt/jdk" in lines and b"M=a b" in lines
+    assert b"s3cret" not in b"\n".join(lines)
+    assert outputs["stdout.txt"].source == "stdout of JAVA_HOME=/opt/jdk M='a b' env"
+    assert result(outputs)["env"] == {"JAVA_HOME": "/opt/jdk", "M": "a b"}  # type: ignore[arg-type]
+
+
 def test_processes_that_leave_the_group_are_killed() -> None:
     """`setsid -f` starts a process outside the command's process group: it is found (this
     process is its subreaper) and killed, and the command still ends at once."""

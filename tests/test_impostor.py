@@ -146,7 +146,9 @@ def test_no_spec_text_moves_the_cursor(tmp_path: Path) -> None:
     extra = (
         '  - command: {name: version, argv: ["sh", "-c", "touch /tmp/x'
         + SPOOF.encode("unicode_escape").decode().replace("\\x1b", "\\e")
-        + '"]}\n'
+        + '"], env: {X: "'
+        + SPOOF.encode("unicode_escape").decode().replace("\\x1b", "\\e")
+        + '"}}\n'
     )
     spec = _server(tmp_path, None, extra)
     text = spec.read_text().replace(
@@ -160,6 +162,7 @@ def test_no_spec_text_moves_the_cursor(tmp_path: Path) -> None:
     screen = _screen(done.stdout)
     shown = "\n".join(screen)
     assert "sh -c" in shown and "touch /tmp/x\\x1b[2K\\x1b[1A" in shown
+    assert "X='\\x1b[2K\\x1b[1A\\x1b[2K\\x0djava -version" in shown  # env: shown, escaped
     assert "slow\\x1b[2K\\x1b[1A\\x0dnothing to see" in shown
     # the screen holds every line the plan printed, in order
     printed = [line.rstrip() for line in done.stdout.splitlines()]

@@ -268,7 +268,7 @@ ERRORS = [
     pytest.param(
         HEAD + "collect:\n  - command: {name: c, argv: [a], shell: true}\n",
         "S:4:35: collect[0].command.shell: unknown key; "
-        "expected one of: name, argv, timeout, max_output",
+        "expected one of: name, argv, timeout, max_output, env",
         id="unknown-key-no-suggestion",
     ),
     pytest.param(
@@ -598,6 +598,41 @@ ERRORS = [
 ]
 
 
+_ENV = HEAD + "collect:\n  - command:\n      name: c\n      argv: [java, -version]\n      env: "
+ERRORS += [
+    pytest.param(
+        _ENV + "{LD_PRELOAD: /tmp/x.so}\n",
+        "S:7:25: collect[0].command.env.LD_PRELOAD: LD_PRELOAD makes programs load or run "
+        "code their argv does not show: not allowed",
+        id="env-loader-variable",
+    ),
+    pytest.param(
+        _ENV + "{JAVA_TOOL_OPTIONS: -javaagent:/tmp/a.jar}\n",
+        "S:7:32: collect[0].command.env.JAVA_TOOL_OPTIONS: JAVA_TOOL_OPTIONS makes programs "
+        "load or run code their argv does not show: not allowed",
+        id="env-jvm-agent",
+    ),
+    pytest.param(
+        _ENV + "{PATH: /tmp/evil}\n",
+        "S:7:19: collect[0].command.env.PATH: PATH is set by koncis-diag itself (give the "
+        "program's full path instead)",
+        id="env-path",
+    ),
+    pytest.param(
+        _ENV + '{"A B": x}\n',
+        "S:7:20: collect[0].command.env[\"A B\"]: 'A B' is not a variable name (letters, digits "
+        "and _, not first a digit)",
+        id="env-bad-name",
+    ),
+    pytest.param(
+        _ENV + "[JAVA_HOME]\n",
+        "S:7:12: collect[0].command.env: expected a mapping of variable names to values, "
+        'found ["JAVA_HOME"]',
+        id="env-not-a-mapping",
+    ),
+]
+
+
 ERRORS.append(
     pytest.param(
         '"\\n": ~\n',
@@ -611,6 +646,17 @@ ERRORS.append(
 @pytest.mark.parametrize(("text", "message"), ERRORS)
 def test_error_messages(tmp_path: Path, text: str, message: str) -> None:
     assert spec_error(tmp_path, text) == message
+
+
+def test_a_command_may_set_fixed_variables(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        HEAD + "variables: {jdk: /opt/jdk}\ncollect:\n  - command:\n      name: c\n"
+        "      argv: [java, -version]\n      env: {JAVA_HOME: '${jdk}', LC_ALL: C, N: 3}\n",
+    )
+    [item] = load_spec(path).items
+    assert isinstance(item, CommandItem)
+    assert item.env == (("JAVA_HOME", "/opt/jdk"), ("LC_ALL", "C"), ("N", "3"))
 
 
 def test_rules_file_not_found_is_resolved_from_the_spec_folder(tmp_path: Path) -> None:

@@ -130,8 +130,10 @@ class Collector(Protocol):
         ...
 
 
-def split_argv_for_display(argv: Sequence[str]) -> str:
-    """An argv as one line for plans and manifests (quoted like a shell would show it)."""
+def split_argv_for_display(argv: Sequence[str], env: Sequence[tuple[str, str]] = ()) -> str:
+    """An argv as one line for plans and manifests (quoted like a shell would show it), after
+    the variables the spec sets for it (``NAME=value``)."""
     import shlex
 
-    return " ".join(shlex.quote(a) for a in argv)
+    settings = [f"{name}={shlex.quote(value)}" for name, value in env]
+    return " ".join([*settings, *(shlex.quote(a) for a in argv)])

@@ -70,10 +70,12 @@ class CommandResult:
     timed_out: bool = False
     leftovers_killed: bool = False
     notes: list[str] = field(default_factory=list)
+    env: tuple[tuple[str, str], ...] = ()
 
     def as_json(self) -> bytes:
         document = {
             "argv": list(self.argv),
+            "env": dict(self.env),
             "executable": self.executable,
             "exit_code": self.returncode if self.returncode >= 0 else None,
             "signal": signal.Signals(-self.returncode).name if self.returncode < 0 else None,
@@ -202,7 +204,9 @@ def _kill_escaped(before: set[int], command_pid: int) -> int:
     return killed
 
 
-def _start(argv: Sequence[str], executable: str) -> subprocess.Popen[bytes]:
+def _start(
+    argv: Sequence[str], executable: str, env: Sequence[tuple[str, str]]
+) -> subprocess.Popen[bytes]:
     try:
         return subprocess.Popen(
             list(argv),
@@ -213,7 +217,7 @@ def _start(argv: Sequence[str], executable: str) -> subprocess.Popen[bytes]:
             stderr=subprocess.PIPE,
             start_new_session=True,
             close_fds=True,
-            env=command_environment(),
+            env={**command_environment(), **dict(env)},
         )
     except FileNotFoundError:
         raise CollectionError(f"command not found: {argv[0]}") from None
@@ -223,15 +227,22 @@ def _start(argv: Sequence[str], executable: str) -> subprocess.Popen[bytes]:
         raise CollectionError(f"cannot run {argv[0]}: {error.strerror or error}") from None
 
 
-def run_command(argv: Sequence[str], timeout: float, max_output: int) -> CommandResult:
-    """Run ``argv`` to completion or timeout; never raises for what the command does."""
+def run_command(
+    argv: Sequence[str],
+    timeout: float,
+    max_output: int,
+    env: Sequence[tuple[str, str]] = (),
+) -> CommandResult:
+    """Run ``argv`` to completion or timeout, in the minimal environment plus ``env``; never
+    raises for what the command does."""
     executable = resolve_executable(argv[0])
     result = CommandResult(argv, executable, TailBuffer(max_output), TailBuffer(max_output))
+    result.env = tuple(env)
     started = time.monotonic()
     subreaper = _become_subreaper()
     _hide_own_environment()
     before = _children()
-    process = _start(argv, executable)
+    process = _start(argv, executable, env)
     assert process.stdout is not None and process.stderr is not None
     buffers = {process.stdout.fileno(): result.stdout, process.stderr.fileno(): result.stderr}
     selector = selectors.DefaultSelector()
@@ -336,7 +347,7 @@ class CommandCollector:
 
     def plan(self, item: Item, ctx: CollectContext) -> Planned:
         command_item = _command_item(item)
-        display = split_argv_for_display(command_item.argv)
+        display = split_argv_for_display(command_item.argv, command_item.env)
         planned = Planned(item=item, estimated_bytes=0)
         try:
             executable = resolve_executable(command_item.argv[0])
@@ -350,8 +361,10 @@ class CommandCollector:
 
     def collect(self, item: Item, ctx: CollectContext) -> Iterator[Output]:
         command_item = _command_item(item)
-        result = run_command(command_item.argv, command_item.timeout, command_item.max_output)
-        source = split_argv_for_display(command_item.argv)
+        result = run_command(
+            command_item.argv, command_item.timeout, command_item.max_output, command_item.env
+        )
+        source = split_argv_for_display(command_item.argv, command_item.env)
         stdout = _stream_output("stdout.txt", f"stdout of {source}", result.stdout)
         stdout.notes.extend(result.notes)
         yield stdout
