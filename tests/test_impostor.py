@@ -496,3 +496,48 @@ def test_a_plain_sensitive_column_is_fine(tmp_path: Path) -> None:
         "sql: 'SELECT u.user_name, credential AS user_credential, count(*) AS n FROM cwd_user u'}\n"
     )
     assert run(["plan", "--spec", str(spec)]).returncode == 0
+
+
+# ------------------------------------------------------------- the second yes, on a terminal
+
+
+def _unsigned_command_spec(tmp_path: Path) -> tuple[Path, Path]:
+    marker = tmp_path / "ran"
+    spec = tmp_path / "unsigned.yaml"
+    spec.write_text(
+        "version: 1\nname: unsigned\ncollect:\n"
+        f"  - command: {{name: touch, argv: [sh, -c, 'echo ran > {marker}']}}\n",
+        encoding="utf-8",
+    )
+    return spec, marker
+
+
+@pytest.mark.parametrize(("second", "written"), [("run unsigned", True), ("y", False), ("", False)])
+def test_an_unsigned_spec_that_runs_programs_needs_a_typed_second_yes(
+    tmp_path: Path, second: str, written: bool
+) -> None:
+    """On a terminal, 'y' to the plan is not enough for unsigned instructions that run a
+    program: the admin must type 'run unsigned'; anything else runs nothing."""
+    from tests.test_cli_e2e import _run_on_pty
+
+    spec, marker = _unsigned_command_spec(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    answers = ["y", second, "y"] if written else ["y", second]
+    result = _run_on_pty(["collect", "--spec", str(spec), "--no-system", "-o", str(out)], answers)
+    assert "UNSIGNED" in result.stderr
+    assert "Type 'run unsigned' to go on" in result.stderr
+    assert "run 1 program" in result.stderr
+    if written:
+        assert result.returncode == 0, result.stderr
+        assert marker.read_text() == "ran\n"
+        [bundle] = list(out.iterdir())
+        with zipfile.ZipFile(bundle) as archive:
+            consent = json.loads(
+                next(archive.read(n) for n in archive.namelist() if n.endswith("consent.json"))
+            )
+        assert consent["spec"]["status"] == "unsigned"
+    else:
+        assert result.returncode == 3, result.stderr
+        assert not marker.exists()  # the program never ran
+        assert list(out.iterdir()) == []

@@ -240,3 +240,41 @@ def test_wanted_memo_agrees_and_stays_bounded() -> None:
         assert detector.wanted_cached(key) == detector.wanted(key)
     assert [detector.wanted_cached(k) for k in keys[:5]] == [True, False, True, True, False]
     assert len(detector._wanted) <= CACHE_SIZE
+
+
+S = "[REDACTED:secret-keys]"
+
+CONTINUED_KEYS = [
+    # java.util.Properties joins the lines: the key is jdbc.password
+    ("jdbc.pass\\\n    word=S3cretPw\n", f"jdbc.pass\\\n    word={S}\n"),
+    ("x.pa\\\nssw\\\nord : Hidden2\n", f"x.pa\\\nssw\\\nord : {S}\n"),
+    ("db.pass\\\r\n  word = CrLf9\r\n", f"db.pass\\\r\n  word = {S}\r\n"),
+    ("api.to\\\n  ken S3cretTok\n", f"api.to\\\n  ken {S}\n"),  # blank as the separator
+    ("pass\\u0077\\\n  ord.x=Esc4ped\n", f"pass\\u0077\\\n  ord.x={S}\n"),
+    # the value continues too: all of it goes
+    ("jdbc.pass\\\n word=part1\\\n   part2\nnext=1\n", f"jdbc.pass\\\n word={S}\nnext=1\n"),
+    # a key that is not secret once joined is left alone
+    ("safe.key\\\n  name=visible\n", "safe.key\\\n  name=visible\n"),
+    # an even number of backslashes ends the line: no continuation
+    ("dir.pass\\\\\nword=kept\n", "dir.pass\\\\\nword=kept\n"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), CONTINUED_KEYS)
+def test_properties_keys_continued_over_a_line_end(
+    redactor: Redactor, text: str, expected: str
+) -> None:
+    assert redact(redactor, text, "properties") == expected
+
+
+def test_continued_keys_keep_order_with_other_keys(redactor: Redactor) -> None:
+    text = "a.password=one\njdbc.pass\\\n  word=two\nb.password=three\nc.pass\\\nword=four\n"
+    assert redact(redactor, text, "properties") == (
+        f"a.password={S}\njdbc.pass\\\n  word={S}\nb.password={S}\nc.pass\\\nword={S}\n"
+    )
+
+
+def test_continued_keys_are_a_properties_form_only(redactor: Redactor) -> None:
+    """In a log a trailing backslash is not a continuation (line formats never cross lines)."""
+    text = "copying C:\\data\\pass\\\nword=kept\n"
+    assert redact(redactor, text, "log") == text

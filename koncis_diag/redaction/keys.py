@@ -26,6 +26,7 @@ from bisect import bisect_left
 from collections.abc import Generator
 from typing import Optional
 
+from koncis_diag.redaction.continued_keys import continued_key_hits
 from koncis_diag.redaction.globs import compile_globs
 from koncis_diag.redaction.keyvalues import (
     BARE_VALUE,
@@ -105,6 +106,9 @@ class KeysDetector:
 
     def begin(self, batch: Batch) -> Optional[KeysCursor]:
         firsts = batch.gate(self.triggers, True, self.trigger_slots)
+        split = continued_key_hits(self, batch) if batch.fmt == "properties" else []
+        if split:
+            return SplitKeysCursor(self, batch, firsts or [-1] * len(self.triggers), split)
         return KeysCursor(self, batch, firsts) if firsts is not None else None
 
 
@@ -122,6 +126,34 @@ class KeysCursor:
 
     def next_hit(self, pos: int) -> Optional[Hit]:
         return self._scan.send(pos)
+
+
+class SplitKeysCursor(KeysCursor):
+    """A properties batch with keys continued over a line end (``continued_keys.py``): their
+    hits, merged in order with the scanner's. A scanner hit passed over for an earlier split
+    key is kept until it is reached (the scanner never yields it again)."""
+
+    __slots__ = ("_pending", "_split")
+
+    def __init__(
+        self, detector: KeysDetector, batch: Batch, firsts: list[int], split: list[Hit]
+    ) -> None:
+        super().__init__(detector, batch, firsts)
+        self._split = split[::-1]  # the next one last: popped
+        self._pending: Optional[Hit] = None
+
+    def next_hit(self, pos: int) -> Optional[Hit]:
+        scanned = self._pending
+        if scanned is None or scanned.start < pos:
+            scanned = self._scan.send(pos)
+        split = self._split
+        while split and split[-1].start < pos:
+            split.pop()
+        if split and (scanned is None or split[-1].start <= scanned.start):
+            self._pending = scanned
+            return split.pop()
+        self._pending = None
+        return scanned
 
 
 def _scan(
