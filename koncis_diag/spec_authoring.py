@@ -44,11 +44,13 @@ def _comment_lines(text: str, indent: str = "") -> list[str]:
     return [f"{indent}# {line}".rstrip() for line in text.splitlines()]
 
 
-def _profile_listing(name: str) -> list[str]:
-    """``#   jira-logs  files  /var/.../log/*.log*`` lines for the profile's items."""
+def _profile_listing(name: str, chosen: Mapping[str, str]) -> list[str]:
+    """``#   jira-logs  files  /var/.../log/*.log* (since 3d)`` lines for the profile's items,
+    with the values the spec sets (``--since``, ``--set``), so the comments say what the
+    spec will do."""
     from koncis_diag.profiles import load_profile
 
-    spec = load_profile(name)
+    spec = load_profile(name, overrides=chosen)
     width = max(len(item.name) for item in spec.items)
     lines = []
     for item in spec.items:
@@ -119,7 +121,7 @@ def _profile_part(profile: str, since: Optional[str], overrides: Mapping[str, st
     lines.append(
         f'# The profile "{profile}" collects (the admin can leave one out: --exclude NAME):'
     )
-    lines.extend(_profile_listing(profile))
+    lines.extend(_profile_listing(profile, chosen))
     example = (
         f"${{{profile}_home}}/log/atlassian-greenhopper.log*"
         if profile in PRODUCTS
