@@ -85,7 +85,7 @@ def new_spec(
         "# The admin checks and runs them with:",
         "#   koncis-diag plan --spec THIS-FILE      (shows what would be collected; collects nothing)",
         "#   koncis-diag collect --spec THIS-FILE   (collects, redacts, asks for consent, writes one bundle)",
-        "# Reference of every key: docs/run-instructions.md",
+        "# Reference of every key: koncis-diag docs run-instructions",
         "version: 1",
         f"name: {spec_name}          # in the bundle's file name; e.g. the ticket: ticket-4711",
         'description: ""           # shown to the admin before anything is collected',
@@ -159,7 +159,7 @@ def _generic_part(since: Optional[str], overrides: Mapping[str, str]) -> list[st
             "      name: app-config",
             '      paths: ["${app_home}/dbconfig.xml"]',
             "  - system: {}                    # CPU, memory, disks, top processes",
-            "# More kinds: query, command, threaddump, jvm (see docs/run-instructions.md), e.g.:",
+            "# More kinds: query, command, threaddump, jvm (see: koncis-diag docs run-instructions), e.g.:",
             "#  - threaddump: {name: dumps, product: jira, count: 3, interval: 5s}",
             "#  - jvm: {name: jvm, product: jira}",
         ]
