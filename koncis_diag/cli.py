@@ -34,6 +34,7 @@ def cli() -> None:
     Admins: `koncis-diag plan --spec FILE` shows what would be collected,
     `koncis-diag collect --spec FILE` collects, redacts, asks and writes one bundle.
     Support: `koncis-diag inspect BUNDLE`, `koncis-diag verify BUNDLE`.
+    Guides and references: `koncis-diag docs` (and `koncis-diag docs TOPIC`).
     """
 
 
@@ -89,4 +90,4 @@ def _fail(message: str, code: int) -> None:
 
 
 # The command modules register themselves on ``cli`` when imported (after ``cli`` exists).
-from koncis_diag.commands import admin, support, tools  # noqa: E402, F401
+from koncis_diag.commands import admin, docs, support, tools  # noqa: E402, F401

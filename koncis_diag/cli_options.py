@@ -200,8 +200,8 @@ _SPEC_OPTIONS = [
     click.option(
         "--allow-unsigned",
         is_flag=True,
-        help="With --yes: accept unsigned run instructions that run programs, read password "
-        "files or weaken redaction.",
+        help="For `koncis-diag collect --yes`: accept unsigned run instructions that run "
+        "programs, read password files or weaken redaction.",
     ),
     click.option(
         "--allow-weaker-redaction",

@@ -11,6 +11,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
+import shutil
+import signal
+import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Optional
 
 from rich.console import Console
+from rich.markdown import Markdown
+from rich.pager import Pager
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -74,6 +80,12 @@ class Terminal:
     def stderr_is_tty(self) -> bool:
         try:
             return self.stderr.isatty()
+        except (ValueError, AttributeError):
+            return False
+
+    def stdout_is_tty(self) -> bool:
+        try:
+            return self.stdout.isatty()
         except (ValueError, AttributeError):
             return False
 
@@ -153,6 +165,24 @@ class UI:
             table.add_row(*(Text("" if v is None else str(v)) for v in row))
         (self.err if stderr else self.out).print(table)
 
+    def document(self, markdown: str, *, pager: bool = True) -> None:
+        """A long Markdown document on stdout. On a terminal: rendered by rich (as written with
+        ``NO_COLOR``) and shown through the pager (``$PAGER``, else ``less``); piped: the
+        text as written, nothing added."""
+        if not self.term.stdout_is_tty():
+            self.term.stdout.write(markdown if markdown.endswith("\n") else markdown + "\n")
+            self.term.stdout.flush()
+            return
+        styled = not self.term.environ.get("NO_COLOR")
+        renderable: Any = Markdown(markdown) if styled else Text(markdown)
+        argv = pager_command(self.term.environ) if pager else None
+        if argv is None:
+            self.out.print(renderable, soft_wrap=not styled)
+            return
+        pager_ = CommandPager(argv, self.term.environ, self.term.stdout)
+        with self.out.pager(pager_, styles=styled):
+            self.out.print(renderable, soft_wrap=not styled)
+
     # ---------------------------------------------------------------------- questions
     def ask(self, prompt: str) -> str:
         """Read one answer from the terminal. Only called when ``interactive``."""
@@ -222,6 +252,57 @@ class ProgressReporter:
             self._ui.info(text)
         else:
             self._ui.detail(text)
+
+
+def pager_command(environ: Any) -> Optional[list[str]]:
+    """``$PAGER`` split like a shell would (no shell runs it; empty: no pager), else ``less``
+    or ``more`` when installed, else None."""
+    value = environ.get("PAGER")
+    if value is not None:
+        try:
+            return shlex.split(value) or None
+        except ValueError:
+            return None
+    for name in ("less", "more"):
+        found = shutil.which(name)
+        if found:
+            return [found]
+    return None
+
+
+class CommandPager(Pager):
+    """Shows text through a pager program, without a shell. ``less`` gets ``LESS=FRX`` unless
+    the user set ``LESS`` (colours, and no pager at all for a text that fits the screen). Ctrl-C
+    belongs to the pager while it runs; quitting early is not an error."""
+
+    def __init__(self, argv: Sequence[str], environ: Any, fallback: IO[str]) -> None:
+        self.argv = list(argv)
+        self.environ = dict(environ)
+        self.environ.setdefault("LESS", "FRX")
+        self.fallback = fallback
+
+    def show(self, content: str) -> None:
+        try:
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        except ValueError:  # not the main thread: leave the signals alone
+            previous = None
+        try:
+            try:
+                process = subprocess.Popen(self.argv, stdin=subprocess.PIPE, env=self.environ)
+            except OSError:  # a PAGER that does not run: the text all the same
+                self.fallback.write(content)
+                self.fallback.flush()
+                return
+            assert process.stdin is not None
+            try:
+                process.stdin.write(content.encode("utf-8", "replace"))
+                process.stdin.close()
+            except BrokenPipeError:
+                pass
+            process.wait()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
 
 
 def _plain_width(stream: IO[str], environ: Any) -> Optional[int]:

@@ -100,9 +100,23 @@ def _unique(names: list[str]) -> list[str]:
     return result
 
 
-def _output_target(output: PathLike, archive_format: Optional[str]) -> tuple[Path, str, str]:
-    """(folder, top folder name, format) for the requested output path."""
-    path = Path(output)
+def _output_target(
+    output: PathLike, archive_format: Optional[str]
+) -> tuple[Path, Optional[str], str]:
+    """(folder, top folder name, format) for the requested output path. An existing folder,
+    or a path written with a trailing ``/``, is the folder to write into: the name is then
+    chosen later (``None``, see ``_default_top``); a trailing ``/`` on a missing folder is an
+    error, never a bundle named like the folder."""
+    text = os.fspath(output)
+    path = Path(text)
+    if text.endswith(("/", os.sep)) or path.is_dir():
+        if not path.is_dir():
+            what = "is not a folder" if os.path.lexists(path) else "does not exist"
+            raise InputError(
+                f"-o {text}: the folder {what} (create it first, or give a file name "
+                "such as cluster.zip)"
+            )
+        return path, None, archive_format or "zip"
     name = path.name
     fmt = archive_format
     for suffix, kind in _SUFFIXES.items():
@@ -118,6 +132,18 @@ def _output_target(output: PathLike, archive_format: Optional[str]) -> tuple[Pat
             "(starting with a letter or digit)"
         )
     return path.parent if str(path.parent) else Path("."), name, fmt
+
+
+def _default_top(sources: Sequence[_Input], created: datetime) -> str:
+    """``koncis-diag-<spec name>-merged-<UTC timestamp>`` (``koncis-diag-merged-...`` when the
+    nodes ran different run instructions or the name is unusable): the bundle name when
+    ``-o`` is a folder, in the style of the bundles ``collect`` writes."""
+    stamp = created.strftime("%Y%m%dT%H%M%SZ")
+    name = _spec(sources)["name"]
+    top = f"koncis-diag-{name}-merged-{stamp}"
+    if name == "merged" or not _NODE_NAME.match(name) or not _TOP.match(top):
+        top = f"koncis-diag-merged-{stamp}"
+    return top
 
 
 def _verified_input(path: Path, plain: Path, node: str, encrypted: bool) -> _Input:
@@ -322,8 +348,10 @@ def merge_bundles(
     now: Optional[datetime] = None,
 ) -> Path:
     """Merge node bundles (zip, tar.gz, or age-encrypted with ``identity``) into ``output``
-    (``.zip`` or ``.tar.gz``; ``.zip`` is added when there is no suffix). ``names`` give the
-    node folder names in the order of ``inputs``. Returns the path of the new bundle."""
+    (``.zip`` or ``.tar.gz``; ``.zip`` is added when there is no suffix), or into the folder
+    ``output`` names (an existing folder, or any path ending in ``/``) under the name
+    ``_default_top`` chooses. ``names`` give the node folder names in the order of
+    ``inputs``. Returns the path of the new bundle."""
     from koncis_diag.crypto import is_age_file, plaintext_bundle
 
     paths = [Path(p) for p in inputs]
@@ -340,9 +368,10 @@ def merge_bundles(
         raise InputError("the same bundle is given twice")
     folder, top, fmt = _output_target(output, archive_format)
     folder = ensure_output_dir(folder)
-    final = folder / f"{top}{'.zip' if fmt == 'zip' else '.tar.gz'}"
-    if os.path.lexists(final):
-        raise BundleError(f"{final} already exists: it is never overwritten")
+    if top is not None:
+        final = folder / f"{top}{'.zip' if fmt == 'zip' else '.tar.gz'}"
+        if os.path.lexists(final):
+            raise BundleError(f"{final} already exists: it is never overwritten")
     created = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     created_text = created.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -359,9 +388,11 @@ def merge_bundles(
             for source, node in zip(sources, _unique(hosts)):
                 source.node = node
         check_free_space(folder, _needed_bytes(sources))
+        chosen = top if top is not None else _default_top(sources, created)
         with deferred_signals():  # registered for cleanup before an interruption is handled
-            staging = stack.enter_context(Staging.create(folder, top))
+            staging = stack.enter_context(Staging.create(folder, chosen))
         for source, plain in zip(sources, plains):
             _copy_members(staging, source, plain)
         _write_metadata(staging, sources, created_text)
-        return write_archive(staging, folder, fmt)
+        # A name of our choosing takes the next free one (-2, -3, ...) rather than failing.
+        return write_archive(staging, folder, fmt, unique_name=top is None)

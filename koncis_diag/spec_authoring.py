@@ -46,11 +46,13 @@ def _comment_lines(text: str, indent: str = "") -> list[str]:
     return [f"{indent}# {line}".rstrip() for line in text.splitlines()]
 
 
-def _profile_listing(name: str) -> list[str]:
-    """``#   jira-logs  files  /var/.../log/*.log*`` lines for the profile's items."""
+def _profile_listing(name: str, chosen: Mapping[str, str]) -> list[str]:
+    """``#   jira-logs  files  /var/.../log/*.log* (since 3d)`` lines for the profile's items,
+    with the values the spec sets (``--since``, ``--set``), so the comments say what the
+    spec will do."""
     from koncis_diag.profiles import load_profile
 
-    spec = load_profile(name)
+    spec = load_profile(name, overrides=chosen)
     width = max(len(item.name) for item in spec.items)
     lines = []
     for item in spec.items:
@@ -85,7 +87,7 @@ def new_spec(
         "# The admin checks and runs them with:",
         "#   koncis-diag plan --spec THIS-FILE      (shows what would be collected; collects nothing)",
         "#   koncis-diag collect --spec THIS-FILE   (collects, redacts, asks for consent, writes one bundle)",
-        "# Reference of every key: docs/run-instructions.md",
+        "# Reference of every key: koncis-diag docs run-instructions",
         "version: 1",
         f"name: {spec_name}          # in the bundle's file name; e.g. the ticket: ticket-4711",
         'description: ""           # shown to the admin before anything is collected',
@@ -121,7 +123,7 @@ def _profile_part(profile: str, since: Optional[str], overrides: Mapping[str, st
     lines.append(
         f'# The profile "{profile}" collects (the admin can leave one out: --exclude NAME):'
     )
-    lines.extend(_profile_listing(profile))
+    lines.extend(_profile_listing(profile, chosen))
     example = (
         f"${{{profile}_home}}/log/atlassian-greenhopper.log*"
         if profile in PRODUCTS
@@ -159,7 +161,7 @@ def _generic_part(since: Optional[str], overrides: Mapping[str, str]) -> list[st
             "      name: app-config",
             '      paths: ["${app_home}/dbconfig.xml"]',
             "  - system: {}                    # CPU, memory, disks, top processes",
-            "# More kinds: query, command, threaddump, jvm (see docs/run-instructions.md), e.g.:",
+            "# More kinds: query, command, threaddump, jvm (see: koncis-diag docs run-instructions), e.g.:",
             "#  - threaddump: {name: dumps, product: jira, count: 3, interval: 5s}",
             "#  - jvm: {name: jvm, product: jira}",
         ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -117,3 +118,66 @@ def test_reveal_roundtrip_on_this_server() -> None:
     assert result.stdout.strip() == "jane.roe@example.org"
     unknown = run("reveal", "user-000000@redacted.invalid")
     assert unknown.returncode == 1 and "not a pseudonym" in unknown.stderr
+
+
+SHAPES_TEXT = (
+    "mail jane.roe@example.org from 10.1.2.3 and 2001:db8::7 mac AA-BB-CC-DD-EE-01\n"
+    "url https://jira.acme-corp.example/secure\n"
+    "The user 'jdoe' has PASSED authentication\n"
+    "JSESSIONID=0123456789ABCDEF0123456789ABCDEF; path=/\n"
+    "acmecorp\n"
+)
+
+
+def _find(pattern: str, text: str) -> str:
+    match = re.search(pattern, text)
+    assert match is not None, (pattern, text)
+    return match.group()
+
+
+def test_reveal_accepts_every_pseudonym_short_or_decorated_and_names_its_kind() -> None:
+    redacted = run("redact", "--keyword", "acmecorp", stdin=SHAPES_TEXT)
+    assert redacted.returncode == 0, redacted.stderr
+    out = redacted.stdout
+    email = _find(r"user-[0-9a-f]+(?=@redacted\.invalid)", out)
+    user = _find(r"(?<=')user-[0-9a-f]+(?=')", out)
+    host = _find(r"host-[0-9a-f]+(?=\.redacted\.invalid)", out)
+    session = _find(r"(?<=JSESSIONID=)tok-[0-9a-f]+", out)
+    keyword = _find(r"(?m)^tok-[0-9a-f]+$", out)
+    ipv4 = _find(r"\b24\d\.\d+\.\d+\.\d+\b", out)
+    ipv6 = _find(r"3fff:[0-9a-f:]+", out)
+    mac = _find(r"(?:[0-9A-F]{2}-){5}[0-9A-F]{2}", out)
+    cases = [
+        # (as support types it, the value, its kind, words shown to a person)
+        (email, "jane.roe@example.org", "email", "e-mail address"),
+        (f"<{email}%40redacted.invalid>", "jane.roe@example.org", "email", "e-mail address"),
+        (f"mailto:{email}@redacted.invalid,", "jane.roe@example.org", "email", "e-mail address"),
+        (user, "jdoe", "user", "user"),
+        (f"'{user}'", "jdoe", "user", "user"),
+        (host, "jira.acme-corp.example", "host", "host name"),
+        (f"{host}.redacted.invalid:8443", "jira.acme-corp.example", "host", "host name"),
+        (session, "0123456789ABCDEF0123456789ABCDEF", "token", "token"),
+        (keyword, "acmecorp", "token", "token"),
+        (f"{ipv4}:22", "10.1.2.3", "ipv4", "IP address"),
+        (f"[{ipv6}]:8080", "2001:db8::7", "ipv6", "IP address"),
+        (mac.replace("-", ":").lower(), "AA-BB-CC-DD-EE-01", "mac", "MAC address"),
+    ]
+    for typed, value, kind, words in cases:
+        human = run("reveal", typed)
+        assert human.returncode == 0, (typed, human.stderr)
+        assert human.stdout == value + "\n", typed
+        assert f"stands for this {words}" in human.stderr, (typed, human.stderr)
+        doc = json.loads(run("reveal", "--json", typed).stdout)
+        assert doc["kind"] == "reveal" and doc["value"] == value, typed
+        assert doc["value_kind"] == kind and doc["matches"][0]["value_kind"] == kind, typed
+    doc = json.loads(run("reveal", "--json", email).stdout)
+    assert doc["matched"] == f"{email}@redacted.invalid"
+    assert doc["description"] == "e-mail address"
+
+
+def test_reveal_of_an_unknown_pseudonym_is_one_line_exit_1() -> None:
+    result = run("reveal", "host-000000")
+    assert result.returncode == 1
+    assert result.stderr == "error: host-000000: not a pseudonym this server has given out\n"
+    doc = json.loads(run("reveal", "--json", "host-000000").stdout)
+    assert doc["value"] is None and doc["value_kind"] is None and doc["matches"] == []

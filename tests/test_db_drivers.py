@@ -43,25 +43,26 @@ def closed_port() -> int:
         (
             "mssql://sa@127.0.0.1/master",
             "pytds",
-            "sqlserver needs the optional driver python-tds: install koncis-diag with the mssql "
-            "extra (pipx install 'koncis-diag[mssql]')",
+            "sqlserver needs the optional driver python-tds: add it to koncis-diag (pipx inject "
+            "koncis-diag python-tds, or install koncis-diag with the mssql extra)",
         ),
         (
             "oracle://system@127.0.0.1/FREEPDB1",
             "oracledb",
-            "oracle needs the optional driver oracledb: install koncis-diag with the oracle extra "
-            "(pipx install 'koncis-diag[oracle]')",
+            "oracle needs the optional driver oracledb: add it to koncis-diag (pipx inject "
+            "koncis-diag oracledb, or install koncis-diag with the oracle extra)",
         ),
         (
             "postgresql://jira@127.0.0.1/jira",
             "psycopg",
             "the postgresql driver psycopg[binary] is missing: reinstall koncis-diag "
-            "(pip install 'psycopg[binary]')",
+            "(or add it: pipx inject koncis-diag 'psycopg[binary]')",
         ),
         (
             "mariadb://jira@127.0.0.1/jira",
             "pymysql",
-            "the mysql driver PyMySQL is missing: reinstall koncis-diag (pip install 'PyMySQL')",
+            "the mysql driver PyMySQL is missing: reinstall koncis-diag "
+            "(or add it: pipx inject koncis-diag 'PyMySQL')",
         ),
     ],
 )

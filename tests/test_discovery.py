@@ -199,9 +199,10 @@ def test_two_installs_of_one_product_stay_apart(jira_tree: Path) -> None:
 
 def test_nothing_found_on_an_empty_tree(tmp_path: Path) -> None:
     assert discover(tmp_path, processes=[], environ={}) == []
-    assert render_text([]) == [
-        "No Atlassian installation found (give --set jira_home=... or use --root)."
-    ]
+    lines = render_text([])
+    assert lines[0].startswith("No Atlassian installation found")
+    assert "    koncis-diag plan --profile jira --set jira_home=DIR" in lines
+    assert not any(line.startswith("koncis-diag discover --set") for line in lines)
 
 
 def test_environment_pointing_nowhere_is_ignored(tmp_path: Path) -> None:

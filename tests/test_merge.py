@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import subprocess
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,6 +17,7 @@ from koncis_diag.bundle_reader import open_bundle, verify_bundle
 from koncis_diag.crypto import EncryptionError, encrypting_writer, generate_identity
 from koncis_diag.errors import BundleError, InputError
 from koncis_diag.merge import merge_bundles, node_name_from_host
+from tests.conftest import cli_env, koncis_cmd
 from tests.test_analyze import APP_LOG, OOM, build_bundle, log_line
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
@@ -192,3 +195,84 @@ def test_existing_output_is_never_overwritten(tmp_path: Path, two_nodes: list[Pa
     with pytest.raises(BundleError, match="never overwritten"):
         merge_bundles(two_nodes, target, now=NOW)
     assert target.read_bytes() == b"keep"
+
+
+# -- -o as a folder (issue 15), through the real CLI --------------------------------------
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        koncis_cmd(*args),
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        cwd=cwd,
+    )
+
+
+@pytest.mark.parametrize("spelling", ["cluster/", "cluster"])
+def test_an_existing_folder_receives_the_bundle_under_the_default_name(
+    tmp_path: Path, two_nodes: list[Path], spelling: str
+) -> None:
+    (tmp_path / "cluster").mkdir()
+    result = run_cli("merge", *map(str, two_nodes), "-o", spelling, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    written = Path(result.stdout.strip())
+    assert written.parent == (tmp_path / "cluster").resolve()
+    assert re.fullmatch(r"koncis-diag-ticket-1-merged-\d{8}T\d{6}Z\.zip", written.name)
+    assert not (tmp_path / "cluster.zip").exists()  # nothing beside the folder
+    assert verify_bundle(written).ok
+    top = {name.split("/", 1)[0] for name in zipfile.ZipFile(written).namelist()}
+    assert top == {written.name[: -len(".zip")]}
+
+
+def test_a_missing_folder_with_a_trailing_slash_is_exit_2_before_any_work(
+    tmp_path: Path, two_nodes: list[Path]
+) -> None:
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"not a bundle")  # would fail verification if the inputs were read
+    result = run_cli("merge", str(two_nodes[0]), str(bad), "-o", "nowhere/", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: -o nowhere/: the folder does not exist (create it first, or give a file name "
+        "such as cluster.zip)"
+    ]
+    assert not (tmp_path / "nowhere").exists() and not (tmp_path / "nowhere.zip").exists()
+
+
+def test_a_file_with_a_trailing_slash_is_exit_2(tmp_path: Path, two_nodes: list[Path]) -> None:
+    (tmp_path / "c.zip").write_bytes(b"keep")
+    result = run_cli("merge", *map(str, two_nodes), "-o", "c.zip/", cwd=tmp_path)
+    assert result.returncode == 2 and "is not a folder" in result.stderr
+    assert (tmp_path / "c.zip").read_bytes() == b"keep"
+
+
+def test_a_missing_path_without_a_slash_is_still_the_bundle_file(
+    tmp_path: Path, two_nodes: list[Path]
+) -> None:
+    result = run_cli("merge", *map(str, two_nodes), "-o", "cluster", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()) == (tmp_path / "cluster.zip").resolve()
+    assert verify_bundle(tmp_path / "cluster.zip").ok
+
+
+def test_a_folder_gets_a_free_name_for_a_second_merge(
+    tmp_path: Path, two_nodes: list[Path]
+) -> None:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    first = merge_bundles(two_nodes, folder, now=NOW, archive_format="tar.gz")
+    second = merge_bundles(two_nodes, str(folder) + "/", now=NOW, archive_format="tar.gz")
+    assert first.name == "koncis-diag-ticket-1-merged-20261201T090000Z.tar.gz"
+    assert second.name == "koncis-diag-ticket-1-merged-20261201T090000Z-2.tar.gz"
+    assert verify_bundle(first).ok and verify_bundle(second).ok
+
+
+def test_nodes_of_different_run_instructions_get_a_neutral_name(tmp_path: Path) -> None:
+    log = log_line(10, "INFO", "x")
+    first = node_bundle(tmp_path / "a", "host-aaaaaa.redacted.invalid", log)
+    second = node_bundle(tmp_path / "b", "host-bbbbbb.redacted.invalid", log, name="ticket-2")
+    out = merge_bundles([first, second], tmp_path, now=NOW)
+    assert out.name == "koncis-diag-merged-20261201T090000Z.zip"

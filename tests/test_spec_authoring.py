@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from koncis_diag.errors import InputError
+from koncis_diag.profiles import PROFILE_NAMES
 from koncis_diag.spec import load_spec
-from koncis_diag.spec_authoring import check_spec, describe_actions, new_spec
-from tests.conftest import koncis_cmd
+from koncis_diag.spec_authoring import check_spec, describe_actions, describe_item, new_spec
+from tests.conftest import cli_env, koncis_cmd
 
 
 def written(tmp_path: Path, text: str) -> Path:
@@ -179,3 +180,34 @@ def test_spec_check_runs_the_sql_guard_like_plan(
     assert result.stdout == ""
     assert result.stderr.startswith(f"error: {path}:{expected}"), result.stderr
     assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_spec_new_comments_reflect_the_options_given(tmp_path: Path, profile: str) -> None:
+    """Issue 15: `spec new --since 3d` said "(since 5d)" in the listing of the profile's items.
+    Every comment line that describes an item must say what the written spec does."""
+    home = {"system": []}.get(profile, ["--set", f"{profile}_home=/data/{profile}"])
+    result = subprocess.run(
+        koncis_cmd("spec", "new", "--profile", profile, "--since", "3d", *home),
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "5d" not in text and "5 days" not in text
+    spec = load_spec(written(tmp_path, text))
+    names = {item.name for item in spec.items}
+    listed = {}
+    for line in text.splitlines():
+        parts = line.split(maxsplit=3)
+        if line.startswith("#   ") and len(parts) == 4 and parts[1] in names:
+            listed[parts[1]] = (parts[2], parts[3])
+    assert set(listed) == names
+    for item in spec.items:
+        assert listed[item.name] == (item.kind, describe_item(item)), item.name
+        if item.kind == "files":
+            assert listed[item.name][1].endswith("(since 3d)"), item.name
+    if profile != "system":
+        assert f"/data/{profile}/" in text.split("collects (the admin")[1]

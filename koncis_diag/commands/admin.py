@@ -256,13 +256,21 @@ def spec_keygen(ui: UI, output: Path, comment: Optional[str]) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="The private key from `spec keygen`.",
 )
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A value for a variable the spec leaves to the admin (who gives it with --set when "
+    "running it), to check the spec with; not part of what is signed (repeatable).",
+)
 @output_options
-def spec_sign(ui: UI, spec_file: Path, key: Path) -> None:
+def spec_sign(ui: UI, spec_file: Path, key: Path, sets: tuple[str, ...]) -> None:
     """Sign run instructions: writes SPEC_FILE.sig beside them (send both)."""
     from koncis_diag.spec_authoring import check_spec
     from koncis_diag.spec_signing import sign_spec
 
-    checked = check_spec(spec_file)  # only valid run instructions are signed
+    checked = check_spec(spec_file, parse_sets(sets))  # only valid run instructions are signed
     target, public = sign_spec(spec_file, key, checked.spec.redact.rules)
     if ui.json_mode:
         ui.emit_json("spec sign", {"signature": str(target), "key_id": public.key_id})
@@ -272,7 +280,13 @@ def spec_sign(ui: UI, spec_file: Path, key: Path) -> None:
 
 @spec_group.command("check")
 @click.argument("spec_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Set or override a variable, as plan and collect take it (repeatable).",
+)
 @output_options
 def spec_check(ui: UI, spec_file: Path, sets: tuple[str, ...]) -> None:
     """Validate run instructions and show what they would collect on a typical server."""

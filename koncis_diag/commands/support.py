@@ -170,8 +170,10 @@ def decrypt(ui: UI, bundle: Path, identity: Path, output: Optional[Path]) -> Non
     "--output",
     "output",
     required=True,
-    type=click.Path(path_type=Path),
-    help="The merged bundle file (or a folder to put it in).",
+    type=click.Path(),  # a str: Path() would drop the trailing / that says "a folder"
+    metavar="FILE|DIR/",
+    help="The merged bundle file (cluster.zip, cluster.tar.gz), or an existing folder (or "
+    "DIR/) to write it into as koncis-diag-<name>-merged-<UTC time>.zip.",
 )
 @click.option(
     "--name",
@@ -186,7 +188,7 @@ def decrypt(ui: UI, bundle: Path, identity: Path, output: Optional[Path]) -> Non
 def merge(
     ui: UI,
     bundles: tuple[Path, ...],
-    output: Path,
+    output: str,
     names: tuple[str, ...],
     archive_format: Optional[str],
     identity: Optional[Path],

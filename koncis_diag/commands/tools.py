@@ -11,7 +11,7 @@ import click
 
 from koncis_diag.cli import EXIT_CODE_HELP, cli
 from koncis_diag.cli_options import jobs_option, output_options
-from koncis_diag.console import UI
+from koncis_diag.console import UI, shown
 from koncis_diag.errors import ExitCode, KoncisError
 
 if TYPE_CHECKING:
@@ -184,15 +184,31 @@ def rules_check(ui: UI, rules_file: Path) -> None:
 @click.argument("pseudonym")
 @output_options
 def reveal(ui: UI, pseudonym: str) -> None:
-    """Tell which real value a pseudonym stands for (from this server's private mapping).
+    """Tell which real value a pseudonym stands for, and what kind of value it was (user,
+    e-mail address, host name, IP or MAC address, token), from this server's private mapping.
 
-    Answers support's "who is user-3f9a2c?" without the mapping ever leaving the server."""
-    from koncis_diag.redaction import reveal as reveal_value
+    Answers support's "who is user-3f9a2c?" without the mapping ever leaving the server.
+    PSEUDONYM may be written as in the bundle or short: user-3f9a2c, host-3f9a2c,
+    user-3f9a2c@redacted.invalid, <user-3f9a2c%40redacted.invalid>, [3fff::1]:8080."""
+    from koncis_diag.redaction import reveal_all
 
-    value = reveal_value(pseudonym)
+    matches = reveal_all(pseudonym)
     if ui.json_mode:
-        ui.emit_json("reveal", {"pseudonym": pseudonym, "value": value})
-    elif value is not None:
-        ui.print(value)
-    if value is None:
-        raise KoncisError(f"{pseudonym}: not a pseudonym this server has given out")
+        first = matches[0] if matches else None
+        ui.emit_json(
+            "reveal",
+            {
+                "pseudonym": pseudonym,
+                "value": first.value if first else None,
+                "value_kind": first.kind if first else None,
+                "description": first.description if first else None,
+                "matched": first.pseudonym if first else None,
+                "matches": [m.to_json() for m in matches],
+            },
+        )
+    else:
+        for match in matches:
+            ui.info(f"{shown(match.pseudonym)} stands for this {match.description}:")
+            ui.print(match.value)
+    if not matches:
+        raise KoncisError(f"{shown(pseudonym)}: not a pseudonym this server has given out")

@@ -41,12 +41,13 @@ DRIVERS = {
 def missing_driver_message(driver: Driver) -> str:
     if driver.extra is not None:
         return (
-            f"{driver.kind} needs the optional driver {driver.distribution}: install "
-            f"koncis-diag with the {driver.extra} extra (pipx install 'koncis-diag[{driver.extra}]')"
+            f"{driver.kind} needs the optional driver {driver.distribution}: add it to "
+            f"koncis-diag (pipx inject koncis-diag {driver.distribution}, or install "
+            f"koncis-diag with the {driver.extra} extra)"
         )
     return (
         f"the {driver.kind} driver {driver.distribution} is missing: reinstall koncis-diag "
-        f"(pip install '{driver.distribution}')"
+        f"(or add it: pipx inject koncis-diag '{driver.distribution}')"
     )
 
 

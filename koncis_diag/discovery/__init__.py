@@ -242,10 +242,23 @@ def discover(
     return sorted(installations, key=lambda i: (not i.running, i.product))
 
 
+#: What ``discover`` says when it finds nothing: the options it names exist on the commands
+#: it names (tests/test_cli_hints.py checks every such hint).
+NOTHING_FOUND = (
+    "No Atlassian installation found (no running product, nothing at the standard locations).",
+    "  Looking at a mounted copy of the server:  koncis-diag discover --root DIR",
+    "  The product lives elsewhere: name its home for plan and collect, e.g.",
+    "    koncis-diag plan --profile jira --set jira_home=DIR",
+    "    koncis-diag collect --profile jira --set jira_home=DIR",
+    "  (confluence_home, bitbucket_home likewise; more variables: koncis-diag docs "
+    "run-instructions)",
+)
+
+
 def render_text(installations: Sequence[Installation]) -> list[str]:
     """Plain lines for ``koncis-diag discover``: each fact with its evidence below it."""
     if not installations:
-        return ["No Atlassian installation found (give --set jira_home=... or use --root)."]
+        return list(NOTHING_FOUND)
     lines: list[str] = []
     for installation in installations:
         state = "running" if installation.running else "not running"

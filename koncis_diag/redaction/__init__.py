@@ -8,8 +8,8 @@ from __future__ import annotations
 from koncis_diag.redaction.checks import check_rules_file
 from koncis_diag.redaction.discovery import ScanResult, scan_identifiers
 from koncis_diag.redaction.leakcheck import Finding, leak_check
-from koncis_diag.redaction.pseudonyms import reveal
 from koncis_diag.redaction.redactor import Redactor, build_redactor
+from koncis_diag.redaction.reveal import Revealed, reveal, reveal_all
 from koncis_diag.redaction.rules import Rule, effective_rules
 from koncis_diag.redaction.stream import RedactionStream
 
@@ -17,6 +17,7 @@ __all__ = [
     "Finding",
     "RedactionStream",
     "Redactor",
+    "Revealed",
     "Rule",
     "ScanResult",
     "build_redactor",
@@ -24,5 +25,6 @@ __all__ = [
     "effective_rules",
     "leak_check",
     "reveal",
+    "reveal_all",
     "scan_identifiers",
 ]
