@@ -31,6 +31,7 @@ from koncis_diag.spec_values import (
     check_database_url,
     check_env_name,
     never_a_password_file,
+    sqlserver_password_problem,
 )
 from koncis_diag.spec_vars import VARIABLE, VARIABLE_RULE, Variables, check_name, check_path, escape
 from koncis_diag.yamlio import (
@@ -232,6 +233,11 @@ class DocReader:
                 raise self.origin(file_path).error(
                     f"{password_file} cannot be a password file (an account, key or system file)"
                 )
+        problem = (
+            sqlserver_password_problem(url) if url and (password_env or password_file) else None
+        )
+        if problem is not None:
+            raise self.origin((*path, "url")).error(problem)
         return Connection(name, from_file, url, password_env, password_file, self.location(path))
 
     def database(self, path: KeyPath, value: Any) -> tuple[str, Optional[Connection]]:

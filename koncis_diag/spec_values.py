@@ -40,6 +40,25 @@ def check_database_url(url: str, origin: Origin) -> str:
     return url
 
 
+def sqlserver_password_problem(url: str) -> str | None:
+    """Why a password from a file or variable cannot go to this spec-written URL: SQL
+    Server's login carries the password itself (no challenge-response), so whichever server
+    the URL names receives it. ``None`` for other databases (their drivers refuse clear-text
+    password authentication on spec-written URLs) and for SQL Server on this machine."""
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in ("sqlserver", "mssql"):
+        return None
+    netloc = url.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
+    host = netloc.split("\\", 1)[0].rsplit(":", 1)[0].strip("[]").lower()
+    if host in ("", "localhost", "127.0.0.1", "::1"):
+        return None
+    return (
+        "SQL Server's login sends the password itself to the server the URL names: a password "
+        "from a file or variable goes only to the application's own database (a connection "
+        "with from:); for this URL leave both out and koncis-diag asks the admin, showing the host"
+    )
+
+
 def check_env_name(name: str, origin: Origin) -> str:
     if not _ENV_NAME.fullmatch(name):
         raise origin.error(
