@@ -173,12 +173,18 @@ def verify_spec(path: Path, trusted: Sequence[Path]) -> SpecTrust:
     key nobody trusts here, or that does not match the spec's bytes is an ``InputError``
     (exit 2, nothing is read): a spec that claims a signature must carry a good one."""
     signature_path = path.with_name(path.name + SIGNATURE_SUFFIX)
-    if not signature_path.exists():
-        return UNSIGNED
     try:
         lines = signature_path.read_text(encoding="utf-8").splitlines()
+    except (FileNotFoundError, NotADirectoryError):
+        return UNSIGNED
     except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"{signature_path}: cannot read the signature ({err})") from None
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        try:  # a folder this user cannot enter: name the spec, not the signature
+            with open(path, "rb"):
+                pass
+        except OSError as spec_err:
+            raise InputError(f"{path}: cannot read: {spec_err.strerror or spec_err}") from None
+        raise InputError(f"{signature_path}: cannot read the signature ({reason})") from None
     fields = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
     covers = [line.split(": ", 1)[1] for line in lines[1:] if line.startswith("covers: ")]
     if not lines or lines[0] != _HEADER or "key" not in fields or "signature" not in fields:
