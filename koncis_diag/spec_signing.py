@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from koncis_diag.errors import InputError
+from koncis_diag.yamlio import pin_verified
 
 if TYPE_CHECKING:
     from koncis_diag.redaction.weakening import RuleChange
@@ -206,7 +207,8 @@ def verify_spec(path: Path, trusted: Sequence[Path]) -> SpecTrust:
     key = keys[0]
     try:
         covered = _covered_bytes(path, covers, str(signature_path))
-        digest = _digest(_read_spec(path), covered)
+        spec_bytes = _read_spec(path)
+        digest = _digest(spec_bytes, covered)
         Ed25519PublicKey.from_public_bytes(key.key).verify(signature, digest)
     except InvalidSignature:
         raise InputError(
@@ -216,6 +218,10 @@ def verify_spec(path: Path, trusted: Sequence[Path]) -> SpecTrust:
     resolved = tuple(
         os.path.realpath(name if os.path.isabs(name) else path.parent / name) for name in covers
     )
+    # What is loaded from here on is what was verified, not what the files hold by then.
+    pin_verified(path, spec_bytes)
+    for real, (_name, data) in zip(resolved, covered):
+        pin_verified(real, data)
     return SpecTrust("signed", key.comment or key.key_id, key.key_id, resolved)
 
 

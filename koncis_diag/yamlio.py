@@ -376,9 +376,24 @@ def load_yaml_text(source: Union[str, bytes], *, source_name: str) -> YamlDocume
     return YamlDocument(source_name, data, builder.nodes, hashlib.sha256(raw).hexdigest())
 
 
+#: Files whose bytes a signature verified (real path → bytes): they are never read again, so
+#: a file swapped between the check and its use changes nothing (see spec_signing).
+_VERIFIED: dict[str, bytes] = {}
+
+
+def pin_verified(path: Union[str, Path], data: bytes) -> None:
+    """From now on ``read_small_file(path)`` returns ``data``: the bytes that were verified."""
+    _VERIFIED[os.path.realpath(path)] = data
+
+
 def read_small_file(path: Union[str, Path], *, source_name: Optional[str] = None) -> bytes:
-    """The bytes of a hand-written file (at most ``MAX_FILE_BYTES``), opened read-only."""
+    """The bytes of a hand-written file (at most ``MAX_FILE_BYTES``), opened read-only; for a
+    file a signature verified, the bytes it verified."""
     name = source_name if source_name is not None else str(path)
+    if _VERIFIED:
+        pinned = _VERIFIED.get(os.path.realpath(path))
+        if pinned is not None:
+            return pinned
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # before open: a FIFO would block
             raise InputError("not a regular file", file=name)

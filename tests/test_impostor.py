@@ -541,3 +541,30 @@ def test_an_unsigned_spec_that_runs_programs_needs_a_typed_second_yes(
         assert result.returncode == 3, result.stderr
         assert not marker.exists()  # the program never ran
         assert list(out.iterdir()) == []
+
+
+def test_files_swapped_after_the_signature_check_change_nothing(tmp_path: Path) -> None:
+    """What is loaded is what the signature verified: a spec or rules file replaced between
+    the check and its use (a race on a folder someone else can write) is not read again."""
+    from koncis_diag.redaction.rules import load_rules_file
+    from koncis_diag.spec import load_spec
+    from koncis_diag.spec_signing import generate_key, sign_spec, verify_spec
+
+    rules = tmp_path / "extra.yaml"
+    rules.write_text(
+        "version: 1\nrules:\n  - {name: ticket-ids, pattern: 'TCK-[0-9]+', category: pii}\n"
+    )
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "version: 1\nname: signed\ncollect: [system: {}]\nredact: {rules: [extra.yaml]}\n"
+    )
+    key = tmp_path / "key"
+    generate_key(key, "Anna at support")
+    sign_spec(spec, key, [str(rules)])
+    trust = verify_spec(spec, [tmp_path / "key.pub"])
+    assert trust.status == "signed"
+    # the swap, after the check
+    rules.write_text("version: 1\nrules:\n  - {name: secret-keys, enabled: false}\n")
+    spec.write_text("version: 1\nname: swapped\ncollect: [system: {}]\n")
+    assert load_spec(spec).name == "signed"
+    assert [entry["name"] for entry in load_rules_file(rules)] == ["ticket-ids"]

@@ -645,8 +645,10 @@ ERRORS += [
         id="mssql-remote-password-env",
     ),
     pytest.param(
-        HEAD + _MSSQL.replace("db.acme.example", "db.acme.example\\\\SQLEXPRESS:1433")
-        + "    password_file: /etc/koncis/sa.pw\n" + _MSSQL_END,
+        HEAD
+        + _MSSQL.replace("db.acme.example", "db.acme.example\\\\SQLEXPRESS:1433")
+        + "    password_file: /etc/koncis/sa.pw\n"
+        + _MSSQL_END,
         "S:5:10: connections.app.url: SQL Server's login sends the password itself",
         id="mssql-remote-password-file",
     ),
