@@ -50,6 +50,7 @@ from koncis_diag.redaction.accel import engine_name
 from koncis_diag.redaction.pseudonyms import default_state_dir, state_dir_problem
 from koncis_diag.redaction.weakening import refuse_weakening
 from koncis_diag.results import ItemResult, RunResult
+from koncis_diag.retention import default_delete_after
 from koncis_diag.spec import BUNDLE_FOLDER, Item, Spec
 from koncis_diag.spec_signing import BUILTIN, SpecTrust, check_unsigned
 from koncis_diag.staging_writer import redacted, store_output
@@ -153,6 +154,7 @@ def _run(
             parallel.start()
             results = _collect_all(plan, ctx, redactor, staging, progress_factory, parallel)
         log.info("collected and redacted in %.1f s", time.monotonic() - started)
+        _check_something_collected(results)
         results += [
             ItemResult(item=spec.item(name), status="excluded") for name in options.excluded
         ]
@@ -191,6 +193,9 @@ def _run(
         )
         _tally(run, redactor)
         write_metadata(run, spec, now, redactor, staging, log_handler, options.retention)
+        run.delete_after = default_delete_after(
+            now, options.retention or getattr(spec, "retention", None)
+        )
         log_handler = None
         run.bundle_path = write_archive(
             staging,
@@ -208,6 +213,17 @@ def _run(
 
 
 # ------------------------------------------------------------------------------ collecting
+
+
+def _check_something_collected(results: Sequence[ItemResult]) -> None:
+    """A run where every item failed or found nothing writes no bundle (exit 1): an empty
+    bundle attached to a ticket looks like an answer and is none."""
+    if results and all(r.status in ("failed", "empty") for r in results):
+        names = ", ".join(r.item.name for r in results)
+        raise KoncisError(
+            f"nothing was collected: every item failed or found nothing ({names}); "
+            "no bundle was written"
+        )
 
 
 def _collect_all(

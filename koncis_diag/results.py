@@ -82,10 +82,12 @@ class RunResult:
     by_category: Counter = field(default_factory=Counter)
     identities: dict[str, Any] = field(default_factory=dict)
     learned: dict[str, int] = field(default_factory=dict)  # learned_pass.LearnedPass as a dict
+    delete_after: Optional[str] = None  # the manifest's: the last day support may keep it
 
     def to_json(self) -> dict[str, Any]:
         return {
             "bundle": str(self.bundle_path) if self.bundle_path else None,
+            "delete_after": self.delete_after,
             "items": [r.to_json() for r in self.items],
             "redactions": {
                 "by_rule": dict(sorted(self.by_rule.items())),

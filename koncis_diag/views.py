@@ -6,6 +6,7 @@ Machines get ``--json`` documents instead; these functions only render.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -181,6 +182,25 @@ def show_summary(ui: UI, summary: Any, *, stderr: bool = False) -> None:
 def show_result(ui: UI, result: Any) -> None:
     """After a successful collection: where the bundle is and what is in it."""
     ui.print(str(result.bundle_path))
+
+
+def show_written(ui: UI, result: Any, ticket: str) -> None:
+    """The end of a run: the bundle's absolute path (alone on stdout, for scripts), and on
+    stderr its size, checksum, what to do with it and until when support may keep it."""
+    import hashlib
+
+    path = Path(result.bundle_path).resolve()
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    ui.info("Bundle written:")
+    ui.print(str(path))
+    ui.info(f"  size     {human_size(path.stat().st_size)}")
+    ui.info(f"  sha256   {digest.hexdigest()}")
+    if result.delete_after:
+        ui.info(f"  support deletes it by {result.delete_after}")
+    ui.info(f"Attach this file to ticket {ticket}.")
 
 
 def show_inspect(ui: UI, data: dict[str, Any]) -> None:

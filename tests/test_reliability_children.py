@@ -8,29 +8,31 @@ import json
 import os
 import shutil
 import signal
-import site
 import subprocess
-import sys
+import tempfile
 import threading
 import uuid
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Optional
 
 import pytest
 from dbservers import DatabaseServer, postgres_server  # noqa: F401 - fixture
 
 from koncis_diag.errors import CollectionError
+from tests import test_reliability_helpers as helpers
 from tests.test_reliability_helpers import (
     base_env,
     bundles,
     koncis,
+    owned_by_runner,
+    require_unprivileged,
     run_cli,
     wait_for,
     write_spec,
     zip_members,
 )
+
+nobody_dir = helpers.nobody_dir  # the fixture
 
 
 def _processes_with(marker: str) -> list[str]:
@@ -130,83 +132,21 @@ def test_parents_of_the_state_folder_are_not_world_writable(tmp_path: Path) -> N
         assert folder.stat().st_mode & 0o022 == 0, (folder, oct(folder.stat().st_mode))
 
 
-def _unprivileged_python() -> Optional[list[str]]:
-    """A way to run this checkout as ``nobody``: root only, with a system Python of the same
-    version as this one (the virtualenv's compiled packages must load)."""
-    import pwd
-
-    runuser = shutil.which("runuser")
-    if os.geteuid() != 0 or runuser is None:
-        return None
-    try:
-        pwd.getpwnam("nobody")
-    except KeyError:
-        return None
-    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    system = Path("/usr/bin") / version
-    if not system.exists():
-        return None
-    return [runuser, "-u", "nobody", "--", str(system)]
-
-
-@pytest.fixture
-def nobody_dir() -> Iterator[Path]:
-    """A folder ``nobody`` owns, in a path ``nobody`` can walk (pytest's tmp_path is not)."""
-    import tempfile
-
-    top = Path(tempfile.mkdtemp(prefix="koncis-nobody-", dir="/tmp"))
-    os.chmod(top, 0o755)
-    shutil.chown(top, "nobody")
-    try:
-        yield top
-    finally:
-        shutil.rmtree(top, ignore_errors=True)
-
-
-def _as_nobody(prefix: list[str], home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    packages = [p for p in site.getsitepackages() if os.access(p, os.R_OK)]
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(home),
-        "XDG_STATE_HOME": str(home / "state"),
-        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), *packages]),
-        "KONCIS_DB_PASSWORD": "Env1ronSecret-77",
-    }
-    return subprocess.run(
-        [*prefix, "-m", "koncis_diag", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-
-
 def test_a_command_cannot_read_koncis_diags_environment(nobody_dir: Path) -> None:
     """Reliability row 105: a program the spec runs (as the same non-root user) tries to read
     the admin's KONCIS_DB_PASSWORD from koncis-diag's /proc/PID/environ: the process is not
     dumpable while commands run, so the kernel refuses."""
-    prefix = _unprivileged_python()
-    if prefix is None:
-        pytest.skip("needs root, runuser, the nobody user and /usr/bin/python3.N of this version")
+    runner = require_unprivileged()
     spec = nobody_dir / "peek.yaml"
     spec.write_text(
         "version: 1\nname: peek\ncollect:\n"
-        '  - command: {name: peek, argv: [sh, -c, \'tr "\\\\0" "\\\\n" < /proc/$PPID/environ\']}\n',
+        "  - command: {name: peek, argv: [sh, -c, 'cat /proc/$PPID/environ']}\n",
         encoding="utf-8",
     )
-    shutil.chown(spec, "nobody")
-    done = _as_nobody(
-        prefix,
-        nobody_dir,
-        "collect",
-        "--spec",
-        str(spec),
-        "--no-system",
-        "--yes",
-        "--allow-unsigned",
-        "-o",
-        str(nobody_dir),
+    owned_by_runner(spec)
+    args = ["collect", "--spec", str(spec), "--no-system", "--yes", "--allow-unsigned"]
+    done = runner.run(
+        [*args, "-o", str(nobody_dir)], nobody_dir, KONCIS_DB_PASSWORD="Env1ronSecret-77"
     )
     assert done.returncode == 0, done.stderr
     [bundle] = list(nobody_dir.glob("*.zip"))
@@ -218,12 +158,12 @@ def test_a_command_cannot_read_koncis_diags_environment(nobody_dir: Path) -> Non
 
 def test_a_spec_in_a_folder_the_user_cannot_enter_is_a_clear_error(nobody_dir: Path) -> None:
     """Was an internal error: the signature beside the spec could not be looked for."""
-    prefix = _unprivileged_python()
-    if prefix is None:
-        pytest.skip("needs root, runuser, the nobody user and /usr/bin/python3.N of this version")
-    locked = nobody_dir / "locked"
-    locked.mkdir(mode=0o700)  # root's: nobody cannot enter it
-    (locked / "spec.yaml").write_text("version: 1\nname: x\ncollect: [system: {}]\n")
-    done = _as_nobody(prefix, nobody_dir, "plan", "--spec", str(locked / "spec.yaml"))
-    assert done.returncode == 2, done.stderr
-    assert done.stderr == f"error: {locked / 'spec.yaml'}: cannot read: Permission denied\n"
+    runner = require_unprivileged()
+    locked = Path(tempfile.mkdtemp(prefix="koncis-locked-"))  # root's, 0700
+    try:
+        (locked / "spec.yaml").write_text("version: 1\nname: x\ncollect: [system: {}]\n")
+        done = runner.run(["plan", "--spec", str(locked / "spec.yaml")], nobody_dir)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == f"error: {locked / 'spec.yaml'}: cannot read: Permission denied\n"
+    finally:
+        shutil.rmtree(locked, ignore_errors=True)

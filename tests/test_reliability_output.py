@@ -63,7 +63,9 @@ def test_output_folder_missing_is_one_line_and_nothing_is_created(tmp_path: Path
     log = _log(tmp_path / "logs")
     missing = tmp_path / "no" / "such" / "folder"
     result = run_cli(_collect_args(log, missing), tmp_path / "home")
-    assert one_error_line(result, 1) == f"output folder {missing} does not exist: create it first"
+    assert one_error_line(result, 2) == (
+        f"--output: the folder {missing} does not exist: create it first"
+    )
     assert not (tmp_path / "no").exists()
 
 
@@ -90,9 +92,7 @@ def test_output_folder_not_writable_as_a_non_root_user(nobody_dir: Path) -> None
     home.mkdir()
     owned_by_runner(home)
     result = runner.run(_collect_args(log, out), home)
-    assert one_error_line(result, 1) == (
-        f"permission denied while creating a staging folder in {out}"
-    )
+    assert one_error_line(result, 2) == f"--output: no permission to write in {out}"
     assert list(out.iterdir()) == []
 
 

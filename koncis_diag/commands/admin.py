@@ -105,13 +105,16 @@ def collect(
     review: bool,
 ) -> None:
     """Collect, redact, ask for consent and write one bundle file."""
+    from koncis_diag import views
     from koncis_diag.consent import AssumeYes, TerminalReviewer
     from koncis_diag.parallel import default_jobs
     from koncis_diag.pipeline import RunOptions, run_collection
+    from koncis_diag.preflight import check_run_options
 
     if assume_yes and review:
         raise InputError("--review needs a person at the terminal; it cannot go with --yes")
     spec, trust = request.load()  # bad run instructions: exit 2 with or without a terminal
+    check_run_options(output_dir, encrypt_to, retention)  # ... and bad options too
     if assume_yes:
         reviewer: Any = AssumeYes(accept_findings=accept_leak_findings)
     elif ui.interactive and not ui.json_mode:
@@ -145,8 +148,7 @@ def collect(
     failed = [r.item.name for r in result.items if r.status == "failed"]
     if failed:
         ui.warn("items that failed (recorded in the manifest): " + ", ".join(failed))
-    ui.info("Bundle written:")
-    ui.print(str(result.bundle_path))
+    views.show_written(ui, result, spec.name)
 
 
 @cli.command(epilog=EXIT_CODE_HELP)
