@@ -57,8 +57,10 @@ def _install_signal_handlers() -> None:
 def main(argv: Optional[list[str]] = None) -> None:
     """Console-script entry point: run click, map errors to one line and an exit code."""
     _install_signal_handlers()
+    code: object = None
     try:
-        cli.main(args=argv, prog_name="koncis-diag", standalone_mode=False)
+        # without standalone mode, ``ctx.exit(N)`` in a command comes back as the return value
+        code = cli.main(args=argv, prog_name="koncis-diag", standalone_mode=False)
     except click.exceptions.Abort:
         _fail("aborted", ExitCode.INTERRUPTED)
     except click.exceptions.ClickException as err:
@@ -79,7 +81,7 @@ def main(argv: Optional[list[str]] = None) -> None:
             f"internal error: {type(err).__name__}: {err} (please report this to Koncis support)",
             ExitCode.FAILURE,
         )
-    sys.exit(ExitCode.OK)
+    sys.exit(code if isinstance(code, int) and not isinstance(code, bool) else ExitCode.OK)
 
 
 def _fail(message: str, code: int) -> None:

@@ -245,6 +245,9 @@ class ProgressReporter:
             self._progress.advance(self._task, nbytes)
 
     def item_finished(self, name: str, status: str, detail: str = "") -> None:
+        if status == "absent":  # an optional item with nothing on this server: quiet
+            self._ui.detail(f"  {name}: not present (optional)")
+            return
         text = f"  {name}: {status}" + (f" ({detail})" if detail else "")
         if self._progress is not None:
             self._progress.console.print(text, markup=False)

@@ -16,13 +16,15 @@ class ExitCode(IntEnum):
     FAILURE = 1  # runtime failure, including `verify` mismatches
     USAGE = 2  # bad input: spec, rules, arguments
     NO_CONSENT = 3  # the admin did not agree (or could not be asked)
+    INCOMPLETE = 4  # the bundle was written, but items that are not optional failed
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
     TERMINATED = 143  # SIGTERM (128 + SIGTERM)
 
 
 EXIT_CODE_HELP = (
     "Exit codes: 0 success, 1 runtime failure (including verify mismatches), "
-    "2 bad input or usage, 3 consent not given, 130 interrupted (Ctrl-C), 143 terminated."
+    "2 bad input or usage, 3 consent not given, 4 bundle written but items failed, "
+    "130 interrupted (Ctrl-C), 143 terminated."
 )
 
 
@@ -68,6 +70,11 @@ class ConsentRefused(KoncisError):
 
 class CollectionError(KoncisError):
     """One item could not be collected. The pipeline records it and goes on with the rest."""
+
+
+class NotPresent(CollectionError):
+    """Nothing of the item exists on this server (no file matches its paths). For an item
+    marked ``optional`` that is a normal absence, not a failure."""
 
 
 class RedactionError(KoncisError):

@@ -38,7 +38,7 @@ TOP_LEVEL_FILES: tuple[str, ...] = (
 ITEM_FOLDERS: tuple[str, ...] = tuple(sorted(set(BUNDLE_FOLDER.values())))
 
 ITEM_KINDS: tuple[str, ...] = tuple(BUNDLE_FOLDER)
-ITEM_STATUSES: tuple[str, ...] = ("ok", "partial", "failed", "excluded", "empty")
+ITEM_STATUSES: tuple[str, ...] = ("ok", "partial", "failed", "excluded", "empty", "absent")
 
 #: Largest JSON member (consent, redaction report) a reader loads into memory.
 MAX_JSON_BYTES = 16 * 1024 * 1024

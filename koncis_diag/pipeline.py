@@ -39,7 +39,7 @@ from koncis_diag.consent import (
 )
 from koncis_diag.console import ProgressReporter
 from koncis_diag.databases.columns_check import check_query_columns
-from koncis_diag.errors import BundleError, ConsentRefused, InputError, KoncisError
+from koncis_diag.errors import BundleError, ConsentRefused, InputError, KoncisError, NotPresent
 from koncis_diag.learned_pass import apply_learned, rewrite_learned
 from koncis_diag.metadata import ToolLog, start_tool_log, stop_tool_log, write_metadata
 from koncis_diag.parallel import ParallelRedaction
@@ -218,7 +218,7 @@ def _run(
 def _check_something_collected(results: Sequence[ItemResult]) -> None:
     """A run where every item failed or found nothing writes no bundle (exit 1): an empty
     bundle attached to a ticket looks like an answer and is none."""
-    if results and all(r.status in ("failed", "empty") for r in results):
+    if results and all(r.status in ("failed", "empty", "absent") for r in results):
         names = ", ".join(r.item.name for r in results)
         raise KoncisError(
             f"nothing was collected: every item failed or found nothing ({names}); "
@@ -263,6 +263,9 @@ def _collect_item(
             result.outputs.append(record)
     except BundleError:
         raise  # staging itself failed (disk full, ...): nothing else could be written either
+    except NotPresent as err:  # nothing of it on this server: normal for an optional item
+        result.status = "absent" if getattr(item, "optional", False) else "failed"
+        result.error = redacted(redactor, str(err))
     except KoncisError as err:
         result.status, result.error = "failed", redacted(redactor, str(err))
         log.info("item %s failed: %s", item.name, err)
@@ -278,7 +281,20 @@ def _collect_item(
             result.status = "empty"
         elif any(o.skipped and not o.outside_window for o in result.outputs):
             result.status = "partial" if result.written else "empty"
+    if result.status == "empty":
+        _explain_unreadable(result)
     return result
+
+
+def _explain_unreadable(result: ItemResult) -> None:
+    """An item that found files but could read none because of permissions failed (it is not
+    'empty'): the error names one of them and who may read it."""
+    denied = [o for o in result.outputs if o.skipped and "permission denied" in o.skipped]
+    if not denied:
+        return
+    more = f" (and {len(denied) - 1} more)" if len(denied) > 1 else ""
+    result.status = "failed"
+    result.error = f"{denied[0].source}: {denied[0].skipped}{more}"
 
 
 # ----------------------------------------------------------------------- after collecting

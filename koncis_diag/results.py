@@ -44,7 +44,7 @@ class OutputRecord:
 @dataclass
 class ItemResult:
     item: Item
-    status: str = "ok"  # ok | partial | failed | excluded | empty
+    status: str = "ok"  # ok | partial | failed | excluded | empty | absent (optional, none there)
     error: Optional[str] = None
     duration_s: float = 0.0
     outputs: list[OutputRecord] = field(default_factory=list)

@@ -64,6 +64,7 @@ class FilesItem:
     max_size: Optional[int] = None  # bytes per file; larger files keep their newest part
     follow_symlinks: bool = False  # follow symlinks that leave the pattern's base directory
     location: Optional[Location] = None
+    optional: bool = False  # a normal absence (nothing matches) is not a failure
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class QueryItem:
     kind: str = "query"
     connection: Optional[Connection] = None
     sql_variants: tuple[tuple[str, str], ...] = ()  # (database kind or "default", SQL)
+    optional: bool = False  # a normal absence (nothing matches) is not a failure
 
     def sql_for(self, kind: str) -> Optional[str]:
         """The SQL to run on a database of ``kind`` (``postgresql``, ``mysql``, ``sqlserver``,
@@ -123,6 +125,7 @@ class SystemItem:
     top_processes: int = 15
     location: Optional[Location] = None
     kind: str = "system"
+    optional: bool = False  # a normal absence (nothing matches) is not a failure
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,7 @@ class CommandItem:
     #: Variables the spec sets for the program, on top of the minimal environment (PATH, HOME,
     #: LANG): fixed values written in the spec, shown on the plan before the argv.
     env: tuple[tuple[str, str], ...] = ()
+    optional: bool = False  # a normal absence (nothing matches) is not a failure
 
 
 #: Products the tool knows; ``any`` in an item means whichever of them is running.
@@ -155,6 +159,7 @@ class ThreadDumpItem:
     timeout: float = 30.0  # per dump; the dumping tool is killed at the limit
     location: Optional[Location] = None
     kind: str = "threaddump"
+    optional: bool = False  # a normal absence (nothing matches) is not a failure
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,7 @@ class JvmItem:
     pid: Optional[int] = None
     location: Optional[Location] = None
     kind: str = "jvm"
+    optional: bool = False  # a normal absence (nothing matches) is not a failure
 
 
 Item = Union[FilesItem, QueryItem, SystemItem, CommandItem, ThreadDumpItem, JvmItem]

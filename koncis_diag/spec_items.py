@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from typing import TYPE_CHECKING, Any
 
@@ -37,15 +38,15 @@ from koncis_diag.yamlio import (
 if TYPE_CHECKING:
     from koncis_diag.spec_reader import DocReader
 
-_FILES_KEYS = ("name", "paths", "exclude", "since", "max_size", "follow_symlinks")
+_FILES_KEYS = ("name", "paths", "exclude", "since", "max_size", "follow_symlinks", "optional")
 _ITEM_KEYS = {
     "files": _FILES_KEYS,
     "config": _FILES_KEYS,
-    "query": ("name", "database", "sql", "max_rows", "timeout"),
-    "system": ("name", "top_processes"),
-    "command": ("name", "argv", "timeout", "max_output", "env"),
-    "threaddump": ("name", "count", "interval", "product", "pid", "timeout"),
-    "jvm": ("name", "product", "pid"),
+    "query": ("name", "database", "sql", "max_rows", "timeout", "optional"),
+    "system": ("name", "top_processes", "optional"),
+    "command": ("name", "argv", "timeout", "max_output", "env", "optional"),
+    "threaddump": ("name", "count", "interval", "product", "pid", "timeout", "optional"),
+    "jvm": ("name", "product", "pid", "optional"),
 }
 _REQUIRED_KEYS = {
     "files": ("name", "paths"),
@@ -121,7 +122,11 @@ class ItemReader:
             self.reader.origin((*body_path, "name")),
         )
         name_path = (*body_path, "name") if "name" in options else body_path
-        return self._build(kind, name, body_path, options, location), name_path
+        item = self._build(kind, name, body_path, options, location)
+        if "optional" in options:
+            optional = expect_bool(self.doc, (*body_path, "optional"), options["optional"])
+            item = dataclasses.replace(item, optional=optional)
+        return item, name_path
 
     def _build(
         self, kind: str, name: str, path: KeyPath, options: dict[str, Any], location: Location

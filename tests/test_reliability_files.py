@@ -333,8 +333,11 @@ def test_permission_denied_as_a_non_root_user(nobody_dir: Path) -> None:
     assert result.returncode == 0, result.stderr
     members = zip_members(bundles(out)[0])
     outputs = outputs_by_path(members)
-    assert outputs["files/files/locked.log"]["skipped"] == "permission denied"
-    assert outputs["files/files/closed"]["skipped"] == "directory not listed: permission denied"
+    hint = " (owned by root: run koncis-diag as root)"  # who may read it
+    assert outputs["files/files/locked.log"]["skipped"] == "permission denied" + hint
+    assert outputs["files/files/closed"]["skipped"] == (
+        "directory not listed: permission denied" + hint
+    )
     assert members["files/files/ok.log"] == b"readable\n"
     manifest = json.loads(members["manifest.json"])
     assert manifest["items"][0]["status"] == "partial"

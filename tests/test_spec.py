@@ -268,7 +268,7 @@ ERRORS = [
     pytest.param(
         HEAD + "collect:\n  - command: {name: c, argv: [a], shell: true}\n",
         "S:4:35: collect[0].command.shell: unknown key; "
-        "expected one of: name, argv, timeout, max_output, env",
+        "expected one of: name, argv, timeout, max_output, env, optional",
         id="unknown-key-no-suggestion",
     ),
     pytest.param(

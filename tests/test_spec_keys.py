@@ -297,7 +297,7 @@ ERRORS = [
     ),
     pytest.param(
         HEAD + "collect:\n  - jvm: {name: j, count: 3}\n",
-        "S:4:20: collect[0].jvm.count: unknown key; expected one of: name, product, pid",
+        "S:4:20: collect[0].jvm.count: unknown key; expected one of: name, product, pid, optional",
         id="jvm-unknown-key",
     ),
     pytest.param(

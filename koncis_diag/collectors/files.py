@@ -35,7 +35,7 @@ from koncis_diag.collectors.textio import (
     sniff,
 )
 from koncis_diag.collectors.window import describe_since
-from koncis_diag.errors import CollectionError
+from koncis_diag.errors import NotPresent
 from koncis_diag.spec import FilesItem, Item
 
 #: Plan estimate of the decompressed size of bzip2/xz files (gzip records its own size).
@@ -150,9 +150,7 @@ class FilesCollector:
         resolution = resolve(files_item, ctx)
         if not resolution.candidates:
             patterns = ", ".join(files_item.paths)
-            raise CollectionError(
-                f"{files_item.kind} {files_item.name}: no file matches {patterns}"
-            )
+            raise NotPresent(f"{files_item.kind} {files_item.name}: no file matches {patterns}")
         for candidate in resolution.candidates:
             yield self._collect_candidate(candidate, settings)
 

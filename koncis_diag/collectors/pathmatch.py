@@ -193,14 +193,15 @@ class _Walker:
         try:
             link = os.lstat(self.entry(relative))
         except OSError as error:
-            self.found.append(self._candidate(relative, host, skip_reason=os_error_reason(error)))
+            reason = os_error_reason(error, self.entry(relative))
+            self.found.append(self._candidate(relative, host, skip_reason=reason))
             return
         is_symlink = stat.S_ISLNK(link.st_mode)
         try:
             host = self.target(relative)
             target = os.stat(host)
         except OSError as error:
-            reason = os_error_reason(error)
+            reason = os_error_reason(error, host)
             if is_symlink and isinstance(error, FileNotFoundError):
                 reason = "dangling symlink"
             self.found.append(self._candidate(relative, host, skip_reason=reason))
@@ -307,7 +308,11 @@ class _Walker:
             with os.scandir(self.target(relative)) as entries:
                 return sorted(entry.name for entry in entries)
         except OSError as error:
-            reason = f"directory not listed: {os_error_reason(error)}"
+            try:
+                where: Optional[Path] = self.target(relative)
+            except OSError:
+                where = None
+            reason = f"directory not listed: {os_error_reason(error, where)}"
             self.found.append(self._candidate(relative, self.nominal(relative), skip_reason=reason))
             return []
 

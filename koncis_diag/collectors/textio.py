@@ -15,7 +15,9 @@ import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, TypeVar
+from typing import Callable, Optional, TypeVar, Union
+
+PathLike = Union[str, "os.PathLike[str]"]
 
 _T = TypeVar("_T")
 
@@ -117,17 +119,43 @@ def file_type_name(mode: int) -> str:
     return "not a regular file"
 
 
-def os_error_reason(error: OSError) -> str:
-    """One short reason for a failed stat/open."""
+def os_error_reason(error: OSError, path: Optional[PathLike] = None) -> str:
+    """One short reason for a failed stat/open; for ``permission denied`` on ``path``, who
+    could read it (the owner of the path, or of the first folder above it this user may see)."""
     if isinstance(error, FileNotFoundError):
         return "vanished before it could be read"
     if isinstance(error, PermissionError):
-        return "permission denied"
+        return "permission denied" + (permission_hint(path) if path is not None else "")
     if error.errno == errno.ELOOP:
         return "symlink loop"
     if isinstance(error, IsADirectoryError):
         return "is a directory"
     return f"cannot read: {error.strerror or error}"
+
+
+def permission_hint(path: PathLike) -> str:
+    """`` (owned by jira: run as root or as jira)``, or "" when no owner can be found."""
+    import pwd
+
+    current = os.path.abspath(os.fspath(path))
+    while True:
+        try:
+            owner = os.stat(current).st_uid
+            break
+        except OSError:
+            parent = os.path.dirname(current)
+            if parent == current:
+                return ""
+            current = parent
+    if owner == os.geteuid():
+        return ""
+    try:
+        name = pwd.getpwuid(owner).pw_name
+    except KeyError:
+        name = f"uid {owner}"
+    if owner == 0:
+        return " (owned by root: run koncis-diag as root)"
+    return f" (owned by {name}: run koncis-diag as root or as {name})"
 
 
 def _open_no_atime(path: Path) -> int:
@@ -146,18 +174,18 @@ def open_regular_file(path: Path) -> OpenedFile:
     try:
         before = os.stat(path)
     except OSError as error:
-        raise SkipFile(os_error_reason(error)) from None
+        raise SkipFile(os_error_reason(error, path)) from None
     if not stat.S_ISREG(before.st_mode):
         raise SkipFile(f"{file_type_name(before.st_mode)}: not read")
     try:
         fd = _open_no_atime(path)
     except OSError as error:
-        raise SkipFile(os_error_reason(error)) from None
+        raise SkipFile(os_error_reason(error, path)) from None
     try:
         opened = os.fstat(fd)
     except OSError as error:
         os.close(fd)
-        raise SkipFile(os_error_reason(error)) from None
+        raise SkipFile(os_error_reason(error, path)) from None
     if not stat.S_ISREG(opened.st_mode):
         os.close(fd)
         raise SkipFile(f"{file_type_name(opened.st_mode)}: not read")

@@ -17,7 +17,7 @@ from koncis_diag.cli_options import (
     spec_options,
 )
 from koncis_diag.console import UI
-from koncis_diag.errors import ConsentRefused, InputError
+from koncis_diag.errors import ConsentRefused, ExitCode, InputError
 
 _OUTPUT_DIR = click.option(
     "-o",
@@ -145,10 +145,14 @@ def collect(
         return
     if result.findings and result.consent and result.consent.accepted_findings:
         ui.warn(f"{len(result.findings)} leak-check finding(s) were accepted into the bundle")
-    failed = [r.item.name for r in result.items if r.status == "failed"]
-    if failed:
-        ui.warn("items that failed (recorded in the manifest): " + ", ".join(failed))
     views.show_written(ui, result, spec.name)
+    failed = [r.item.name for r in result.items if r.status == "failed"]
+    if failed:  # the last line, and the exit code, say the bundle is not all it should be
+        ui.warn(
+            f"{len(failed)} item(s) failed and are missing from the bundle (the manifest says "
+            f"why): {', '.join(failed)}"
+        )
+        click.get_current_context().exit(ExitCode.INCOMPLETE)
 
 
 @cli.command(epilog=EXIT_CODE_HELP)
