@@ -12,31 +12,13 @@ from typing import Any, Optional
 
 import click
 
-from koncis_diag import __version__
+from koncis_diag.commands.group import CONTEXT_SETTINGS, cli
 from koncis_diag.errors import (
     EXIT_CODE_HELP,
     ExitCode,
     Interrupted,
     KoncisError,
 )
-
-CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-# -------------------------------------------------------------------------------- group
-
-
-@click.group(context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODE_HELP)
-@click.version_option(__version__, "-V", "--version", prog_name="koncis-diag")
-def cli() -> None:
-    """Collect redacted diagnostics for Koncis support, with your consent.
-
-    Admins: `koncis-diag plan --spec FILE` shows what would be collected,
-    `koncis-diag collect --spec FILE` collects, redacts, asks and writes one bundle.
-    Support: `koncis-diag inspect BUNDLE`, `koncis-diag verify BUNDLE`.
-    Guides and references: `koncis-diag docs` (and `koncis-diag docs TOPIC`).
-    """
-
 
 # ------------------------------------------------------------------------------ runtime
 
@@ -91,5 +73,7 @@ def _fail(message: str, code: int) -> None:
         sys.exit(int(code))
 
 
-# The command modules register themselves on ``cli`` when imported (after ``cli`` exists).
+# The command modules register themselves on ``cli`` (commands/group.py) when imported.
 from koncis_diag.commands import admin, docs, support, tools  # noqa: E402, F401
+
+__all__ = ["CONTEXT_SETTINGS", "EXIT_CODE_HELP", "cli", "main"]

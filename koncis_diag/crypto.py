@@ -28,7 +28,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Optional, Union
+from typing import IO, Any, Optional, Union
 
 from koncis_diag.bundle import deferred_signals
 from koncis_diag.errors import InputError, KoncisError
@@ -345,7 +345,7 @@ class DecryptingReader(io.RawIOBase):
     """Read-only plaintext of an age file, decrypted in a thread into a pipe: nothing
     decrypted is ever written to a file. ``close`` raises ``EncryptionError`` on failure."""
 
-    def __init__(self, source: BinaryIO, identities: Sequence[Any], label: str) -> None:
+    def __init__(self, source: IO[bytes], identities: Sequence[Any], label: str) -> None:
         super().__init__()
         self._source = source
         read_fd, write_fd = os.pipe()
@@ -394,7 +394,7 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_STANZAS = 64
 
 
-def check_age_header(source: BinaryIO, label: str) -> None:
+def check_age_header(source: IO[bytes], label: str) -> None:
     """Refuse an oversized age header (binary or armored) without decrypting anything; the
     stream is left where it was."""
     if not source.seekable():
@@ -419,7 +419,7 @@ def check_age_header(source: BinaryIO, label: str) -> None:
 
 
 def _decrypt_stream(
-    source: BinaryIO, destination: IO[bytes], identities: Sequence[Any], label: str
+    source: IO[bytes], destination: IO[bytes], identities: Sequence[Any], label: str
 ) -> None:
     check_age_header(source, label)
     pyrage = _pyrage()

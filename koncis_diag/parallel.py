@@ -243,9 +243,9 @@ class ParallelRedaction:
         segments = _Segments(chunks, self.chunk_size)
         following = segments.next()
         if segments.exhausted and following:  # one segment: no worker would help
-            out, found, carry = redact_segment(self.redactor, following, fmt, source)
+            out, found, last = redact_segment(self.redactor, following, fmt, source)
             counts.update(found)
-            yield out + (b"\n" if carry is not None and carry[1] else b"")
+            yield out + (b"\n" if last is not None and last[1] else b"")
             return
         pool = self._workers()
         in_flight: deque[tuple[int, bytes]] = deque()

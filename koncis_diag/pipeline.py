@@ -422,9 +422,12 @@ def _leak_check(
 
 def _summary(run: RunResult, redactor: Redactor) -> Summary:
     rows = []
+    total = 0
     for result in run.items:
         if result.status == "excluded":
             continue
+        written_bytes = sum(o.bytes for o in result.written)
+        total += written_bytes
         categories: Counter = Counter()
         for rule, count in result.redactions.items():
             categories[redactor.category_of(rule)] += count
@@ -434,14 +437,14 @@ def _summary(run: RunResult, redactor: Redactor) -> Summary:
                 "kind": result.item.kind,
                 "status": result.status,
                 "files": len(result.written),
-                "bytes": sum(o.bytes for o in result.written),
+                "bytes": written_bytes,
                 "redactions": dict(categories),
                 "truncated": sum(1 for o in result.written if o.truncated),
                 "skipped": sum(1 for o in result.outputs if o.skipped),
                 "error": result.error,
             }
         )
-    return Summary(rows=rows, findings=run.findings, total_bytes=sum(r["bytes"] for r in rows))
+    return Summary(rows=rows, findings=run.findings, total_bytes=total)
 
 
 def _apply_exclusions(run: RunResult, decision: Decision, staging: Staging) -> None:

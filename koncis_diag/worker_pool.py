@@ -47,14 +47,14 @@ class SegmentRun:
     ) -> None:
         self.stream = redactor.stream(fmt, source)
         if resume is not None:
-            self.stream._open_block, self.stream._pending_newline = resume  # type: ignore[attr-defined]
+            self.stream._open_block, self.stream._pending_newline = resume
 
     def feed(self, data: bytes) -> bytes:
         return self.stream.feed(data)
 
     def finish(self) -> tuple[bytes, Optional[Resume]]:
         tail = self.stream.close()
-        open_block = self.stream._open_block  # type: ignore[attr-defined]
+        open_block = self.stream._open_block
         if open_block is None:
             return tail, None
         held = tail.endswith(b"\n")
@@ -94,8 +94,8 @@ class RedactorRecipe:
         unusable state folder, changed internals)."""
         pseudonymizer = redactor.pseudonymizer
         try:
-            learnt = redactor._extra_literals  # type: ignore[attr-defined]
-            shared_key = pseudonymizer._shared_key  # type: ignore[attr-defined]
+            learnt = redactor._extra_literals
+            shared_key = pseudonymizer._shared_key
             if pseudonymizer.ephemeral:
                 return None
             key_digest = _key_digest(pseudonymizer)
@@ -113,7 +113,7 @@ class RedactorRecipe:
 
     def build(self) -> Redactor:
         pseudonymizer = Pseudonymizer(self.state_dir)
-        pseudonymizer._shared_key = self.shared_key  # type: ignore[attr-defined]
+        pseudonymizer._shared_key = self.shared_key
         redactor = Redactor(list(self.rules), pseudonymizer)
         by_name = {rule.name: rule for rule in redactor.rules}
         for name, values in self.literals:
@@ -131,7 +131,7 @@ class RedactorRecipe:
 def _key_digest(pseudonymizer: Pseudonymizer) -> str:
     """A digest of the key pseudonyms are made with (loading or creating it, as the first
     pseudonym would): compared, never the key itself."""
-    key, _ = pseudonymizer._ready()  # type: ignore[attr-defined]
+    key, _ = pseudonymizer._ready()
     return hashlib.sha256(b"koncis-diag worker check\0" + key).hexdigest()
 
 
@@ -171,7 +171,7 @@ class WorkerPool:
         method: str,
         learned: Optional[LearnedValues] = None,
     ) -> None:
-        context = multiprocessing.get_context(method)
+        context: Any = multiprocessing.get_context(method)  # Fork/Spawn/Forkserver
         #: where the names the workers learn are gathered (the parent redactor's)
         self.learned = learned if learned is not None else LearnedValues()
         self._tasks = context.Queue()

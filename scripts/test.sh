@@ -11,6 +11,7 @@ bash scripts/setup.sh
 bash scripts/install-test-deps.sh
 .venv/bin/ruff check koncis_diag tests bench
 .venv/bin/ruff format --check koncis_diag tests bench
+.venv/bin/mypy koncis_diag  # the type gate: 0 errors
 .venv/bin/python -m pytest "$@"
 
 if [ -z "${KONCIS_SKIP_PY39:-}" ]; then

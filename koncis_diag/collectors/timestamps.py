@@ -119,7 +119,7 @@ def line_timestamp(line_head: bytes) -> Optional[float]:
 
 
 def _day_month_year_epoch(
-    match: re.Match, fraction: Optional[str], offset: Optional[int]
+    match: re.Match[bytes], fraction: Optional[bytes], offset: Optional[int]
 ) -> Optional[float]:
     """Tomcat (``28-Nov-2026 10:02:03.123``) and access-log (``28/Nov/2026:10:02:03 +0000``)
     stamps: groups 1-6 are day, month name, year, hour, minute, second."""

@@ -8,7 +8,6 @@ from typing import Any, Optional
 
 import click
 
-from koncis_diag.cli import EXIT_CODE_HELP, cli
 from koncis_diag.cli_options import (
     SpecRequest,
     jobs_option,
@@ -16,8 +15,9 @@ from koncis_diag.cli_options import (
     parse_sets,
     spec_options,
 )
+from koncis_diag.commands.group import cli
 from koncis_diag.console import UI
-from koncis_diag.errors import ConsentRefused, ExitCode, InputError
+from koncis_diag.errors import EXIT_CODE_HELP, ConsentRefused, ExitCode, InputError
 
 _OUTPUT_DIR = click.option(
     "-o",

@@ -7,9 +7,10 @@ from typing import Optional
 import click
 from rich.text import Text
 
-from koncis_diag.cli import EXIT_CODE_HELP, cli
 from koncis_diag.cli_options import output_options
+from koncis_diag.commands.group import cli
 from koncis_diag.console import UI
+from koncis_diag.errors import EXIT_CODE_HELP
 
 
 @cli.command(epilog=EXIT_CODE_HELP)

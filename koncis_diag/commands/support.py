@@ -11,10 +11,10 @@ from typing import Any, Callable, Optional
 
 import click
 
-from koncis_diag.cli import EXIT_CODE_HELP, cli
 from koncis_diag.cli_options import output_options
+from koncis_diag.commands.group import cli
 from koncis_diag.console import UI
-from koncis_diag.errors import ExitCode
+from koncis_diag.errors import EXIT_CODE_HELP, ExitCode
 
 
 def identity_option(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, BinaryIO, Optional
 
 import click
 
-from koncis_diag.cli import EXIT_CODE_HELP, cli
 from koncis_diag.cli_options import jobs_option, output_options
+from koncis_diag.commands.group import cli
 from koncis_diag.console import UI, shown
-from koncis_diag.errors import ExitCode, KoncisError
+from koncis_diag.errors import EXIT_CODE_HELP, ExitCode, KoncisError
 
 if TYPE_CHECKING:
     from koncis_diag.redaction import Redactor

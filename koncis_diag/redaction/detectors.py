@@ -190,7 +190,9 @@ class PatternCursor:
         self.detector = detector
         self.batch = batch
         self.regex = detector.regex
-        self.finder = None if finder is NO_FINDER else finder
+        self.finder: Optional[Union[MultiFinder, OffsetFinder]] = (
+            None if isinstance(finder, _NoFinder) else finder
+        )
         self.reach = detector.reach if isinstance(finder, OffsetFinder) else None
         self.anchors: Optional[list[list[int]]] = None  # occurrences of the anchor's spellings
         self.lead = 0
@@ -220,11 +222,12 @@ class PatternCursor:
                 return hit
         batch = self.batch
         pos = max(pos, self.resume)
+        finder = self.finder
         while pos < batch.size:
-            if self.reach is not None:
+            if self.reach is not None and finder is not None:
                 # accelerator candidates: a match starting at or after pos has a candidate
                 # at or after pos on its line, and starts at most ``reach`` bytes before it
-                found, _ = self.finder.find(pos)
+                found, _ = finder.find(pos)
                 if found < 0:
                     return None
                 start = max(pos, batch.line_start(found), found - self.reach)
@@ -241,9 +244,9 @@ class PatternCursor:
                 if result is None:
                     pos = line_end + 1
                     continue
-            elif self.finder is not None:
+            elif finder is not None:
                 line_start = batch.line_start(pos)
-                found, _ = self.finder.find(line_start)
+                found, _ = finder.find(line_start)
                 if found < 0:
                     return None
                 start = pos if found < pos else max(pos, batch.line_start(found))
