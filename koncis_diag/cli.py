@@ -89,4 +89,4 @@ def _fail(message: str, code: int) -> None:
 
 
 # The command modules register themselves on ``cli`` when imported (after ``cli`` exists).
-from koncis_diag.commands import admin, support, tools  # noqa: E402, F401
+from koncis_diag.commands import admin, mapping, support, tools  # noqa: E402, F401

@@ -1,16 +1,25 @@
-"""The private mapping (issue 15): the retention applied by each run, the last-use column
-and the migration of files of the earlier layout, through the real CLI."""
+"""The private mapping (issue 15): `mapping show`, `mapping purge`, the retention applied by
+each run, the last-use column and the migration of files of the earlier layout, through the
+real CLI."""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import pty
+import select
 import sqlite3
+import struct
 import subprocess
+import termios
+import time
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Optional
 
+import pyte
 import pytest
 
 from koncis_diag.redaction.mapping_store import timestamp
@@ -99,6 +108,228 @@ def one_line_error(done: subprocess.CompletedProcess, code: int = 2) -> str:
     return lines[0]
 
 
+# --------------------------------------------------------------------------------- show
+
+
+def test_without_a_mapping_show_and_purge_say_so_and_create_nothing(state: Path) -> None:
+    shown = run("mapping", "show")
+    assert shown.returncode == 0, shown.stderr
+    assert "No mapping" in shown.stdout
+    doc = json.loads(run("mapping", "show", "--json").stdout)
+    assert doc["kind"] == "mapping show" and doc["mappings"] == [] and doc["entries"] == 0
+    purged = run("mapping", "purge", "--all")
+    assert purged.returncode == 0, purged.stderr
+    assert "nothing to purge" in purged.stdout
+    assert json.loads(run("mapping", "purge", "--all", "--json").stdout)["removed"] == 0
+    assert not state.exists()
+
+
+def test_show_counts_per_kind_and_never_prints_a_real_value(state: Path) -> None:
+    redact()
+    before = sorted(os.listdir(state))
+    shown = run("mapping", "show")
+    assert shown.returncode == 0, shown.stderr
+    out = shown.stdout
+    assert str(state / MAPPING_FILE) in out
+    assert field(out, "entries") == "6"
+    kinds = {line.split()[0]: line.split()[1] for line in out.splitlines()[-3:]}
+    assert kinds == {"email": "2", "ipv4": "2", "user": "2"}, out
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    assert field(out, "last used").startswith(today)
+    assert field(out, "expiring").startswith("0 not used for 180d")
+    doc = json.loads(run("mapping", "show", "--json").stdout)
+    [one] = doc["mappings"]
+    assert doc["entries"] == one["entries"] == 6
+    assert {k["kind"]: k["entries"] for k in one["kinds"]} == {"email": 2, "ipv4": 2, "user": 2}
+    assert one["size_bytes"] == (state / MAPPING_FILE).stat().st_size > 0
+    assert one["first_added"][:10] == one["last_used"][:10] == today
+    for original in ORIGINALS:
+        assert original.decode() not in out and original.decode() not in json.dumps(doc)
+    assert sorted(os.listdir(state)) == before  # no journal or index left behind
+
+
+def test_show_piped_is_plain_and_fits_80_columns(state: Path) -> None:
+    redact()
+    out = run("mapping", "show").stdout
+    assert "\x1b" not in out and not BOX & set(out)
+    assert all(len(line) <= 80 for line in out.splitlines() if str(state) not in line), out
+
+
+def _on_terminal(args: list[str], env: dict[str, str], answers: tuple[str, ...] = ()) -> tuple:
+    """Run the CLI on an 80-column terminal (stdin, stdout and stderr), typing ``answers``
+    after each prompt; returns (exit code, raw output, the screen's lines)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 60, 80, 0, 0))
+    env = {k: v for k, v in env.items() if k != "COLUMNS"}
+    proc = subprocess.Popen(koncis_cmd(*args), stdin=slave, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    raw, pending, deadline = b"", list(answers), time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                raw += chunk
+                if pending and raw.rstrip(b" ").endswith(b"]"):
+                    os.write(master, (pending.pop(0) + "\n").encode())
+            elif proc.poll() is not None:
+                break
+        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    screen = pyte.Screen(80, 60)
+    pyte.ByteStream(screen).feed(raw)
+    return code, raw, [line.rstrip() for line in screen.display if line.strip()]
+
+
+def test_show_on_a_terminal_is_rich_and_fits_80_columns(state: Path) -> None:
+    redact()
+    code, raw, screen = _on_terminal(["mapping", "show"], cli_env(TERM="xterm-256color"))
+    assert code == 0, raw
+    assert b"\x1b[" in raw  # styled
+    assert any(BOX & set(line) for line in screen)  # a table rule
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    rows_ = [line.split() for line in screen if line.split()[:1] in (["email"], ["ipv4"])]
+    assert rows_ == [[kind, "2", today, today, today] for kind in ("email", "ipv4")], screen
+    code, raw, _ = _on_terminal(["mapping", "show"], cli_env(NO_COLOR="1"))
+    assert code == 0 and b"\x1b[" not in raw and not BOX & set(raw.decode())
+
+
+# -------------------------------------------------------------------------------- purge
+
+
+def test_purge_older_than_removes_unused_rows_and_leaves_no_trace_of_them(state: Path) -> None:
+    redact()
+    age(state, b"anna.smith@acme-corp.example", 100)
+    age(state, b"jdoe", 100)
+    age(state, b"bkumar", 80)
+    done = run("mapping", "purge", "--older-than", "90d", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "removed 2 entries not used for 90d, 4 left" in done.stdout
+    left = rows(state)
+    assert b"anna.smith@acme-corp.example" not in left and b"jdoe" not in left
+    assert b"bkumar" in left and b"bob.jones@acme-corp.example" in left
+    stored = mapping_bytes(state)
+    assert b"anna.smith@acme-corp.example" not in stored  # not in a free page either
+    assert b"bob.jones@acme-corp.example" in stored  # (the check can see one)
+    assert sorted(os.listdir(state)) == ["pseudonym.key", MAPPING_FILE]  # no journal left
+
+
+def test_purge_all_empties_the_file_reclaims_its_space_and_keeps_the_pseudonyms(
+    state: Path,
+) -> None:
+    first = redact()
+    pseudonym = rows(state)[b"jdoe"][0]
+    redact("".join(f"mail from user{n}@corp{n % 7}.example\n" for n in range(3000)))
+    size = (state / MAPPING_FILE).stat().st_size
+    done = run("mapping", "purge", "--all", "--yes", "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["kind"] == "mapping purge" and doc["all"] is True
+    assert doc["removed"] == 3006 and doc["remaining"] == 0
+    assert doc["mappings"][0]["size_before"] == size
+    assert doc["mappings"][0]["size_after"] == (state / MAPPING_FILE).stat().st_size < size / 4
+    assert rows(state) == {}
+    stored = mapping_bytes(state)
+    assert not [o for o in ORIGINALS if o in stored]
+    revealed = run("reveal", pseudonym)
+    assert "removed by the mapping retention or `koncis-diag mapping purge`" in one_line_error(
+        revealed, 1
+    )
+    assert redact() == first  # same key, same pseudonyms
+
+
+def test_purge_asks_on_a_terminal_and_refuses_without_one(state: Path) -> None:
+    redact()
+    refused = run("mapping", "purge", "--all")
+    assert "pass --yes" in one_line_error(refused, 3)
+    code, raw, _ = _on_terminal(["mapping", "purge", "--all"], cli_env(), ("n",))
+    assert code == 3, raw
+    assert b"Remove 6 entries (all of them)?" in raw
+    assert len(rows(state)) == 6
+    code, raw, _ = _on_terminal(["mapping", "purge", "--older-than", "1d"], cli_env(), ())
+    assert code == 0 and b"Remove" not in raw  # nothing that old: nothing to ask
+    code, raw, _ = _on_terminal(["mapping", "purge", "--all"], cli_env(), ("y",))
+    assert code == 0, raw
+    assert rows(state) == {}
+
+
+def test_purge_while_another_run_has_the_mapping_open(state: Path) -> None:
+    redact()
+    holder = sqlite3.connect(state / MAPPING_FILE)  # like a collect still running
+    try:
+        holder.execute("SELECT COUNT(*) FROM pseudonyms").fetchone()
+        done = run("mapping", "purge", "--all", "--yes")
+        assert done.returncode == 0, done.stderr
+        assert "another koncis-diag run has the mapping open" in done.stderr
+        assert not [o for o in ORIGINALS if o in mapping_bytes(state)]
+    finally:
+        holder.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["mapping", "purge"], "--older-than DURATION (e.g. 90d) or --all"),
+        (["mapping", "purge", "--all", "--older-than", "9d"], "not both"),
+        (["mapping", "purge", "--older-than", "90"], "90 has no unit: write 90d"),
+        (["mapping", "purge", "--older-than", "soon"], "--older-than: expected a duration"),
+        (["mapping", "purge", "--older-than", "0d"], "greater than 0"),
+        (["mapping", "purge", "--older-than", "99999999999999999999d"], "at most 100 years"),
+        (["redact", "--mapping-retention", "0d"], "--mapping-retention"),
+        (["redact", "--mapping-retention", "20y"], "--mapping-retention"),
+        (["collect", "--mapping-retention", "99999d", "--yes"], "between 1d and 3660d"),
+        (["mapping", "show", "--mapping-retention", "x"], "--mapping-retention"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(state: Path, args: list[str], needle: str) -> None:
+    redact()
+    count = len(rows(state))
+    assert needle in one_line_error(run(*args))
+    assert len(rows(state)) == count
+
+
+def test_a_bad_retention_from_the_environment_names_the_variable() -> None:
+    done = run("redact", stdin="x\n", env=cli_env(KONCIS_DIAG_MAPPING_RETENTION="180"))
+    assert "KONCIS_DIAG_MAPPING_RETENTION: 180 has no unit" in one_line_error(done)
+
+
+def test_state_folder_checks_refuse_links_others_and_open_folders(
+    state: Path, tmp_path: Path
+) -> None:
+    redact()
+    (state / MAPPING_FILE).rename(tmp_path / "elsewhere.sqlite3")
+    os.symlink(tmp_path / "elsewhere.sqlite3", state / MAPPING_FILE)
+    for args in (["mapping", "show"], ["mapping", "purge", "--all", "--yes"]):
+        assert "is a symbolic link: refused" in one_line_error(run(*args))
+    (state / MAPPING_FILE).unlink()
+    (tmp_path / "elsewhere.sqlite3").rename(state / MAPPING_FILE)
+    os.chmod(state, 0o770)
+    for args in (["mapping", "show"], ["mapping", "purge", "--all", "--yes"]):
+        assert "writable by others: refused" in one_line_error(run(*args))
+    os.chmod(state, 0o700)
+    env = cli_env(XDG_STATE_HOME=str(tmp_path / "xdg"))
+    (tmp_path / "xdg").mkdir()
+    os.symlink(state, tmp_path / "xdg" / "koncis-diag")
+    for args in (["mapping", "show"], ["mapping", "purge", "--all", "--yes"]):
+        assert "not a folder of its own" in one_line_error(run(*args, env=env))
+    if os.geteuid() == 0:
+        os.chown(state, 4242, -1)
+        try:
+            for args in (["mapping", "show"], ["mapping", "purge", "--all", "--yes"]):
+                assert "belongs to uid 4242" in one_line_error(run(*args))
+        finally:
+            os.chown(state, 0, -1)
+    assert len(rows(state)) == 6  # nothing was touched
+
+
 # ---------------------------------------------------------------- last use and retention
 
 
@@ -149,14 +380,10 @@ def test_collect_applies_the_retention(state: Path, tmp_path: Path) -> None:
     assert b"jdoe" not in rows(state) and b"anna.smith@acme-corp.example" in rows(state)
 
 
-def test_a_bad_retention_from_the_environment_names_the_variable() -> None:
-    done = run("redact", stdin="x\n", env=cli_env(KONCIS_DIAG_MAPPING_RETENTION="180"))
-    assert "KONCIS_DIAG_MAPPING_RETENTION: 180 has no unit" in one_line_error(done)
-
-
 def test_help_documents_the_retention_option() -> None:
-    for command in ("collect", "redact"):
-        out = run(command, "--help").stdout
+    for command in ("collect", "redact", "mapping"):
+        args = [command, "show", "--help"] if command == "mapping" else [command, "--help"]
+        out = run(*args).stdout
         assert "--mapping-retention" in out and "KONCIS_DIAG_MAPPING_RETENTION" in out
         assert "default 180d" in " ".join(out.split())
 
@@ -194,6 +421,24 @@ def _old_file(state: Path) -> None:
         )
     conn.close()
     os.chmod(state / MAPPING_FILE, 0o600)
+
+
+def test_a_file_of_the_old_layout_is_shown_as_is_then_migrated(state: Path) -> None:
+    _old_file(state)
+    before = (state / MAPPING_FILE).read_bytes()
+    doc = json.loads(run("mapping", "show", "--json").stdout)
+    [one] = doc["mappings"]
+    assert one["entries"] == 2 and one["last_use_recorded"] is False and one["expiring"] == 1
+    assert "(older file: when added)" in run("mapping", "show").stdout
+    assert (state / MAPPING_FILE).read_bytes() == before  # show changes nothing
+    out = redact("mail from old@b.example\n")
+    assert "user-abc123@redacted.invalid" in out  # the old row is used
+    after = rows(state)
+    assert b"olduser" not in after  # added 400 days ago, never used since: expired
+    assert after[b"old@b.example"][2][:10] == datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    revealed = run("reveal", "user-abc123@redacted.invalid")
+    assert revealed.stdout.strip() == "old@b.example"
+    assert json.loads(run("mapping", "show", "--json").stdout)["mappings"][0]["last_use_recorded"]
 
 
 def test_an_old_file_gets_the_column_once_with_processes_racing(tmp_path: Path) -> None:

@@ -200,4 +200,7 @@ def reveal(ui: UI, pseudonym: str) -> None:
     elif value is not None:
         ui.print(value)
     if value is None:
-        raise KoncisError(f"{pseudonym}: not a pseudonym this server has given out")
+        raise KoncisError(
+            f"{pseudonym}: not a pseudonym this server has given out, or its entry was "
+            "removed by the mapping retention or `koncis-diag mapping purge`"
+        )
