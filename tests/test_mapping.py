@@ -22,7 +22,7 @@ from typing import Optional
 import pyte
 import pytest
 
-from koncis_diag.redaction.mapping_store import timestamp
+from koncis_diag.redaction.mapping_store import timestamp, unix_seconds
 from koncis_diag.redaction.pseudonyms import MAPPING_FILE, Pseudonymizer
 from tests.conftest import cli_env, koncis_cmd, python_script
 
@@ -66,19 +66,23 @@ def redact(text: str = TEXT, *extra: str, env: Optional[dict[str, str]] = None) 
 
 
 def rows(state: Path) -> dict[bytes, tuple[str, str, str]]:
-    """original -> (pseudonym, created, last_used), read directly."""
+    """original -> (pseudonym, created, last_used), read directly; last_used (Unix
+    seconds) written like created."""
     with closing(sqlite3.connect(state / MAPPING_FILE)) as conn:
         found = conn.execute("SELECT original, pseudonym, created, last_used FROM pseudonyms")
-        return {bytes(o): (p, c, u) for o, p, c, u in found}
+        return {
+            bytes(o): (p, c, timestamp(datetime.fromtimestamp(u, timezone.utc)))
+            for o, p, c, u in found
+        }
 
 
 def age(state: Path, original: bytes, days: float, *, created: bool = False) -> None:
     """Pretend ``original`` was last used (and with ``created`` added) ``days`` ago."""
-    when = timestamp(datetime.now(timezone.utc) - timedelta(days=days))
+    when = datetime.now(timezone.utc) - timedelta(days=days)
     conn = sqlite3.connect(state / MAPPING_FILE)
     with conn:
         sets = "last_used = ?, created = ?" if created else "last_used = ?"
-        args = (when, when) if created else (when,)
+        args = (unix_seconds(when), timestamp(when)) if created else (unix_seconds(when),)
         changed = conn.execute(
             f"UPDATE pseudonyms SET {sets} WHERE original = ?", (*args, original)
         )
@@ -474,7 +478,7 @@ def test_last_use_costs_one_write_per_batch_and_none_once_used_today(tmp_path: P
     Pseudonymizer(tmp_path / "s").pseudonyms(values)
     conn = sqlite3.connect(tmp_path / "s" / MAPPING_FILE)
     with conn:
-        conn.execute("UPDATE pseudonyms SET last_used = '2020-01-01T00:00:00+00:00'")
+        conn.execute("UPDATE pseudonyms SET last_used = 1577836800")  # 2020-01-01
     conn.close()
     for expected_commits in (1, 0):
         fresh = Pseudonymizer(tmp_path / "s")  # a new run: nothing cached

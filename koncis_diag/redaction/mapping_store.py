@@ -1,13 +1,14 @@
 """The private mapping pseudonym → original: one SQLite file (0600) in the state folder.
 
 Table ``pseudonyms``: ``pseudonym`` (primary key), ``shape``, ``canonical``, ``original``,
-``created`` and ``last_used`` (ISO 8601, UTC, to the second). ``last_used`` is set when a row
-is stored and refreshed by the first run of each UTC day that needs it again, so the retention
+``created`` (ISO 8601, UTC) and ``last_used`` (Unix seconds: an integer keeps the row and its
+index small; ISO text made a mapping a third larger). ``last_used`` is set when a row is
+stored and refreshed by the first run of each UTC day that needs it again, so the retention
 (``mapping_upkeep.expire_mapping``) removes the rows no run has needed for a while with one
 indexed DELETE, and a row in use is kept. Refreshing is part of the batch that resolves a
 value (one write transaction per batch, none when every row was already used today).
 
-Files written before ``last_used`` existed get the column, filled with each row's ``created``,
+Files written before ``last_used`` existed get the column, filled from each row's ``created``,
 and its index, the first time this version opens them. (An older koncis-diag cannot add rows
 to a file this version has migrated: it fails closed and masks what it would have
 pseudonymised.)
@@ -27,7 +28,7 @@ from koncis_diag.redaction.pseudonym_shapes import digest, render
 _TABLE = (
     "CREATE TABLE IF NOT EXISTS pseudonyms ("
     " pseudonym TEXT PRIMARY KEY, shape TEXT NOT NULL, canonical BLOB NOT NULL,"
-    " original BLOB NOT NULL, created TEXT NOT NULL, last_used TEXT,"
+    " original BLOB NOT NULL, created TEXT NOT NULL, last_used INTEGER,"
     " UNIQUE (shape, canonical))"
 )
 _LAST_USED_INDEX = "CREATE INDEX IF NOT EXISTS pseudonyms_last_used ON pseudonyms (last_used)"
@@ -37,17 +38,24 @@ _PER_QUERY = 500  # values per ``IN (...)`` query (old SQLite builds allow 999 p
 _FORKED_CONNECTIONS: list[sqlite3.Connection] = []
 
 
+#: ``last_used`` of a row of the earlier layout, from its ``created`` (None if unreadable).
+LAST_USE_OF_CREATED = "CAST(strftime('%s', created) AS INTEGER)"
+
+
 def timestamp(moment: Optional[datetime] = None) -> str:
-    """How ``created`` and ``last_used`` are written: ``2026-11-28T10:00:00+00:00``. Every
-    value has this one form, so comparing the texts compares the times."""
+    """How ``created`` is written: ``2026-11-28T10:00:00+00:00``."""
     when = moment if moment is not None else datetime.now(timezone.utc)
     return when.astimezone(timezone.utc).isoformat(timespec="seconds")
 
 
-def _day_start(moment: datetime) -> str:
+def unix_seconds(moment: Optional[datetime] = None) -> int:
+    """How ``last_used`` is written."""
+    return int((moment if moment is not None else datetime.now(timezone.utc)).timestamp())
+
+
+def _day_start(moment: datetime) -> int:
     """Midnight UTC of ``moment``'s day: a row used since then needs no refresh."""
-    day = moment.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    return timestamp(day)
+    return unix_seconds(moment) // 86400 * 86400
 
 
 def check_mapping_file(path: Path, fd: int) -> None:
@@ -115,8 +123,11 @@ def _ensure_schema(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         if "last_used" not in columns(conn):  # another process may have migrated it
-            conn.execute("ALTER TABLE pseudonyms ADD COLUMN last_used TEXT")
-            conn.execute("UPDATE pseudonyms SET last_used = created")
+            conn.execute("ALTER TABLE pseudonyms ADD COLUMN last_used INTEGER")
+            conn.execute(  # an unreadable creation time counts as used now: kept
+                f"UPDATE pseudonyms SET last_used = COALESCE({LAST_USE_OF_CREATED}, ?)",
+                (unix_seconds(),),
+            )
         conn.execute(_LAST_USED_INDEX)
         conn.execute("COMMIT")
     except BaseException:
@@ -179,7 +190,7 @@ class MappingStore:
             new = [k for k in originals if k not in found]
             first = {k: render(k[0], digest(key, k[0], k[1], 0), 0) for k in new}
             taken = _taken(conn, [p.decode() for p in first.values()])
-            stamp = timestamp(now)
+            created, used = timestamp(now), unix_seconds(now)
             rows = []
             for shape, canon in new:
                 for attempt in range(64):
@@ -195,7 +206,7 @@ class MappingStore:
                 else:
                     raise RuntimeError("no free pseudonym after 64 attempts")
                 taken.add(text)  # not free for the values after this one
-                rows.append((text, shape, canon, originals[(shape, canon)], stamp, stamp))
+                rows.append((text, shape, canon, originals[(shape, canon)], created, used))
                 found[(shape, canon)] = candidate
             conn.executemany(
                 "INSERT INTO pseudonyms"
@@ -203,7 +214,7 @@ class MappingStore:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
             )
-            _touch(conn, stale, stamp, fresh_since)
+            _touch(conn, stale, used, fresh_since)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -220,7 +231,7 @@ class MappingStore:
 
 
 def _stored(
-    conn: sqlite3.Connection, keys: list[tuple[str, bytes]], fresh_since: str
+    conn: sqlite3.Connection, keys: list[tuple[str, bytes]], fresh_since: int
 ) -> tuple[dict[tuple[str, bytes], bytes], list[str]]:
     """The stored pseudonyms of those (shape, canonical) keys that have one, and which of
     them were last used before ``fresh_since``."""
@@ -240,20 +251,20 @@ def _stored(
             )
             for canon, pseudonym, last_used in rows:
                 found[(shape, bytes(canon))] = str(pseudonym).encode()
-                if last_used is None or str(last_used) < fresh_since:
+                if not isinstance(last_used, int) or last_used < fresh_since:
                     stale.append(str(pseudonym))
     return found, stale
 
 
-def _touch(conn: sqlite3.Connection, pseudonyms: list[str], stamp: str, fresh_since: str) -> None:
-    """``last_used`` of those rows set to ``stamp`` (inside the caller's transaction)."""
+def _touch(conn: sqlite3.Connection, pseudonyms: list[str], used: int, fresh_since: int) -> None:
+    """``last_used`` of those rows set to ``used`` (inside the caller's transaction)."""
     for start in range(0, len(pseudonyms), _PER_QUERY):
         part = pseudonyms[start : start + _PER_QUERY]
         marks = ",".join("?" * len(part))
         conn.execute(
             f"UPDATE pseudonyms SET last_used = ? WHERE pseudonym IN ({marks})"
             " AND (last_used IS NULL OR last_used < ?)",
-            (stamp, *part, fresh_since),
+            (used, *part, fresh_since),
         )
 
 

@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Any, Optional
 
 from koncis_diag.errors import InputError, KoncisError
-from koncis_diag.redaction.mapping_store import columns, open_mapping, open_read_only, timestamp
+from koncis_diag.redaction.mapping_store import (
+    LAST_USE_OF_CREATED,
+    columns,
+    open_mapping,
+    open_read_only,
+    timestamp,
+    unix_seconds,
+)
 from koncis_diag.redaction.pseudonyms import MAPPING_FILE, SHARED_KEYS_DIR, state_dir_problem
 from koncis_diag.yamlio import MAX_SINCE, Origin, parse_duration
 
@@ -137,7 +144,7 @@ def mapping_stats(path: Path, retention_days: int, now: Optional[datetime] = Non
     cutoff = _cutoff(timedelta(days=retention_days), now)
     conn = _opened(path, read_only=True)
     try:
-        used = _used_column(conn)
+        used = _last_use(conn)
         totals: tuple[Any, ...] = (0, None, None, None, None, 0)
         kinds: list[KindStats] = []
         if used is not None:
@@ -147,7 +154,7 @@ def mapping_stats(path: Path, retention_days: int, now: Optional[datetime] = Non
                 (cutoff,),
             ).fetchone()
             kinds = [
-                KindStats(str(kind), int(n), a, b, u)
+                KindStats(str(kind), int(n), a, b, _iso(u))
                 for kind, n, a, b, u in conn.execute(
                     f"SELECT shape, COUNT(*), MIN(created), MAX(created), MAX({used})"
                     " FROM pseudonyms GROUP BY shape ORDER BY COUNT(*) DESC, shape"
@@ -165,25 +172,32 @@ def mapping_stats(path: Path, retention_days: int, now: Optional[datetime] = Non
         entries=int(total),
         first_added=first,
         last_added=last,
-        oldest_last_use=oldest_use,
-        last_used=last_use,
+        oldest_last_use=_iso(oldest_use),
+        last_used=_iso(last_use),
         expiring=int(expiring),
-        last_use_recorded=used != "created",
+        last_use_recorded=used == "last_used",
         kinds=kinds,
     )
 
 
-def _used_column(conn: sqlite3.Connection) -> Optional[str]:
-    """``last_used``; ``created`` in a file of an older version; None without the table (a
-    file that was created but never written)."""
+def _last_use(conn: sqlite3.Connection) -> Optional[str]:
+    """The SQL for a row's last use (Unix seconds): ``last_used``, or its ``created`` in a
+    file of the earlier layout; None without the table (a file created but never written)."""
     have = columns(conn)
     if "created" not in have:
         return None
-    return "last_used" if "last_used" in have else "created"
+    return "last_used" if "last_used" in have else LAST_USE_OF_CREATED
 
 
-def _cutoff(age: timedelta, now: Optional[datetime]) -> str:
-    return timestamp((now or datetime.now(timezone.utc)) - age)
+def _iso(seconds: Any) -> Optional[str]:
+    if not isinstance(seconds, int):
+        return None
+    return timestamp(datetime.fromtimestamp(seconds, timezone.utc))
+
+
+def _cutoff(age: timedelta, now: Optional[datetime]) -> int:
+    """Rows last used before this (Unix seconds) are older than ``age``."""
+    return unix_seconds((now or datetime.now(timezone.utc)) - age)
 
 
 # -------------------------------------------------------------------------------- purge
@@ -193,7 +207,7 @@ def count_due(path: Path, older_than: Optional[timedelta], now: Optional[datetim
     """How many rows ``purge_mapping`` would remove (read-only: asked before removing)."""
     conn = _opened(path, read_only=True)
     try:
-        used = _used_column(conn)
+        used = _last_use(conn)
         if used is None:
             return 0
         if older_than is None:
@@ -247,7 +261,7 @@ def purge_mapping(
     )
 
 
-def _delete(conn: sqlite3.Connection, cutoff: Optional[str]) -> int:
+def _delete(conn: sqlite3.Connection, cutoff: Optional[int]) -> int:
     conn.execute("BEGIN IMMEDIATE")
     try:
         if cutoff is None:
