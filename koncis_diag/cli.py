@@ -74,6 +74,6 @@ def _fail(message: str, code: int) -> None:
 
 
 # The command modules register themselves on ``cli`` (commands/group.py) when imported.
-from koncis_diag.commands import admin, docs, support, tools  # noqa: E402, F401
+from koncis_diag.commands import admin, docs, mapping, support, tools  # noqa: E402, F401
 
 __all__ = ["CONTEXT_SETTINGS", "EXIT_CODE_HELP", "cli", "main"]

@@ -23,6 +23,40 @@ jobs_option = click.option(
 )
 
 
+def _mapping_retention_days(
+    ctx: click.Context, param: click.Parameter, value: Optional[str]
+) -> int:
+    """``--mapping-retention`` (or its environment variable) as whole days; an error names
+    where the bad value came from."""
+    from click.core import ParameterSource
+
+    from koncis_diag.redaction.mapping_upkeep import (
+        DEFAULT_MAPPING_RETENTION_DAYS,
+        MAPPING_RETENTION_ENV,
+    )
+    from koncis_diag.retention import parse_retention
+
+    if value is None:
+        return DEFAULT_MAPPING_RETENTION_DAYS
+    from_env = ctx.get_parameter_source(str(param.name)) is ParameterSource.ENVIRONMENT
+    return parse_retention(value, MAPPING_RETENTION_ENV if from_env else "--mapping-retention")
+
+
+#: ``--mapping-retention DURATION`` of the commands that pseudonymise (collect, redact) and of
+#: ``mapping show``. The default is ``mapping_upkeep.DEFAULT_MAPPING_RETENTION_DAYS``.
+mapping_retention_option = click.option(
+    "--mapping-retention",
+    "mapping_retention",
+    default=None,
+    envvar="KONCIS_DIAG_MAPPING_RETENTION",
+    show_envvar=True,
+    metavar="DURATION",
+    callback=_mapping_retention_days,
+    help="Entries of the private pseudonym mapping that no run has used for this long are "
+    "removed at the start of the run (default 180d; 1d to 3660d).",
+)
+
+
 def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--json / --quiet / --verbose on every command that prints results."""
 

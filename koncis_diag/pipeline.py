@@ -47,6 +47,7 @@ from koncis_diag.plan import Plan, make_plan
 from koncis_diag.priority import lower_priority
 from koncis_diag.redaction import Redactor, build_redactor
 from koncis_diag.redaction.accel import engine_name
+from koncis_diag.redaction.mapping_upkeep import DEFAULT_MAPPING_RETENTION_DAYS, expire_mapping
 from koncis_diag.redaction.pseudonyms import default_state_dir, state_dir_problem
 from koncis_diag.redaction.weakening import refuse_weakening
 from koncis_diag.results import ItemResult, RunResult
@@ -75,6 +76,7 @@ class RunOptions:
     password_source: Any = None  # databases.connections.PasswordSource; default env + terminal
     retention: Optional[str] = None  # e.g. "30d"; overrides the spec's retention
     pseudonym_key: Optional[Path] = None  # a cluster's shared key: same pseudonyms on every node
+    mapping_retention_days: int = DEFAULT_MAPPING_RETENTION_DAYS  # unused mapping rows: removed
     jobs: int = 1  # worker processes redacting log streams (byte-identical output)
     priority: str = "normal"  # "low": nice 10 + best-effort I/O level 7 ("idle": idle I/O class)
     allow_weaker_redaction: bool = False  # the spec's rules files may weaken protected rules
@@ -95,9 +97,11 @@ def run_collection(
     now = (options.now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     ctx = CollectContext(now=now, root=options.root, logger=log)
     check_query_columns(spec)
-    problem = state_dir_problem(options.state_dir or default_state_dir())
+    state_dir = options.state_dir or default_state_dir()
+    problem = state_dir_problem(state_dir)
     if problem is not None:
         raise InputError(problem)
+    expire_mapping(state_dir, options.mapping_retention_days, now)
     redactor = build_redactor(
         extra_rule_files=[*spec.redact.rules, *options.extra_rules],
         keywords=spec.redact.keywords,

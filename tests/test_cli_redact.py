@@ -178,6 +178,9 @@ def test_reveal_accepts_every_pseudonym_short_or_decorated_and_names_its_kind() 
 def test_reveal_of_an_unknown_pseudonym_is_one_line_exit_1() -> None:
     result = run("reveal", "host-000000")
     assert result.returncode == 1
-    assert result.stderr == "error: host-000000: not a pseudonym this server has given out\n"
+    assert result.stderr == (
+        "error: host-000000: not a pseudonym this server has given out, or its entry was "
+        "removed by the mapping retention or `koncis-diag mapping purge`\n"
+    )
     doc = json.loads(run("reveal", "--json", "host-000000").stdout)
     assert doc["value"] is None and doc["value_kind"] is None and doc["matches"] == []

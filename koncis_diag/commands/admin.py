@@ -11,6 +11,7 @@ import click
 from koncis_diag.cli_options import (
     SpecRequest,
     jobs_option,
+    mapping_retention_option,
     output_options,
     parse_sets,
     spec_options,
@@ -75,6 +76,7 @@ _FORMAT = click.option(
     help="Data Center: a pseudonym key shared by all nodes (a copy of one node's "
     "~/.local/state/koncis-diag/pseudonym.key), so a value gets the same pseudonym on every node.",
 )
+@mapping_retention_option
 @jobs_option
 @click.option(
     "--priority",
@@ -100,6 +102,7 @@ def collect(
     encrypt_to: tuple[str, ...],
     retention: Optional[str],
     pseudonym_key: Optional[Path],
+    mapping_retention: int,
     jobs: Optional[int],
     priority: str,
     review: bool,
@@ -133,6 +136,7 @@ def collect(
         encrypt_to=encrypt_to,
         retention=retention,
         pseudonym_key=pseudonym_key,
+        mapping_retention_days=mapping_retention,
         jobs=jobs or default_jobs(),
         priority=priority,
         allow_weaker_redaction=request.allow_weaker_redaction,

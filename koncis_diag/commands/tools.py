@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, BinaryIO, Optional
 
 import click
 
-from koncis_diag.cli_options import jobs_option, output_options
+from koncis_diag.cli_options import jobs_option, mapping_retention_option, output_options
 from koncis_diag.commands.group import cli
 from koncis_diag.console import UI, shown
 from koncis_diag.errors import EXIT_CODE_HELP, ExitCode, KoncisError
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     help="Show each changed line before and after, with the rules that changed it.",
 )
 @click.option("--report", is_flag=True, help="Print counts per rule on stderr after the text.")
+@mapping_retention_option
 @jobs_option
 @output_options
 def redact(
@@ -54,15 +55,19 @@ def redact(
     fmt: str,
     preview: bool,
     report: bool,
+    mapping_retention: int,
     jobs: Optional[int],
 ) -> None:
     """Redact FILE (or stdin) to stdout with the effective rules."""
     from koncis_diag.parallel import default_jobs
     from koncis_diag.redaction import build_redactor
+    from koncis_diag.redaction.mapping_upkeep import expire_mapping
+    from koncis_diag.redaction.pseudonyms import default_state_dir
     from koncis_diag.redaction_tools import preview_lines, redact_to
 
     jobs = jobs or default_jobs()
     redactor = build_redactor(extra_rule_files=[str(p) for p in rules], keywords=keywords)
+    expire_mapping(default_state_dir(), mapping_retention)  # before the first pseudonym
     try:
         if preview:  # line by line on one core, whatever --jobs says
             counts = preview_lines(redactor, source, fmt, ui)
@@ -211,4 +216,7 @@ def reveal(ui: UI, pseudonym: str) -> None:
             ui.info(f"{shown(match.pseudonym)} stands for this {match.description}:")
             ui.print(match.value)
     if not matches:
-        raise KoncisError(f"{shown(pseudonym)}: not a pseudonym this server has given out")
+        raise KoncisError(
+            f"{shown(pseudonym)}: not a pseudonym this server has given out, or its entry was "
+            "removed by the mapping retention or `koncis-diag mapping purge`"
+        )
