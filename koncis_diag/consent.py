@@ -96,7 +96,7 @@ class TerminalReviewer:
         self._views = views
 
     def approve_plan(self, plan: Plan) -> bool:
-        self._views.show_plan(self.ui, plan, stderr=True)
+        self._views.show_plan(self.ui, plan, stderr=True, recap=True)
         if not self.ui.confirm("Collect the items above?"):
             return False
         if plan.trust.status == "unsigned" and plan.risks:
