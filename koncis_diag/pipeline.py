@@ -51,6 +51,7 @@ from koncis_diag.redaction.pseudonyms import default_state_dir, state_dir_proble
 from koncis_diag.redaction.weakening import refuse_weakening
 from koncis_diag.results import ItemResult, RunResult
 from koncis_diag.retention import default_delete_after
+from koncis_diag.review import material_for
 from koncis_diag.spec import BUNDLE_FOLDER, Item, Spec
 from koncis_diag.spec_signing import BUILTIN, SpecTrust, check_unsigned
 from koncis_diag.staging_writer import redacted, store_output
@@ -176,6 +177,9 @@ def _run(
         _tally(run, redactor)
         summary = _summary(run, redactor)
         summary.encrypted_at_rest = staging.encrypted_at_rest
+        summary.review = material_for(
+            run, spec, now, redactor, staging, log_handler, options.retention
+        )
         decision = reviewer.decide(summary, staging.top_dir)
         if not decision.proceed:
             raise ConsentRefused(f"bundle not written: {decision.reason}")
