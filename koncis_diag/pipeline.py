@@ -426,6 +426,10 @@ def _summary(run: RunResult, redactor: Redactor) -> Summary:
                 "redactions": dict(categories),
                 "truncated": sum(1 for o in result.written if o.truncated),
                 "skipped": sum(1 for o in result.outputs if o.skipped),
+                # which ones: the staged path of a truncated file, the source and reason of a
+                # skipped one (both already redacted)
+                "truncated_files": [o.path for o in result.written if o.truncated],
+                "skipped_files": [(o.source, o.skipped) for o in result.outputs if o.skipped],
                 "error": result.error,
             }
         )

@@ -9,7 +9,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from koncis_diag.console import UI, human_size
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from koncis_diag.console import UI, human_size, shown
 from koncis_diag.plan_view import show_plan
 
 __all__ = ["show_plan"]
@@ -22,7 +26,18 @@ def _counts(counts: Mapping[str, int]) -> str:
 
 
 def show_summary(ui: UI, summary: Any, *, stderr: bool = False) -> None:
-    rows = []
+    """What the bundle would hold: a row per item (names never broken: ``e`` takes them),
+    then which files were truncated or skipped, then the leak check's result."""
+    table = Table(
+        title=Text("What the bundle will contain (after redaction)"), title_justify="left"
+    )
+    width = max([len(shown(str(row["name"]))) for row in summary.rows] + [4])
+    table.add_column("item", no_wrap=True, min_width=width)
+    table.add_column("status", no_wrap=True)
+    table.add_column("files", justify="right", no_wrap=True)
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("redactions by category", overflow="fold", ratio=3)
+    table.add_column("notes", overflow="fold", ratio=1)
     for row in summary.rows:
         flags = []
         if row["truncated"]:
@@ -31,22 +46,20 @@ def show_summary(ui: UI, summary: Any, *, stderr: bool = False) -> None:
             flags.append(f"{row['skipped']} skipped")
         if row["error"]:
             flags.append(row["error"])
-        rows.append(
-            [
-                row["name"],
-                row["status"],
-                row["files"],
-                human_size(row["bytes"]),
-                _counts(row["redactions"]),
-                "; ".join(flags) or "-",
-            ]
+        table.add_row(
+            Text(shown(str(row["name"])), style="bold cyan"),
+            str(row["status"]),
+            str(row["files"]),
+            human_size(row["bytes"]),
+            Text(_counts(row["redactions"])),
+            Text(shown("; ".join(flags)) or "-"),
         )
-    ui.table(
-        "What the bundle will contain (after redaction)",
-        ["item", "status", "files", "size", "redactions by category", "notes"],
-        rows,
-        stderr=stderr,
+    target = ui.err if stderr else ui.out
+    target.print(table)
+    _show_files(
+        target, summary.rows, "truncated_files", "Truncated (a size or row limit was reached)"
     )
+    _show_files(target, summary.rows, "skipped_files", "Skipped (nothing written)")
     if summary.findings:
         ui.table(
             "Leak check: possible secrets still present",
@@ -56,6 +69,24 @@ def show_summary(ui: UI, summary: Any, *, stderr: bool = False) -> None:
         )
         if len(summary.findings) > 50:
             ui.warn(f"... and {len(summary.findings) - 50} more findings")
+    else:
+        files = sum(int(row["files"]) for row in summary.rows)
+        target.print(
+            Text(f"Leak check: nothing found in {files} staged file(s) and their names.", "green")
+        )
+
+
+def _show_files(target: Console, rows: Any, key: str, title: str) -> None:
+    """The files behind a "N truncated" / "N skipped" note, with their item."""
+    lines = []
+    for row in rows:
+        for entry in row.get(key) or ():
+            what = entry if isinstance(entry, str) else f"{entry[0]}: {entry[1]}"
+            lines.append(f"  {shown(str(row['name']))}: {shown(what)}")
+    if lines:
+        target.print(Text(title, style="bold"))
+        for line in lines:
+            target.print(Text(line, style="yellow"))
 
 
 def show_result(ui: UI, result: Any) -> None:

@@ -6,6 +6,7 @@ to the question."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import zipfile
 from pathlib import Path
@@ -110,3 +111,27 @@ def test_review_reads_encrypted_staging_without_writing_plain_text(
     assert "The redacted files are staged encrypted in" in screen
     assert "<jdbc-datasource>" in screen and "Tr0ub4dor" not in screen
     assert list(out.iterdir()) == []
+
+
+def test_summary_names_truncated_and_skipped_files_and_the_clean_leak_check(
+    demo_server: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    code, screen = on_terminal(
+        ["collect", *demo_args(demo_server), "-o", str(out)], columns=80, answers=("y", "n")
+    )
+    assert code == 3, screen
+    summary = screen[screen.index("What the bundle will contain") :]
+    lines = summary.splitlines()
+    for name in ("app-logs", "users-per-directory", "recent-logins", "disk-usage"):
+        assert any(line.startswith(f"│ {name} ") for line in lines), summary
+    truncated = summary.index("Truncated (a size or row limit was reached)")
+    assert "recent-logins: queries/recent-logins/result.csv" in summary[truncated:]
+    skipped = summary[summary.index("Skipped (nothing written)") :].replace("\n", "")
+    assert "app-logs: " in skipped and "atlassian-jira.log.3.gz: older than 7d" in skipped
+    assert "Leak check: nothing found in 20 staged file(s) and their names." in summary
+    sizes = [
+        line.split("│")[4].strip() for line in lines if line.startswith("│ ") and "│ ok" in line
+    ]
+    assert sizes and all(re.fullmatch(r"\d+ B|\d+\.\d (KiB|MiB)", s) for s in sizes), sizes
