@@ -552,11 +552,9 @@ def ensure_output_dir(path: PathLike) -> Path:
 
 
 def _human(size: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
+    from koncis_diag.console import human_size  # the same units everywhere (B, KiB, MiB)
+
+    return human_size(size)
 
 
 def check_free_space(output_dir: PathLike, needed_bytes: int) -> None:

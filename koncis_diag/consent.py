@@ -16,6 +16,7 @@ from typing import Any, Optional, Protocol
 from koncis_diag import __version__
 from koncis_diag.console import UI
 from koncis_diag.plan import Plan
+from koncis_diag.review import ReviewMaterial, browse
 
 
 @dataclass
@@ -35,7 +36,9 @@ class Summary:
     rows: list[dict[str, Any]]  # one per item: name, kind, status, files, bytes, redactions...
     findings: list[Finding] = field(default_factory=list)
     total_bytes: int = 0
-    encrypted_at_rest: bool = False  # staged files are ciphertext: nothing to browse
+    encrypted_at_rest: bool = False  # staged files are ciphertext: not browsable in a folder
+    #: the staged files, the manifest preview and the tool's log, for the ``r`` answer
+    review: Optional[ReviewMaterial] = None
 
     def item_names(self) -> list[str]:
         return [r["name"] for r in self.rows]
@@ -96,7 +99,7 @@ class TerminalReviewer:
         self._views = views
 
     def approve_plan(self, plan: Plan) -> bool:
-        self._views.show_plan(self.ui, plan, stderr=True)
+        self._views.show_plan(self.ui, plan, stderr=True, recap=True)
         if not self.ui.confirm("Collect the items above?"):
             return False
         if plan.trust.status == "unsigned" and plan.risks:
@@ -111,7 +114,7 @@ class TerminalReviewer:
     def decide(self, summary: Summary, staging_path: Path) -> Decision:
         excluded: list[str] = []
         if self.review:
-            self._pause_for_review(staging_path, summary.encrypted_at_rest)
+            self._pause_for_review(staging_path, summary, excluded)
         while True:
             remaining = [r for r in summary.rows if r["name"] not in excluded]
             self._views.show_summary(self.ui, Summary(remaining, summary.findings), stderr=True)
@@ -146,21 +149,24 @@ class TerminalReviewer:
                         excluded.append(name)
                 continue
             if answer in ("r", "review"):
-                self._pause_for_review(staging_path, summary.encrypted_at_rest)
+                self._pause_for_review(staging_path, summary, excluded)
                 continue
             if answer in ("n", "no", ""):
                 return Decision(proceed=False, excluded=excluded)
             self.ui.warn(f"unknown answer {answer!r}")
 
-    def _pause_for_review(self, staging_path: Path, encrypted: bool = False) -> None:
-        if encrypted:
+    def _pause_for_review(self, staging_path: Path, summary: Summary, excluded: list[str]) -> None:
+        if summary.review is not None:
+            browse(self.ui, summary.review, excluded)
+            return
+        if summary.encrypted_at_rest:
             self.ui.info(
                 "The redacted files are staged encrypted (the bundle is encrypted for support, "
                 "so nothing unencrypted is written to this disk): they cannot be browsed. The "
                 "summary above lists every file; to read them first, run without --encrypt-to."
             )
             return
-        self.ui.info(f"The redacted files are staged in {staging_path} (private to you).")
+        self.ui.info(f"The redacted files are staged in {staging_path.resolve()} (private to you).")
         self.ui.ask("Look at them now; press Enter to continue. ")
 
 

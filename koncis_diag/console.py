@@ -291,7 +291,9 @@ class CommandPager(Pager):
             previous = None
         try:
             try:
-                process = subprocess.Popen(self.argv, stdin=subprocess.PIPE, env=self.environ)
+                process = subprocess.Popen(
+                    self.argv, stdin=subprocess.PIPE, stdout=self._output(), env=self.environ
+                )
             except OSError:  # a PAGER that does not run: the text all the same
                 self.fallback.write(content)
                 self.fallback.flush()
@@ -306,6 +308,15 @@ class CommandPager(Pager):
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
+
+    def _output(self) -> Optional[int]:
+        """The pager writes where the text would have gone (stderr for a plan before a
+        question): the fallback stream's descriptor, else the inherited stdout."""
+        try:
+            self.fallback.flush()
+            return self.fallback.fileno()
+        except (ValueError, AttributeError, OSError):
+            return None
 
 
 def _plain_width(stream: IO[str], environ: Any) -> Optional[int]:

@@ -7,6 +7,7 @@ import json
 import logging
 import socket
 from collections import Counter, deque
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Optional
 
@@ -36,10 +37,23 @@ def write_metadata(
     staging.write_bytes("README.txt", readme(spec, created, run).encode("utf-8"))
     stop_tool_log(log_handler)
     store_tool_log(staging, redactor, log_handler)
+    manifest = manifest_data(run, spec, created, redactor, options_retention)
+    staging.finalize_manifest(manifest)
+
+
+def manifest_data(
+    run: RunResult,
+    spec: Spec,
+    created: datetime,
+    redactor: Redactor,
+    options_retention: Optional[str] = None,
+) -> dict[str, Any]:
+    """The manifest without its ``files`` (``Staging.finalize_manifest`` adds them): also
+    what the review before consent previews."""
     retention = options_retention if options_retention else getattr(spec, "retention", None)
     host, _ = redactor.redact_text(socket.gethostname())
     source = "flags" if spec.source is None else redactor.redact_text(spec.source)[0]
-    manifest = {
+    return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "tool_version": __version__,
@@ -59,7 +73,6 @@ def write_metadata(
             "by_category": dict(sorted(run.by_category.items())),
         },
     }
-    staging.finalize_manifest(manifest)
 
 
 def redaction_report(run: RunResult, redactor: Redactor) -> dict[str, Any]:
@@ -162,10 +175,17 @@ def stop_tool_log(handler: logging.Handler) -> None:
 
 def store_tool_log(staging: Staging, redactor: Redactor, handler: ToolLog) -> None:
     """Only the redacted copy of the log goes into the bundle."""
-    stream = redactor.stream(fmt="log", source="koncis-diag.log")
     with staging.open_file("koncis-diag.log") as staged:
-        if handler.dropped:
-            staged.write(f"[{handler.dropped} earliest lines not kept]\n".encode())
-        for line in handler.lines:
-            staged.write(stream.feed(line.encode("utf-8", "replace")))
-        staged.write(stream.close())
+        for block in redacted_tool_log(redactor, handler):
+            staged.write(block)
+
+
+def redacted_tool_log(redactor: Redactor, handler: ToolLog) -> Iterator[bytes]:
+    """The tool's log as it goes into the bundle: redacted, line by line (the review before
+    consent shows it so far)."""
+    stream = redactor.stream(fmt="log", source="koncis-diag.log")
+    if handler.dropped:
+        yield f"[{handler.dropped} earliest lines not kept]\n".encode()
+    for line in list(handler.lines):
+        yield stream.feed(line.encode("utf-8", "replace"))
+    yield stream.close()

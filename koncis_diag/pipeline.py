@@ -52,6 +52,7 @@ from koncis_diag.redaction.pseudonyms import default_state_dir, state_dir_proble
 from koncis_diag.redaction.weakening import refuse_weakening
 from koncis_diag.results import ItemResult, RunResult
 from koncis_diag.retention import default_delete_after
+from koncis_diag.review import material_for
 from koncis_diag.spec import BUNDLE_FOLDER, Item, Spec
 from koncis_diag.spec_signing import BUILTIN, SpecTrust, check_unsigned
 from koncis_diag.staging_writer import redacted, store_output
@@ -180,6 +181,9 @@ def _run(
         _tally(run, redactor)
         summary = _summary(run, redactor)
         summary.encrypted_at_rest = staging.encrypted_at_rest
+        summary.review = material_for(
+            run, spec, now, redactor, staging, log_handler, options.retention
+        )
         decision = reviewer.decide(summary, staging.top_dir)
         if not decision.proceed:
             raise ConsentRefused(f"bundle not written: {decision.reason}")
@@ -445,6 +449,10 @@ def _summary(run: RunResult, redactor: Redactor) -> Summary:
                 "redactions": dict(categories),
                 "truncated": sum(1 for o in result.written if o.truncated),
                 "skipped": sum(1 for o in result.outputs if o.skipped),
+                # which ones: the staged path of a truncated file, the source and reason of a
+                # skipped one (both already redacted)
+                "truncated_files": [o.path for o in result.written if o.truncated],
+                "skipped_files": [(o.source, o.skipped) for o in result.outputs if o.skipped],
                 "error": result.error,
             }
         )

@@ -9,10 +9,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
 from rich.text import Text
 
 from koncis_diag.console import UI, human_size, shown
-from koncis_diag.plan import Plan
+from koncis_diag.plan_view import show_plan
+
+__all__ = ["show_plan"]
 
 
 def _counts(counts: Mapping[str, int]) -> str:
@@ -21,129 +25,19 @@ def _counts(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-def show_plan(ui: UI, plan: Plan, *, stderr: bool = False) -> None:
-    """Every item with everything it will read: paths with sizes, SQL text, argv; then what
-    the run instructions do to redaction (rules files, changed shipped rules, identity
-    queries). Every text that comes from the run instructions or the server goes through
-    ``shown``: no control character or bidi override reaches the terminal."""
-    spec = plan.spec
-    target = ui.err if stderr else ui.out
-    header = f"Plan for {shown(spec.name)}"
-    if spec.description:
-        header += f": {shown(spec.description)}"
-    target.print(header, markup=False, style="bold")
-    if spec.source:
-        source = shown(spec.source)
-        target.print(f"  run instructions: {source}  (sha256 {spec.sha256})", markup=False)
-    style = "bold red" if plan.trust.status == "unsigned" else "green"
-    target.print(Text(f"  {shown(plan.trust.label())}", style=style))
-    if plan.trust.status == "unsigned" and plan.risks:
-        target.print(
-            Text(f"  and they would {'; '.join(plan.risks)}", style="bold red"), markup=False
-        )
-    for planned in plan.items:
-        item = planned.item
-        target.print(
-            Text.assemble(
-                ("\n" + shown(item.name), "bold cyan"),
-                f"  ({item.kind}, estimate {human_size(planned.estimated_bytes)})",
-            )
-        )
-        descriptions = [shown(s.description, lines=True) for s in planned.sources]
-        width = max((len(d) for d in descriptions), default=0)
-        for planned_source, description in zip(planned.sources, descriptions):
-            line = Text("    ")
-            if item.kind in ("files", "config"):
-                line.append(description.ljust(min(width, 90)))
-            else:
-                line.append(description)
-            if planned_source.size is not None:
-                line.append(f"  {human_size(planned_source.size):>10}")
-            if planned_source.note:
-                line.append(f"  {shown(planned_source.note)}", style="yellow")
-            target.print(line)
-        for problem in planned.problems:
-            target.print(Text(f"    ! {shown(problem)}", style="yellow"))
-    if plan.excluded:
-        target.print("\nExcluded: " + ", ".join(shown(n) for n in plan.excluded), markup=False)
-    _show_connections(target, plan)
-    _show_redaction(target, plan)
-    from koncis_diag.spec_authoring import describe_actions
-
-    actions = describe_actions(spec)
-    target.print("")
-    if actions:
-        target.print(
-            Text(
-                f"{actions[0].upper()}{actions[1:]} on this server.",
-                style="bold yellow",
-            )
-        )
-    from koncis_diag.parallel import default_jobs, estimate_seconds
-
-    jobs = default_jobs()
-    seconds = estimate_seconds(plan.estimated_bytes, jobs)
-    target.print(
-        f"Estimated content before compression: {human_size(plan.estimated_bytes)}; "
-        f"redaction time about {_duration(seconds)} with {jobs} worker(s)",
-        markup=False,
-    )
-
-
-def _show_connections(target: Any, plan: Plan) -> None:
-    """Every database connection the run instructions declare: where it connects (a remote
-    host said to be one) and where its password comes from."""
-    if not plan.spec.connections:
-        return
-    from koncis_diag.databases.connections import describe_connection
-
-    target.print(Text("\nDatabase connections", style="bold"))
-    for name, connection in plan.spec.connections.items():
-        where, source = describe_connection(connection)
-        target.print(Text(f"    {shown(name)}: {shown(where)}"))
-        target.print(Text(f"      {shown(source)}"))
-
-
-def _show_redaction(target: Any, plan: Plan) -> None:
-    """The run instructions' part in redaction: rules files, what they change in the shipped
-    rules (a weakened secret, credential or sensitive-files rule in red), keywords and the
-    identity queries with their SQL and database."""
-    redact = plan.spec.redact
-    if not (redact.rules or redact.keywords or redact.identities):
-        return
-    target.print(Text("\nRedaction set by the run instructions", style="bold"))
-    for path in redact.rules:
-        target.print(Text(f"    rules file {shown(path)}"))
-    for change in plan.rule_changes:
-        style = "bold red" if change.weakens and change.protected else "yellow"
-        if not change.weakens:
-            style = ""
-        target.print(
-            Text(f"      shipped rule {change.rule}: {change.change}  ({shown(change.where)})"),
-            style=style,
-        )
-    if redact.keywords:
-        target.print(Text(f"    {len(redact.keywords)} keyword(s) pseudonymised everywhere"))
-    for query in redact.identities:
-        target.print(
-            Text(
-                f"    identity query on {shown(query.database)} (its results are not written: "
-                "the names it returns are redacted everywhere)"
-            )
-        )
-        target.print(Text(f"      {shown(query.sql, lines=True)}"))
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{max(1, round(seconds))} s"
-    if seconds < 3600:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def show_summary(ui: UI, summary: Any, *, stderr: bool = False) -> None:
-    rows = []
+    """What the bundle would hold: a row per item (names never broken: ``e`` takes them),
+    then which files were truncated or skipped, then the leak check's result."""
+    table = Table(
+        title=Text("What the bundle will contain (after redaction)"), title_justify="left"
+    )
+    width = max([len(shown(str(row["name"]))) for row in summary.rows] + [4])
+    table.add_column("item", no_wrap=True, min_width=width)
+    table.add_column("status", no_wrap=True)
+    table.add_column("files", justify="right", no_wrap=True)
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("redactions by category", overflow="fold", ratio=3)
+    table.add_column("notes", overflow="fold", ratio=1)
     for row in summary.rows:
         flags = []
         if row["truncated"]:
@@ -152,22 +46,20 @@ def show_summary(ui: UI, summary: Any, *, stderr: bool = False) -> None:
             flags.append(f"{row['skipped']} skipped")
         if row["error"]:
             flags.append(row["error"])
-        rows.append(
-            [
-                row["name"],
-                row["status"],
-                row["files"],
-                human_size(row["bytes"]),
-                _counts(row["redactions"]),
-                "; ".join(flags) or "-",
-            ]
+        table.add_row(
+            Text(shown(str(row["name"])), style="bold cyan"),
+            str(row["status"]),
+            str(row["files"]),
+            human_size(row["bytes"]),
+            Text(_counts(row["redactions"])),
+            Text(shown("; ".join(flags)) or "-"),
         )
-    ui.table(
-        "What the bundle will contain (after redaction)",
-        ["item", "status", "files", "size", "redactions by category", "notes"],
-        rows,
-        stderr=stderr,
+    target = ui.err if stderr else ui.out
+    target.print(table)
+    _show_files(
+        target, summary.rows, "truncated_files", "Truncated (a size or row limit was reached)"
     )
+    _show_files(target, summary.rows, "skipped_files", "Skipped (nothing written)")
     if summary.findings:
         ui.table(
             "Leak check: possible secrets still present",
@@ -177,6 +69,24 @@ def show_summary(ui: UI, summary: Any, *, stderr: bool = False) -> None:
         )
         if len(summary.findings) > 50:
             ui.warn(f"... and {len(summary.findings) - 50} more findings")
+    else:
+        files = sum(int(row["files"]) for row in summary.rows)
+        target.print(
+            Text(f"Leak check: nothing found in {files} staged file(s) and their names.", "green")
+        )
+
+
+def _show_files(target: Console, rows: Any, key: str, title: str) -> None:
+    """The files behind a "N truncated" / "N skipped" note, with their item."""
+    lines = []
+    for row in rows:
+        for entry in row.get(key) or ():
+            what = entry if isinstance(entry, str) else f"{entry[0]}: {entry[1]}"
+            lines.append(f"  {shown(str(row['name']))}: {shown(what)}")
+    if lines:
+        target.print(Text(title, style="bold"))
+        for line in lines:
+            target.print(Text(line, style="yellow"))
 
 
 def show_result(ui: UI, result: Any) -> None:
