@@ -96,7 +96,7 @@ class SpecRequest:
     def spec_trust(self) -> Any:
         """Who vouches for the run instructions (``spec_signing.SpecTrust``); a signature
         that does not verify is an ``InputError``."""
-        from koncis_diag.spec_signing import BUILTIN, trust_files, verify_spec
+        from koncis_diag.spec.signing import BUILTIN, trust_files, verify_spec
 
         if self.spec_path is None:
             return BUILTIN
@@ -119,8 +119,8 @@ class SpecRequest:
         return spec, trust
 
     def _load(self) -> Any:
-        from koncis_diag.profiles import load_spec_for_machine, spec_for_machine
         from koncis_diag.spec import spec_from_flags
+        from koncis_diag.spec.profiles import load_spec_for_machine, spec_for_machine
 
         overrides = parse_sets(self.sets)
         flags = self.files or self.configs or self.since or self.max_size or self.name

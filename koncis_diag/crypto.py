@@ -63,7 +63,7 @@ def _pyrage() -> Any:
 def parse_recipient(text: str, origin: str = "--encrypt-to") -> Any:
     """An ``age1…`` public key (the same rules as ``encrypt_to:`` in a spec); a one-line
     ``InputError`` for anything else."""
-    from koncis_diag.spec_values import check_age_recipient
+    from koncis_diag.spec.values import check_age_recipient
     from koncis_diag.yamlio import Origin
 
     value = check_age_recipient(text.strip(), Origin(origin))

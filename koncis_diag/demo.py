@@ -124,7 +124,7 @@ def run_demo(ui: UI, *, output_dir: Path, archive_format: str = "zip") -> Path:
     from koncis_diag.consent import AssumeYes
     from koncis_diag.pipeline import RunOptions, run_collection
     from koncis_diag.spec import load_spec
-    from koncis_diag.spec_signing import generate_key, sign_spec, verify_spec
+    from koncis_diag.spec.signing import generate_key, sign_spec, verify_spec
 
     now = datetime.now(timezone.utc)
     sample = Path(tempfile.mkdtemp(prefix="koncis-diag-demo-"))

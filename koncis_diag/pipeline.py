@@ -54,7 +54,7 @@ from koncis_diag.results import ItemResult, RunResult
 from koncis_diag.retention import default_delete_after
 from koncis_diag.review import material_for
 from koncis_diag.spec import BUNDLE_FOLDER, Item, Spec
-from koncis_diag.spec_signing import BUILTIN, SpecTrust, check_unsigned
+from koncis_diag.spec.signing import BUILTIN, SpecTrust, check_unsigned
 from koncis_diag.staging_writer import redacted, store_output
 
 log = logging.getLogger("koncis_diag")

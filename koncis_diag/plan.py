@@ -14,7 +14,7 @@ from koncis_diag.collectors.registry import REGISTRY
 from koncis_diag.errors import CollectionError
 from koncis_diag.redaction.weakening import RuleChange, rule_changes
 from koncis_diag.spec import BUNDLE_FOLDER, Spec, SystemItem
-from koncis_diag.spec_signing import BUILTIN, SpecTrust, risks_of
+from koncis_diag.spec.signing import BUILTIN, SpecTrust, risks_of
 
 
 @dataclass

@@ -146,7 +146,7 @@ def _facts(plan: Plan) -> Iterator[tuple[str, str, str]]:
     if redact.keywords:
         yield "keywords", f"{len(redact.keywords)} pseudonymised everywhere", ""
     yield "estimate", _estimate(plan), ""
-    from koncis_diag.spec_authoring import Actions
+    from koncis_diag.spec.authoring import Actions
 
     actions = Actions(
         commands=kinds["command"],

@@ -20,7 +20,6 @@ KNOWN_LARGE: dict[str, int] = {
     "koncis_diag.bundle_reader": 778,
     "koncis_diag.yamlio": 659,
     "koncis_diag.crypto": 519,
-    "koncis_diag.spec_reader": 513,
     "koncis_diag.redaction.rules": 510,
 }
 

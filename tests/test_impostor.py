@@ -548,7 +548,7 @@ def test_files_swapped_after_the_signature_check_change_nothing(tmp_path: Path) 
     the check and its use (a race on a folder someone else can write) is not read again."""
     from koncis_diag.redaction.rules import load_rules_file
     from koncis_diag.spec import load_spec
-    from koncis_diag.spec_signing import generate_key, sign_spec, verify_spec
+    from koncis_diag.spec.signing import generate_key, sign_spec, verify_spec
 
     rules = tmp_path / "extra.yaml"
     rules.write_text(

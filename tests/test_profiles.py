@@ -17,7 +17,8 @@ from koncis_diag.collectors.threaddump import ThreadDumpCollector
 from koncis_diag.discovery import discover
 from koncis_diag.errors import InputError
 from koncis_diag.plan import make_plan
-from koncis_diag.profiles import (
+from koncis_diag.spec import FilesItem, QueryItem, ThreadDumpItem
+from koncis_diag.spec.profiles import (
     PROFILE_NAMES,
     load_profile,
     load_profiles,
@@ -27,7 +28,6 @@ from koncis_diag.profiles import (
     spec_for_machine,
     typical_variables,
 )
-from koncis_diag.spec import FilesItem, QueryItem, ThreadDumpItem
 from tests.fixtures.servers import PROCESSES, data_center, materialize
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from koncis_diag.errors import InputError
-from koncis_diag.profiles import PROFILE_NAMES
 from koncis_diag.spec import load_spec
-from koncis_diag.spec_authoring import check_spec, describe_actions, describe_item, new_spec
+from koncis_diag.spec.authoring import check_spec, describe_actions, describe_item, new_spec
+from koncis_diag.spec.profiles import PROFILE_NAMES
 from tests.conftest import cli_env, koncis_cmd
 
 

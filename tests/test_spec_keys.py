@@ -23,7 +23,7 @@ from koncis_diag.spec import (
     ThreadDumpItem,
     load_spec,
 )
-from koncis_diag.spec_values import AGE_EXAMPLE, check_age_recipient
+from koncis_diag.spec.values import AGE_EXAMPLE, check_age_recipient
 from koncis_diag.yamlio import Origin
 
 HEAD = "version: 1\nname: t\n"

@@ -9,7 +9,7 @@ import yaml
 from koncis_diag.databases.guard import check_read_only_sql
 from koncis_diag.databases.sql_allowlist import ALLOWLIST_FILE, allowed_functions
 from koncis_diag.errors import InputError
-from koncis_diag.profiles import PROFILE_NAMES, profile_path
+from koncis_diag.spec.profiles import PROFILE_NAMES, profile_path
 
 #: Harmful or unknown calls no blocklist named: each is refused by the allowlist.
 UNKNOWN_FUNCTIONS = [

@@ -220,7 +220,7 @@ def spec_new(
     profile: Optional[str], since: Optional[str], name: Optional[str], sets: tuple[str, ...]
 ) -> None:
     """Print a commented starting point for run instructions on stdout."""
-    from koncis_diag.spec_authoring import new_spec
+    from koncis_diag.spec.authoring import new_spec
 
     click.echo(new_spec(profile, since, parse_sets(sets), name=name), nl=False)
 
@@ -241,7 +241,7 @@ def spec_keygen(ui: UI, output: Path, comment: Optional[str]) -> None:
     import getpass
     import socket
 
-    from koncis_diag.spec_signing import generate_key
+    from koncis_diag.spec.signing import generate_key
 
     public = generate_key(output, comment or f"{getpass.getuser()}@{socket.gethostname()}")
     if ui.json_mode:
@@ -277,8 +277,8 @@ def spec_keygen(ui: UI, output: Path, comment: Optional[str]) -> None:
 @output_options
 def spec_sign(ui: UI, spec_file: Path, key: Path, sets: tuple[str, ...]) -> None:
     """Sign run instructions: writes SPEC_FILE.sig beside them (send both)."""
-    from koncis_diag.spec_authoring import check_spec
-    from koncis_diag.spec_signing import sign_spec
+    from koncis_diag.spec.authoring import check_spec
+    from koncis_diag.spec.signing import sign_spec
 
     checked = check_spec(spec_file, parse_sets(sets))  # only valid run instructions are signed
     target, public = sign_spec(spec_file, key, checked.spec.redact.rules)
@@ -300,7 +300,7 @@ def spec_sign(ui: UI, spec_file: Path, key: Path, sets: tuple[str, ...]) -> None
 @output_options
 def spec_check(ui: UI, spec_file: Path, sets: tuple[str, ...]) -> None:
     """Validate run instructions and show what they would collect on a typical server."""
-    from koncis_diag.spec_authoring import check_spec
+    from koncis_diag.spec.authoring import check_spec
 
     result = check_spec(spec_file, parse_sets(sets))
     if ui.json_mode:

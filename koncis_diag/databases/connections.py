@@ -38,7 +38,7 @@ from koncis_diag.collectors.base import CollectContext
 from koncis_diag.databases import DatabaseURL, DatabaseURLError, parse_database_url
 from koncis_diag.errors import CollectionError, KoncisError
 from koncis_diag.spec import Connection, IdentityQuery, QueryItem, Spec
-from koncis_diag.spec_values import never_a_password_file
+from koncis_diag.spec.values import never_a_password_file
 
 PASSWORD_ENV = "KONCIS_DB_PASSWORD"
 #: A password file larger than this is not a password file.

@@ -1,9 +1,9 @@
 """The run-instructions model: what support asks to be collected.
 
 A spec is loaded from YAML written by hand (see ``docs/run-instructions.md``), from a built-in
-profile (``koncis_diag/profiles/``) or built from command-line flags, validated, and turned into
+profile (``koncis_diag/spec/profiles/``) or built from command-line flags, validated, and turned into
 immutable objects. Everything below the spec (plan, collectors, pipeline) only ever sees these
-objects, never raw YAML. Validation lives in ``spec_reader.py``; variables in ``spec_vars.py``.
+objects, never raw YAML. Validation lives in ``reader.py`` and ``items.py``; variables in ``variables.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Optional, Union
 
 from koncis_diag.errors import InputError
-from koncis_diag.spec_vars import Variables, check_name, check_path
+from koncis_diag.spec.variables import Variables, check_name, check_path
 from koncis_diag.yamlio import Origin, load_yaml_file, parse_since, parse_size, printable
 
 # --------------------------------------------------------------------------------------------
@@ -241,7 +241,7 @@ class Spec:
 
 
 # --------------------------------------------------------------------------------------------
-# Loading (validation: spec_reader.py; reference: docs/run-instructions.md)
+# Loading (validation: reader.py; reference: docs/run-instructions.md)
 # --------------------------------------------------------------------------------------------
 
 SPEC_VERSION = 1
@@ -287,11 +287,11 @@ def load_spec(
 
     ``overrides`` are ``--set name=value`` pairs: they replace declared variables and may define
     new ones. ``discovered`` are variables found on the machine (``jira_home``, …, see
-    ``koncis_diag.profiles.profile_variables``): they replace a profile's defaults but not the
+    ``koncis_diag.spec.profiles.profile_variables``): they replace a profile's defaults but not the
     spec's own variables. Raises ``InputError`` (``file:line:col: field: problem``) for any bad
     input.
     """
-    from koncis_diag.spec_reader import read_spec
+    from koncis_diag.spec.reader import read_spec
 
     doc = load_yaml_file(path)
     base_dir = os.path.dirname(os.path.abspath(path))

@@ -6,7 +6,8 @@ import dataclasses
 import difflib
 from typing import TYPE_CHECKING, Any
 
-from koncis_diag.spec import (
+from koncis_diag.spec.env import env_name_problem
+from koncis_diag.spec.model import (
     DEFAULT_MAX_SIZE,
     ITEM_KINDS,
     PRODUCT_CHOICES,
@@ -19,8 +20,7 @@ from koncis_diag.spec import (
     SystemItem,
     ThreadDumpItem,
 )
-from koncis_diag.spec_env import env_name_problem
-from koncis_diag.spec_vars import check_name, check_path
+from koncis_diag.spec.variables import check_name, check_path
 from koncis_diag.yamlio import (
     KeyPath,
     check_keys,
@@ -36,7 +36,7 @@ from koncis_diag.yamlio import (
 )
 
 if TYPE_CHECKING:
-    from koncis_diag.spec_reader import DocReader
+    from koncis_diag.spec.reader import DocReader
 
 _FILES_KEYS = ("name", "paths", "exclude", "since", "max_size", "follow_symlinks", "optional")
 _ITEM_KEYS = {

@@ -15,7 +15,9 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Optional
 
-from koncis_diag.spec import (
+from koncis_diag.spec.connections import read_connection
+from koncis_diag.spec.items import ItemReader
+from koncis_diag.spec.model import (
     DEFAULT_RETENTION,
     SPEC_VERSION,
     Connection,
@@ -25,15 +27,17 @@ from koncis_diag.spec import (
     RedactSettings,
     Spec,
 )
-from koncis_diag.spec_items import ItemReader
-from koncis_diag.spec_values import (
+from koncis_diag.spec.values import (
     check_age_recipient,
     check_database_url,
-    check_env_name,
-    never_a_password_file,
-    sqlserver_password_problem,
 )
-from koncis_diag.spec_vars import VARIABLE, VARIABLE_RULE, Variables, check_name, check_path, escape
+from koncis_diag.spec.variables import (
+    VARIABLE,
+    VARIABLE_RULE,
+    Variables,
+    check_name,
+    escape,
+)
 from koncis_diag.yamlio import (
     KeyPath,
     Origin,
@@ -65,7 +69,6 @@ _TOP_KEYS = (
     "retention",
     "encrypt_to",
 )
-_CONNECTION_KEYS = ("from", "url", "password_env", "password_file")
 _IDENTITY_KEYS = ("database", "sql", "max_rows", "timeout")
 
 
@@ -179,66 +182,7 @@ class DocReader:
         return result
 
     def _connection(self, name: str, path: KeyPath, body: Any) -> Connection:
-        check_name(name, self.origin(path, at_key=True))
-        if not isinstance(body, dict):
-            raise self.doc.error(
-                path,
-                "expected {from: CONFIG-FILE} or {url: URL, password_env: NAME}, "
-                f"got {describe_value(body)}",
-            )
-        if "password" in body:
-            raise self.doc.error(
-                (*path, "password"),
-                "never write a password in a spec: use password_env: NAME (an environment "
-                "variable) or password_file: PATH (a file on the server)",
-                at_key=True,
-            )
-        check_keys(self.doc, path, body, allowed=_CONNECTION_KEYS)
-        if ("from" in body) == ("url" in body):
-            raise self.origin(path, at_key=True).error(
-                "give exactly one of 'from' (the application's configuration file) and 'url'"
-            )
-        from_file = url = password_env = password_file = None
-        if "from" in body:
-            from_file = check_path(
-                self.text((*path, "from"), body["from"], substitute=True),
-                self.origin((*path, "from")),
-            )
-        else:
-            url = self.text((*path, "url"), body["url"], substitute=True).strip()
-            check_database_url(url, self.origin((*path, "url")))
-        if "password_env" in body and "password_file" in body:
-            raise self.doc.error(
-                (*path, "password_file"),
-                "give password_env or password_file, not both",
-                at_key=True,
-            )
-        if "password_env" in body:
-            env_path: KeyPath = (*path, "password_env")
-            password_env = check_env_name(
-                self.text(env_path, body["password_env"]), self.origin(env_path)
-            )
-            if url is not None and password_env.upper().startswith("KONCIS_DB_PASSWORD"):
-                raise self.origin(env_path).error(
-                    f"{password_env} holds the password of the application's own database: it "
-                    "is never sent to a URL the run instructions write"
-                )
-        if "password_file" in body:
-            file_path: KeyPath = (*path, "password_file")
-            password_file = check_path(
-                self.text(file_path, body["password_file"], substitute=True),
-                self.origin(file_path),
-            )
-            if never_a_password_file(password_file):
-                raise self.origin(file_path).error(
-                    f"{password_file} cannot be a password file (an account, key or system file)"
-                )
-        problem = (
-            sqlserver_password_problem(url) if url and (password_env or password_file) else None
-        )
-        if problem is not None:
-            raise self.origin((*path, "url")).error(problem)
-        return Connection(name, from_file, url, password_env, password_file, self.location(path))
+        return read_connection(self, name, path, body)
 
     def database(self, path: KeyPath, value: Any) -> tuple[str, Optional[Connection]]:
         """A query's ``database``: a URL, or the name of a declared connection."""
@@ -496,7 +440,7 @@ def read_spec(
     base_dir: str,
 ) -> Spec:
     """A spec file, with the built-in profiles its ``profile:`` names."""
-    from koncis_diag.profiles import profile_reader
+    from koncis_diag.spec.profiles import profile_reader
 
     main = DocReader(doc, base_dir)
     main.check_top()

@@ -22,7 +22,7 @@ from koncis_diag.yamlio import NOWHERE, Origin, YamlDocument, load_yaml_file
 
 if TYPE_CHECKING:
     from koncis_diag.discovery import Installation, ProcessFacts
-    from koncis_diag.spec_reader import DocReader
+    from koncis_diag.spec.reader import DocReader
 
 PROFILE_DIR = Path(__file__).resolve().parent
 PROFILE_NAMES = ("jira", "confluence", "bitbucket", "system")
@@ -50,7 +50,7 @@ def profile_text(name: str) -> str:
 
 
 def profile_reader(name: str, origin: Origin = NOWHERE) -> DocReader:
-    from koncis_diag.spec_reader import DocReader
+    from koncis_diag.spec.reader import DocReader
 
     return DocReader(profile_document(name, origin), str(PROFILE_DIR), profile=name)
 
@@ -82,7 +82,7 @@ def load_profiles(
     Its name joins the profile names (``jira-system``); ``source`` is ``profile:jira+system``
     and ``sha256`` covers the profiles' YAML files in order.
     """
-    from koncis_diag.spec_reader import assemble
+    from koncis_diag.spec.reader import assemble
 
     if not names:
         raise InputError(f"no profile given (built-in profiles: {', '.join(PROFILE_NAMES)})")
@@ -110,7 +110,7 @@ def load_profile(
 def typical_variables() -> dict[str, str]:
     """The profiles' defaults for every product variable (``jira_home``, ...): the paths of a
     typical server, used by ``spec check`` for specs that use them without declaring them."""
-    from koncis_diag.spec_vars import Variables
+    from koncis_diag.spec.variables import Variables
 
     declared = {}
     for name in PRODUCTS:

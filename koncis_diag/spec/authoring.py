@@ -15,8 +15,7 @@ from types import MappingProxyType
 from typing import Any, Optional, Union
 
 from koncis_diag.collectors.base import split_argv_for_display
-from koncis_diag.profiles import PROFILE_NAMES, profile_path, profile_reader, typical_variables
-from koncis_diag.spec import (
+from koncis_diag.spec.model import (
     BUNDLE_FOLDER,
     PRODUCTS,
     CommandItem,
@@ -31,7 +30,8 @@ from koncis_diag.spec import (
     ThreadDumpItem,
     load_spec,
 )
-from koncis_diag.spec_vars import VARIABLE, VARIABLE_RULE, check_name
+from koncis_diag.spec.profiles import PROFILE_NAMES, profile_path, profile_reader, typical_variables
+from koncis_diag.spec.variables import VARIABLE, VARIABLE_RULE, check_name
 from koncis_diag.yamlio import Origin, parse_since, printable
 
 _NO_OVERRIDES: Mapping[str, str] = MappingProxyType({})
@@ -50,7 +50,7 @@ def _profile_listing(name: str, chosen: Mapping[str, str]) -> list[str]:
     """``#   jira-logs  files  /var/.../log/*.log* (since 3d)`` lines for the profile's items,
     with the values the spec sets (``--since``, ``--set``), so the comments say what the
     spec will do."""
-    from koncis_diag.profiles import load_profile
+    from koncis_diag.spec.profiles import load_profile
 
     spec = load_profile(name, overrides=chosen)
     width = max(len(item.name) for item in spec.items)

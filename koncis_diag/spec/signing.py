@@ -31,7 +31,7 @@ from koncis_diag.yamlio import pin_verified
 
 if TYPE_CHECKING:
     from koncis_diag.redaction.weakening import RuleChange
-    from koncis_diag.spec import Spec
+    from koncis_diag.spec.model import Spec
 
 SIGNATURE_SUFFIX = ".sig"
 SYSTEM_TRUST_FILE = Path("/etc/koncis-diag/trusted-keys")
@@ -309,7 +309,7 @@ def _comment_of(key_path: Path) -> str:
 def risks_of(spec: Spec, rule_changes: Sequence[RuleChange]) -> list[str]:
     """What in these run instructions needs a signature, or the admin's explicit yes: running
     programs, reading password files, weakening redaction."""
-    from koncis_diag.spec import CommandItem
+    from koncis_diag.spec.model import CommandItem
 
     risks = []
     commands = sum(1 for item in spec.items if isinstance(item, CommandItem))
