@@ -120,7 +120,7 @@ def run_demo(ui: UI, *, output_dir: Path, archive_format: str = "zip") -> Path:
     """Build the sample server, run collect --yes over it, show the bundle and remove the
     sample again. Returns the bundle path."""
     from koncis_diag import views
-    from koncis_diag.bundle_reader import inspect_bundle, verify_bundle
+    from koncis_diag.bundle.inspect import inspect_bundle, verify_bundle
     from koncis_diag.consent import AssumeYes
     from koncis_diag.pipeline import RunOptions, run_collection
     from koncis_diag.spec import load_spec

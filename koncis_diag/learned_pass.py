@@ -23,13 +23,13 @@ from functools import partial
 from typing import IO
 
 from koncis_diag.bundle import Staging
+from koncis_diag.bundle.store import redacted, redacted_path
 from koncis_diag.consent import Finding
 from koncis_diag.redaction import Redactor
 from koncis_diag.redaction.engine import Engine
 from koncis_diag.redaction.learning import HOSTS_RULE, USERS_RULE
 from koncis_diag.redaction.stream import RedactionStream
 from koncis_diag.results import ItemResult, OutputRecord
-from koncis_diag.staging_writer import redacted, redacted_path
 
 log = logging.getLogger("koncis_diag")
 

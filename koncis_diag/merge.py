@@ -35,9 +35,8 @@ from koncis_diag.bundle import (
     ensure_output_dir,
     write_archive,
 )
-from koncis_diag.bundle_reader import open_bundle, verify_bundle
-from koncis_diag.errors import BundleError, InputError
-from koncis_diag.manifest import (
+from koncis_diag.bundle.inspect import verify_bundle
+from koncis_diag.bundle.manifest import (
     CONSENT_NAME,
     FORMAT,
     FORMAT_VERSION,
@@ -47,6 +46,8 @@ from koncis_diag.manifest import (
     REDACTION_REPORT_NAME,
     files_table,
 )
+from koncis_diag.bundle.reader import open_bundle
+from koncis_diag.errors import BundleError, InputError
 from koncis_diag.retention import delete_after_of
 
 NODES_FOLDER = "nodes"
@@ -352,7 +353,7 @@ def merge_bundles(
     ``output`` names (an existing folder, or any path ending in ``/``) under the name
     ``_default_top`` chooses. ``names`` give the node folder names in the order of
     ``inputs``. Returns the path of the new bundle."""
-    from koncis_diag.crypto import is_age_file, plaintext_bundle
+    from koncis_diag.bundle.crypto import is_age_file, plaintext_bundle
 
     paths = [Path(p) for p in inputs]
     if len(paths) < 2:

@@ -27,6 +27,8 @@ from koncis_diag.bundle import (
     deferred_signals,
     write_archive,
 )
+from koncis_diag.bundle.metadata import ToolLog, start_tool_log, stop_tool_log, write_metadata
+from koncis_diag.bundle.store import redacted, store_output
 from koncis_diag.collectors.base import CollectContext, StreamOutput
 from koncis_diag.collectors.registry import REGISTRY
 from koncis_diag.consent import (
@@ -41,7 +43,6 @@ from koncis_diag.console import ProgressReporter
 from koncis_diag.databases.columns_check import check_query_columns
 from koncis_diag.errors import BundleError, ConsentRefused, InputError, KoncisError, NotPresent
 from koncis_diag.learned_pass import apply_learned, rewrite_learned
-from koncis_diag.metadata import ToolLog, start_tool_log, stop_tool_log, write_metadata
 from koncis_diag.parallel import ParallelRedaction
 from koncis_diag.plan import Plan, make_plan
 from koncis_diag.priority import lower_priority
@@ -55,7 +56,6 @@ from koncis_diag.retention import default_delete_after
 from koncis_diag.review import material_for
 from koncis_diag.spec import BUNDLE_FOLDER, Item, Spec
 from koncis_diag.spec.signing import BUILTIN, SpecTrust, check_unsigned
-from koncis_diag.staging_writer import redacted, store_output
 
 log = logging.getLogger("koncis_diag")
 

@@ -29,9 +29,9 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from koncis_diag.bundle_reader import detect_kind, open_bundle, parse_json
+from koncis_diag.bundle.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES, format_problem
+from koncis_diag.bundle.reader import detect_kind, open_bundle, parse_json
 from koncis_diag.errors import BundleError, InputError, KoncisError
-from koncis_diag.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES, format_problem
 from koncis_diag.yamlio import Origin, parse_duration
 
 DEFAULT_RETENTION_DAYS = 90
@@ -147,7 +147,7 @@ def _read_manifest_from_archive(path: Path) -> Any:
 
 def _archive_kind(path: Path) -> Optional[str]:
     """``zip``, ``tar.gz`` or ``age`` from the first bytes; None for any other file."""
-    from koncis_diag.crypto import is_age_file
+    from koncis_diag.bundle.crypto import is_age_file
 
     if is_age_file(path):
         return "age"
@@ -161,7 +161,7 @@ def _manifest_of(path: Path, kind: str, identity: Optional[PathLike]) -> Any:
     if kind == "folder":
         return _read_manifest_from_folder(path)
     if kind == "age":
-        from koncis_diag.crypto import plaintext_bundle
+        from koncis_diag.bundle.crypto import plaintext_bundle
 
         if identity is None:
             raise _Keep("encrypted: pass --identity to read its delete_after")
@@ -211,7 +211,7 @@ def purge(
     if not folder.is_dir() or folder.is_symlink():
         raise KoncisError(f"{folder} is not a folder (purge does not follow symbolic links)")
     if identity is not None:
-        from koncis_diag.crypto import load_identities
+        from koncis_diag.bundle.crypto import load_identities
 
         load_identities(identity)  # a bad key file is one error now, not one per bundle
     today = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).date()

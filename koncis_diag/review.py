@@ -25,7 +25,7 @@ from koncis_diag.console import UI, human_size, pager_command, shown
 
 if TYPE_CHECKING:
     from koncis_diag.bundle import Staging
-    from koncis_diag.metadata import ToolLog
+    from koncis_diag.bundle.metadata import ToolLog
     from koncis_diag.redaction import Redactor
     from koncis_diag.results import RunResult
     from koncis_diag.spec import Spec
@@ -62,7 +62,7 @@ def material_for(
     retention: Optional[str],
 ) -> ReviewMaterial:
     """What the review shows, from the same data the bundle's files will be written from."""
-    from koncis_diag.metadata import manifest_data, redacted_tool_log
+    from koncis_diag.bundle.metadata import manifest_data, redacted_tool_log
 
     def manifest() -> bytes:
         data = manifest_data(run, spec, created, redactor, retention)

@@ -17,14 +17,11 @@ from typing import Any
 
 import pytest
 
-from koncis_diag.bundle import (
-    COMPRESS_LEVEL,
-    Staging,
-    _describe_os_error,
-    _publish,
-    write_archive,
-)
-from koncis_diag.bundle_reader import inspect_bundle, open_bundle, verify_bundle
+from koncis_diag.bundle import COMPRESS_LEVEL, Staging, write_archive
+from koncis_diag.bundle.inspect import inspect_bundle, verify_bundle
+from koncis_diag.bundle.reader import open_bundle
+from koncis_diag.bundle.staging import describe_os_error
+from koncis_diag.bundle.writer import _publish
 from koncis_diag.errors import BundleError, InputError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -372,7 +369,7 @@ def test_enospc_is_described_in_one_line(tmp_path: Path) -> None:
     with pytest.raises(OSError) as caught, open("/dev/full", "wb", buffering=0) as full:
         full.write(b"x")
     assert caught.value.errno == errno.ENOSPC
-    message = _describe_os_error(caught.value, f"writing {tmp_path}/b.zip")
+    message = describe_os_error(caught.value, f"writing {tmp_path}/b.zip")
     assert message == f"no space left on device while writing {tmp_path}/b.zip"
 
 

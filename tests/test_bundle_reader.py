@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from koncis_diag.bundle import Staging, write_archive
-from koncis_diag.bundle_reader import ReadLimits, inspect_bundle, open_bundle, verify_bundle
+from koncis_diag.bundle.inspect import inspect_bundle, verify_bundle
+from koncis_diag.bundle.reader import ReadLimits, open_bundle
 from koncis_diag.errors import BundleError
 
 TOP = "koncis-diag-t-20261129T014606Z"

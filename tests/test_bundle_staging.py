@@ -19,8 +19,8 @@ from koncis_diag.bundle import (
     check_free_space,
     ensure_output_dir,
 )
+from koncis_diag.bundle.manifest import bundle_path_problem
 from koncis_diag.errors import BundleError
-from koncis_diag.manifest import bundle_path_problem
 
 TOP = "koncis-diag-ticket-4711-20261129T014606Z"
 

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from koncis_diag.analyze import analyze_bundle
-from koncis_diag.bundle_reader import open_bundle, verify_bundle
-from koncis_diag.crypto import (
+from koncis_diag.bundle.crypto import (
     AGE_MAGIC,
     EncryptionError,
     decrypt_to,
@@ -30,6 +29,8 @@ from koncis_diag.crypto import (
     parse_recipients,
     plaintext_bundle,
 )
+from koncis_diag.bundle.inspect import verify_bundle
+from koncis_diag.bundle.reader import open_bundle
 from koncis_diag.errors import BundleError, InputError
 from tests.test_analyze import APP_LOG, OOM, build_bundle, log_line
 
@@ -190,7 +191,7 @@ _DISK_FULL_SCRIPT = textwrap.dedent(
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # over the limit: EFBIG instead of death
     limit = int(sys.argv[3])
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    from koncis_diag.crypto import EncryptionError, encrypting_writer
+    from koncis_diag.bundle.crypto import EncryptionError, encrypting_writer
     size = int(sys.argv[4])
     try:
         # unbuffered: the write errors happen inside pyrage, not later in our close()
@@ -314,7 +315,8 @@ def test_the_bundle_writer_can_write_through_the_encrypting_writer(
 ) -> None:
     """The integration the bundle writer needs: its archive writers accept the non-seekable
     encrypting writer, and the decrypted result verifies like any bundle."""
-    from koncis_diag.bundle import Staging, _write_tar_gz, _write_zip
+    from koncis_diag.bundle import Staging
+    from koncis_diag.bundle.writer import _write_tar_gz, _write_zip
 
     identity, recipient = keypair
     staging = Staging.create(tmp_path, "koncis-diag-enc-20261128T120000Z")

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from koncis_diag.analyze import analyze_bundle
-from koncis_diag.bundle_reader import open_bundle, verify_bundle
-from koncis_diag.crypto import EncryptionError, encrypting_writer, generate_identity
+from koncis_diag.bundle.crypto import EncryptionError, encrypting_writer, generate_identity
+from koncis_diag.bundle.inspect import verify_bundle
+from koncis_diag.bundle.reader import open_bundle
 from koncis_diag.errors import BundleError, InputError
 from koncis_diag.merge import merge_bundles, node_name_from_host
 from tests.conftest import cli_env, koncis_cmd

@@ -22,7 +22,8 @@ import pytest
 
 from koncis_diag.analyze import analyze_bundle
 from koncis_diag.bundle import Staging, write_archive
-from koncis_diag.bundle_reader import ReadLimits, inspect_bundle, verify_bundle
+from koncis_diag.bundle.inspect import inspect_bundle, verify_bundle
+from koncis_diag.bundle.reader import ReadLimits
 from koncis_diag.errors import BundleError
 from koncis_diag.merge import merge_bundles
 from tests.test_reliability_helpers import base_env
@@ -375,7 +376,7 @@ def test_the_cli_refuses_it_in_one_line_and_writes_nothing(
 
 
 def _encrypt(source: Path, recipient: str, target: Path) -> Path:
-    from koncis_diag.crypto import encrypting_writer
+    from koncis_diag.bundle.crypto import encrypting_writer
 
     with open(target, "wb") as out, encrypting_writer(out, [recipient]) as encrypted:
         encrypted.write(source.read_bytes())
@@ -386,7 +387,7 @@ def _encrypt(source: Path, recipient: str, target: Path) -> Path:
 def test_an_encrypted_hostile_bundle_is_decrypted_as_bytes_and_refused_when_read(
     hostile: dict[str, Path], tmp_path: Path, case: str
 ) -> None:
-    from koncis_diag.crypto import generate_identity
+    from koncis_diag.bundle.crypto import generate_identity
 
     identity = tmp_path / "support.key"
     recipient = generate_identity(identity)
@@ -421,7 +422,7 @@ def test_an_encrypted_hostile_bundle_is_decrypted_as_bytes_and_refused_when_read
 
 
 def test_decrypt_never_overwrites_and_leaves_nothing_on_a_wrong_key(tmp_path: Path) -> None:
-    from koncis_diag.crypto import decrypt_to, generate_identity
+    from koncis_diag.bundle.crypto import decrypt_to, generate_identity
     from koncis_diag.errors import KoncisError
 
     source = tmp_path / "b.zip"

@@ -1,9 +1,9 @@
 """``analyze_bundle``: run the known-problem checks over a bundle and collect the evidence.
 
-The bundle is untrusted input. It is opened with :func:`koncis_diag.bundle_reader.open_bundle`
+The bundle is untrusted input. It is opened with :func:`koncis_diag.bundle.reader.open_bundle`
 (which refuses unsafe archives) and read in one streaming pass, member by member, line by line;
 nothing is extracted to disk (an age-encrypted bundle is first decrypted to a private temporary
-file, see :mod:`koncis_diag.crypto`).
+file, see :mod:`koncis_diag.bundle.crypto`).
 
 Merged Data Center bundles keep each node's files below ``nodes/<node>/``; checks see paths
 relative to the node folder, and each finding says on which nodes it was seen.
@@ -40,9 +40,14 @@ from koncis_diag.analyze.scan import (
     scan_csv,
 )
 from koncis_diag.analyze.timeline import Timeline
-from koncis_diag.bundle_reader import open_bundle, parse_json
+from koncis_diag.bundle.manifest import (
+    MANIFEST_NAME,
+    MAX_JSON_BYTES,
+    MAX_MANIFEST_BYTES,
+    format_problem,
+)
+from koncis_diag.bundle.reader import open_bundle, parse_json
 from koncis_diag.errors import BundleError
-from koncis_diag.manifest import MANIFEST_NAME, MAX_JSON_BYTES, MAX_MANIFEST_BYTES, format_problem
 
 NODES_FOLDER = "nodes"
 LOG_FOLDER = "files/"  # files counted in the timeline (relative to the node folder)
@@ -266,7 +271,7 @@ def analyze_bundle(
     """Run every check over the bundle at ``path`` (zip, tar.gz, or age-encrypted with
     ``identity``). Raises ``InputError`` for a bad checks file, ``BundleError`` or
     ``EncryptionError`` for a bundle that cannot be read."""
-    from koncis_diag.crypto import plaintext_bundle
+    from koncis_diag.bundle.crypto import plaintext_bundle
 
     checks = select_checks(extra_checks)
     bundle = Path(path)

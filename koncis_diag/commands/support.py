@@ -1,6 +1,6 @@
 """Commands for support staff: inspect, verify, analyze, keygen, decrypt, merge, purge.
 
-Every bundle is untrusted input: these commands read archives through ``bundle_reader`` only
+Every bundle is untrusted input: these commands read archives through ``bundle.reader`` only
 and never extract to disk."""
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ def identity_option(func: Callable[..., Any]) -> Callable[..., Any]:
 def inspect(ui: UI, bundle: Path, identity: Optional[Path]) -> None:
     """Show a bundle's manifest, consent record, retention date and redaction summary."""
     from koncis_diag import views
-    from koncis_diag.bundle_reader import inspect_bundle
-    from koncis_diag.crypto import plaintext_bundle
+    from koncis_diag.bundle.crypto import plaintext_bundle
+    from koncis_diag.bundle.inspect import inspect_bundle
 
     with plaintext_bundle(bundle, identity) as plain:
         data = inspect_bundle(plain)
@@ -57,8 +57,8 @@ def inspect(ui: UI, bundle: Path, identity: Optional[Path]) -> None:
 def verify(ui: UI, bundle: Path, identity: Optional[Path]) -> None:
     """Recompute every checksum; exit 1 on any missing, extra or altered file."""
     from koncis_diag import views
-    from koncis_diag.bundle_reader import verify_bundle
-    from koncis_diag.crypto import plaintext_bundle
+    from koncis_diag.bundle.crypto import plaintext_bundle
+    from koncis_diag.bundle.inspect import verify_bundle
 
     with plaintext_bundle(bundle, identity) as plain:
         result = verify_bundle(plain)
@@ -125,7 +125,7 @@ def analyze(
 def keygen(ui: UI, output: Path) -> None:
     """Create an age key pair for a support team: the identity goes to FILE (mode 0600), the
     public recipient (age1...) is printed; send it with run instructions (encrypt_to:)."""
-    from koncis_diag.crypto import generate_identity
+    from koncis_diag.bundle.crypto import generate_identity
 
     recipient = generate_identity(output)
     if ui.json_mode:
@@ -154,7 +154,7 @@ def keygen(ui: UI, output: Path) -> None:
 @output_options
 def decrypt(ui: UI, bundle: Path, identity: Path, output: Optional[Path]) -> None:
     """Decrypt an encrypted bundle (.zip.age / .tar.gz.age)."""
-    from koncis_diag.crypto import decrypt_to
+    from koncis_diag.bundle.crypto import decrypt_to
 
     result = decrypt_to(bundle, identity, output)
     if ui.json_mode:

@@ -30,7 +30,7 @@ def main() -> None:
         sys.exit("atheris is not installed: pip install atheris")
     sys.path.insert(0, str(REPO))
     with atheris.instrument_imports(include=["koncis_diag"]):
-        import koncis_diag.bundle_reader
+        import koncis_diag.bundle.reader
         import koncis_diag.redaction
         import koncis_diag.redaction.rules
         import koncis_diag.spec  # noqa: F401 - imported here to be instrumented

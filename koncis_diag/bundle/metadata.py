@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Any, Optional
 
 from koncis_diag import __version__
-from koncis_diag.bundle import Staging
-from koncis_diag.manifest import FORMAT, FORMAT_VERSION
+from koncis_diag.bundle.manifest import FORMAT, FORMAT_VERSION
+from koncis_diag.bundle.staging import Staging
 from koncis_diag.redaction import Redactor
 from koncis_diag.results import RunResult
 from koncis_diag.retention import default_delete_after

@@ -1,18 +1,11 @@
-"""Writing a bundle: a private staging folder, the manifest, and the atomic archive.
-
-Customer data is only ever written to files created ``0600`` inside folders created ``0700``
-(whatever the umask), never over an existing file, and the archive appears under its final
-name only when it is complete and on disk: it is written under an unpredictable temporary name
-in the output folder, fsynced, then hard-linked to its final name (which fails instead of
-overwriting). Every failure removes the temporary file and raises :class:`BundleError` with one
-line saying what happened.
-"""
+"""The private staging folder of a run: every file created ``0600`` inside folders created
+``0700`` (whatever the umask), never over an existing file, optionally encrypted at rest; a
+killed run's staging is removed by the next run. ``writer.py`` turns it into the archive."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import gzip
 import hashlib
 import io
 import json
@@ -21,43 +14,30 @@ import re
 import shutil
 import signal
 import stat
-import tarfile
 import tempfile
-import time
-import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, BinaryIO, Optional, Union
 
-from koncis_diag.errors import BundleError, InputError
-from koncis_diag.manifest import (
+from koncis_diag.bundle.manifest import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST_NAME,
     MAX_MANIFEST_BYTES,
-    TOP_LEVEL_FILES,
     FileEntry,
     bundle_path_problem,
     manifest_problems,
     outputs_vs_files_problems,
 )
-
-ARCHIVE_FORMATS: dict[str, str] = {"zip": ".zip", "tar.gz": ".tar.gz"}
-#: zlib level for zip members and tar.gz. Measured on redacted Atlassian logs (bench/README.md):
-#: level 3 deflates at 139 MB/s to 16.5 % of the size, level 6 (zlib's default) at 67 MB/s to
-#: 13.5 %. Half the time of the last step the admin waits for, for a fifth more bytes.
-COMPRESS_LEVEL = 3
-FREE_SPACE_MARGIN = 0.10
+from koncis_diag.errors import BundleError
 
 _BUNDLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 _TOP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
-_COPY_CHUNK = 1024 * 1024
-_DIR_MODE = 0o700
-_FILE_MODE = 0o600
-_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+DIR_MODE = 0o700
+FILE_MODE = 0o600
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -94,7 +74,7 @@ def _checked_path(path: str) -> str:
     return path
 
 
-def _describe_os_error(exc: OSError, action: str) -> str:
+def describe_os_error(exc: OSError, action: str) -> str:
     """One line for an OSError, e.g. ``no space left on device while writing /x.zip``."""
     reasons = {
         errno.ENOSPC: "no space left on device",
@@ -134,7 +114,7 @@ class StagedFile:
             self._handle.write(data)
         except OSError as exc:
             raise BundleError(
-                _describe_os_error(exc, f"staging {self.path} in {self._staging.root}")
+                describe_os_error(exc, f"staging {self.path} in {self._staging.root}")
             ) from exc
         self._hash.update(data)
         self._size += len(data)
@@ -158,7 +138,7 @@ class StagedFile:
         except OSError as exc:
             self._staging._forget(self.path)
             raise BundleError(
-                _describe_os_error(exc, f"staging {self.path} in {self._staging.root}")
+                describe_os_error(exc, f"staging {self.path} in {self._staging.root}")
             ) from exc
         self._record = FileRecord(self.path, self._size, self._hash.hexdigest())
         self._staging._register(self._record)
@@ -203,7 +183,7 @@ class Staging:
         self._identity: Any = None
         self._recipient: Any = None
         if encrypted_at_rest:
-            from koncis_diag.crypto import ephemeral_key_pair
+            from koncis_diag.bundle.crypto import ephemeral_key_pair
 
             self._identity, self._recipient = ephemeral_key_pair()
         self._records: dict[str, FileRecord] = {}
@@ -228,14 +208,14 @@ class Staging:
                             prefix=f"{_STAGING_PREFIX}{os.getpid()}-", dir=os.fspath(parent_dir)
                         )
                     )
-                    os.chmod(root, _DIR_MODE)
-                    os.mkdir(root / top, _DIR_MODE)
-                    os.chmod(root / top, _DIR_MODE)
+                    os.chmod(root, DIR_MODE)
+                    os.mkdir(root / top, DIR_MODE)
+                    os.chmod(root / top, DIR_MODE)
                 except OSError as exc:
                     where = f"creating a staging folder in {parent_dir}"
                     if root is not None:
                         where = f"preparing staging folder {root}"
-                    raise BundleError(_describe_os_error(exc, where)) from exc
+                    raise BundleError(describe_os_error(exc, where)) from exc
         except BaseException:
             if root is not None:
                 shutil.rmtree(root, ignore_errors=True)
@@ -250,18 +230,18 @@ class Staging:
         target = self._make_parents(path)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            fd = os.open(target, flags, _FILE_MODE)
+            fd = os.open(target, flags, FILE_MODE)
         except FileExistsError as exc:
             kind = "a folder" if os.path.isdir(target) else "already staged"
             raise BundleError(f"cannot stage {path}: it is {kind}") from exc
         except OSError as exc:
-            raise BundleError(_describe_os_error(exc, f"staging {path} in {self.root}")) from exc
+            raise BundleError(describe_os_error(exc, f"staging {path} in {self.root}")) from exc
         try:
-            os.fchmod(fd, _FILE_MODE)
+            os.fchmod(fd, FILE_MODE)
         except OSError as exc:
             os.close(fd)
             os.unlink(target)
-            raise BundleError(_describe_os_error(exc, f"staging {path} in {self.root}")) from exc
+            raise BundleError(describe_os_error(exc, f"staging {path} in {self.root}")) from exc
         self._open_paths[path] = None
         return StagedFile(self, path, self._sealed(os.fdopen(fd, "wb")))
 
@@ -281,7 +261,7 @@ class Staging:
             except FileNotFoundError:
                 pass
             except OSError as exc:
-                raise BundleError(_describe_os_error(exc, f"removing staged {path}")) from exc
+                raise BundleError(describe_os_error(exc, f"removing staged {path}")) from exc
             del self._records[path]
         if not any(p.startswith(folder + "/") for p in self._open_paths):
             folder_path = self.top_dir / folder
@@ -313,7 +293,7 @@ class Staging:
             if target != path:
                 os.unlink(self.top_dir / path)
         except OSError as exc:
-            raise BundleError(_describe_os_error(exc, f"rewriting staged {path}")) from exc
+            raise BundleError(describe_os_error(exc, f"rewriting staged {path}")) from exc
         self._records.pop(temp, None)
         self._records.pop(path, None)
         self._records[target] = FileRecord(target, written.size, written.sha256)
@@ -329,7 +309,7 @@ class Staging:
         try:
             os.rename(self.top_dir / _checked_path(path), destination)
         except OSError as exc:
-            raise BundleError(_describe_os_error(exc, f"renaming staged {path}")) from exc
+            raise BundleError(describe_os_error(exc, f"renaming staged {path}")) from exc
         old = self._records.pop(path)
         self._records[target] = FileRecord(target, old.size, old.sha256)
         return self._records[target]
@@ -409,14 +389,14 @@ class Staging:
         handle: IO[bytes] = os.fdopen(os.open(self.top_dir / _checked_path(path), flags), "rb")
         if not self.encrypted_at_rest:
             return handle
-        from koncis_diag.crypto import DecryptingReader
+        from koncis_diag.bundle.crypto import DecryptingReader
 
         return io.BufferedReader(DecryptingReader(handle, [self._identity], path))
 
     def _sealed(self, handle: BinaryIO) -> BinaryIO:
         if not self.encrypted_at_rest:
             return handle
-        from koncis_diag.crypto import SealedFile
+        from koncis_diag.bundle.crypto import SealedFile
 
         return SealedFile(handle, [self._recipient])  # type: ignore[return-value]
 
@@ -432,12 +412,12 @@ class Staging:
         target = self._make_parents(path)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            fd = os.open(target, flags, _FILE_MODE)
-            os.fchmod(fd, _FILE_MODE)
+            fd = os.open(target, flags, FILE_MODE)
+            os.fchmod(fd, FILE_MODE)
             with self._sealed(os.fdopen(fd, "wb")) as handle:
                 handle.write(data)
         except OSError as exc:
-            raise BundleError(_describe_os_error(exc, f"staging {path} in {self.root}")) from exc
+            raise BundleError(describe_os_error(exc, f"staging {path} in {self.root}")) from exc
         record = FileRecord(path, len(data), hashlib.sha256(data).hexdigest())
         self._records[path] = record
         return record
@@ -448,16 +428,14 @@ class Staging:
         for index, part in enumerate(parts[:-1]):
             current = current / part
             try:
-                os.mkdir(current, _DIR_MODE)
-                os.chmod(current, _DIR_MODE)
+                os.mkdir(current, DIR_MODE)
+                os.chmod(current, DIR_MODE)
             except FileExistsError:
                 if not stat.S_ISDIR(os.lstat(current).st_mode):
                     where = "/".join(parts[: index + 1])
                     raise BundleError(f"cannot stage {path}: {where} is already a file") from None
             except OSError as exc:
-                raise BundleError(
-                    _describe_os_error(exc, f"staging {path} in {self.root}")
-                ) from exc
+                raise BundleError(describe_os_error(exc, f"staging {path} in {self.root}")) from exc
         return current / parts[-1]
 
     def _register(self, record: FileRecord) -> None:
@@ -520,326 +498,3 @@ def deferred_signals() -> Iterator[None]:
 def _checked_top(top: str) -> None:
     if not isinstance(top, str) or not _TOP_NAME.match(top):
         raise BundleError(f"invalid bundle top folder name {top!r}")
-
-
-# -- output folder -------------------------------------------------------------------------
-
-
-def ensure_output_dir(path: PathLike) -> Path:
-    """The output folder, ready for writing.
-
-    A missing folder is created (0700) only when its parent exists: a typo in a deeper path is
-    an error rather than a surprise tree of new folders.
-    """
-    folder = Path(path)
-    try:
-        if not folder.exists():
-            parent = folder.parent
-            if not parent.is_dir():
-                raise BundleError(
-                    f"output folder {folder} does not exist and neither does {parent}: "
-                    "create it first"
-                )
-            os.mkdir(folder, _DIR_MODE)
-            os.chmod(folder, _DIR_MODE)
-        if not folder.is_dir():
-            raise BundleError(f"output path {folder} is not a folder")
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise BundleError(f"output folder {folder} is not writable")
-        return folder.resolve()
-    except OSError as exc:
-        raise BundleError(_describe_os_error(exc, f"preparing output folder {folder}")) from exc
-
-
-def _human(size: float) -> str:
-    from koncis_diag.console import human_size  # the same units everywhere (B, KiB, MiB)
-
-    return human_size(size)
-
-
-def check_free_space(output_dir: PathLike, needed_bytes: int) -> None:
-    """Raise BundleError when ``needed_bytes`` plus a 10 % margin will not fit."""
-    try:
-        free = shutil.disk_usage(os.fspath(output_dir)).free
-    except FileNotFoundError:
-        raise BundleError(f"output folder {output_dir} does not exist: create it first") from None
-    except NotADirectoryError:
-        raise BundleError(f"output path {output_dir} is not a folder") from None
-    except OSError as exc:
-        raise BundleError(_describe_os_error(exc, f"checking free space in {output_dir}")) from exc
-    required = needed_bytes + int(needed_bytes * FREE_SPACE_MARGIN + 0.999)
-    if free < required:
-        raise BundleError(
-            f"not enough free space in {output_dir}: the bundle needs about "
-            f"{_human(needed_bytes)} ({_human(required)} with a 10 % margin), "
-            f"{_human(free)} free"
-        )
-
-
-# -- archive -------------------------------------------------------------------------------
-
-
-#: How many ``-2``, ``-3``... names ``write_archive(unique_name=True)`` tries.
-MAX_NAME_ATTEMPTS = 100
-
-
-def write_archive(
-    staging: Staging,
-    output_dir: PathLike,
-    fmt: str = "zip",
-    recipients: Sequence[str] = (),
-    unique_name: bool = False,
-) -> Path:
-    """Write ``<output_dir>/<top>.zip`` (or ``.tar.gz``) atomically; never overwrite.
-
-    With ``recipients`` (age ``age1…`` keys) the archive is encrypted as it is written
-    (``.zip.age``): the unencrypted archive never exists on disk.
-
-    When the name is taken, ``BundleError`` — or, with ``unique_name``, the next free name
-    ``<top>-2``, ``<top>-3``... (the top folder inside is named the same): two collections
-    started in the same second (same timestamp) both get their bundle. A name taken between
-    the check and the final link is detected atomically and the archive written again."""
-    if fmt not in ARCHIVE_FORMATS:
-        raise InputError(f"unknown bundle format {fmt!r}: choose zip or tar.gz")
-    if not staging.finalized:
-        raise BundleError("the manifest must be finalized before the archive is written")
-    suffix = ARCHIVE_FORMATS[fmt] + (".age" if recipients else "")
-    attempts = MAX_NAME_ATTEMPTS if unique_name else 1
-    final = Path(output_dir) / f"{staging.top}{suffix}"
-    for attempt in range(1, attempts + 1):
-        top = staging.top if attempt == 1 else f"{staging.top}-{attempt}"
-        final = Path(output_dir) / f"{top}{suffix}"
-        if os.path.lexists(final):
-            continue
-        try:
-            return _write_archive_as(staging, final, fmt, recipients, top)
-        except _NameTaken:
-            if not unique_name:
-                raise
-    raise BundleError(f"{final} already exists: it is never overwritten")
-
-
-def _write_archive_as(
-    staging: Staging, final: Path, fmt: str, recipients: Sequence[str], top: str
-) -> Path:
-    output_dir = final.parent
-    timestamp = _entry_time(staging)
-    temp_name: Optional[str] = None
-    published = False
-    try:
-        # Held back until the name is known here: an interruption in between would leave
-        # a temporary file behind.
-        with deferred_signals():
-            try:
-                fd, temp_name = tempfile.mkstemp(
-                    prefix=".koncis-diag-", suffix=".partial", dir=output_dir
-                )
-            except OSError as exc:
-                raise BundleError(
-                    _describe_os_error(exc, f"creating a file in {output_dir}")
-                ) from exc
-        with os.fdopen(fd, "wb") as out:
-            os.fchmod(out.fileno(), _FILE_MODE)
-            if recipients:
-                from koncis_diag.crypto import encrypting_writer
-
-                with encrypting_writer(out, recipients) as encrypted:
-                    _write_archive_body(staging, fmt, encrypted, timestamp, top)
-            else:
-                _write_archive_body(staging, fmt, out, timestamp, top)
-            out.flush()
-            os.fsync(out.fileno())
-        with deferred_signals():
-            _publish(Path(temp_name), final)
-            published = True  # a signal held back until here removes the bundle again
-    except BaseException as exc:
-        for leftover in (temp_name, final if published else None):
-            if leftover is not None:
-                try:
-                    os.unlink(leftover)
-                except OSError:
-                    pass
-        if isinstance(exc, OSError):
-            raise BundleError(_describe_os_error(exc, f"writing {final}")) from exc
-        if isinstance(exc, (zipfile.LargeZipFile, tarfile.TarError)):
-            raise BundleError(f"could not write {final}: {exc}") from exc
-        raise
-    _fsync_dir(final.parent)
-    return final
-
-
-def _write_archive_body(staging: Staging, fmt: str, out: Any, timestamp: float, top: str) -> None:
-    if fmt == "zip":
-        _write_zip(staging, out, timestamp, top)
-    else:
-        _write_tar_gz(staging, out, timestamp, top)
-
-
-class _NameTaken(BundleError):
-    """The final name appeared while the archive was being written."""
-
-
-def _publish(temp: Path, final: Path) -> None:
-    """Give the complete file its final name without ever replacing an existing file."""
-    try:
-        os.link(temp, final)
-    except FileExistsError:
-        raise _NameTaken(f"{final} already exists: it is never overwritten") from None
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV):
-            raise
-        # No hard links on this file system (some FUSE/SMB/vfat mounts): check, then rename.
-        if os.path.lexists(final):
-            raise _NameTaken(f"{final} already exists: it is never overwritten") from None
-        os.rename(temp, final)
-        return
-    os.unlink(temp)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _entry_time(staging: Staging) -> float:
-    """Entry timestamps: the manifest's ``created`` (UTC), else now."""
-    created = staging._manifest_created or ""
-    try:
-        parsed = datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    except ValueError:
-        return float(int(time.time()))
-    return max(parsed.timestamp(), datetime(*_ZIP_EPOCH, tzinfo=timezone.utc).timestamp())
-
-
-def _archive_entries(staging: Staging) -> Iterator[tuple[str, Optional[FileRecord]]]:
-    """Entries in archive order: top folder, top-level files (manifest first), then the item
-    folders in sorted order. Folders are yielded (record None) before their first file."""
-    records = staging.records()
-    top_level = {r.path: r for r in records if "/" not in r.path}
-    ordered = [top_level.pop(name) for name in TOP_LEVEL_FILES if name in top_level]
-    ordered += [top_level[name] for name in sorted(top_level)]
-    ordered += [r for r in records if "/" in r.path]
-    yield "", None
-    seen_dirs = {""}
-    for record in ordered:
-        parts = record.path.split("/")
-        for depth in range(1, len(parts)):
-            folder = "/".join(parts[:depth])
-            if folder not in seen_dirs:
-                seen_dirs.add(folder)
-                yield folder, None
-        yield record.path, record
-
-
-class _HashingReader:
-    """Reads a staged file and checks, at the end, that it is still what was recorded."""
-
-    def __init__(self, staging: Staging, record: FileRecord) -> None:
-        self._record = record
-        self._file: IO[bytes] = staging.open_read(record.path)
-        self._hash = hashlib.sha256()
-        self._size = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._file.read(size)
-        self._hash.update(data)
-        self._size += len(data)
-        return data
-
-    def finish(self) -> None:
-        self._file.close()
-        if self._size != self._record.size or self._hash.hexdigest() != self._record.sha256:
-            raise BundleError(f"staged file {self._record.path} changed after it was written")
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def _write_zip(
-    staging: Staging, out: BinaryIO, timestamp: float, top: Optional[str] = None
-) -> None:
-    top = top or staging.top
-    date_time = time.gmtime(timestamp)[:6]
-    archive = _ZipOut(out, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True)
-    _fill_zip(staging, archive, top, date_time)
-    archive.close()
-
-
-class _ZipOut(zipfile.ZipFile):
-    """A zip that is finished only by an explicit ``close``. When the output is discarded
-    (an error, or Ctrl-C at any point, even inside the constructor) the half-built archive
-    must not try to finish itself from its finalizer: that would write to a closed file and
-    print "Exception ignored" noise."""
-
-    def __del__(self) -> None:
-        return None
-
-
-def _fill_zip(staging: Staging, archive: zipfile.ZipFile, top: str, date_time: Any) -> None:
-    for path, record in _archive_entries(staging):
-        name = f"{top}/{path}" if path else top
-        if record is None:
-            info = zipfile.ZipInfo(name + "/", date_time)
-            info.create_system = 3
-            info.external_attr = ((stat.S_IFDIR | _DIR_MODE) << 16) | 0x10
-            archive.writestr(info, b"", compress_type=zipfile.ZIP_STORED)
-            continue
-        info = zipfile.ZipInfo(name, date_time)
-        info.create_system = 3
-        info.external_attr = (stat.S_IFREG | _FILE_MODE) << 16
-        info.compress_type = zipfile.ZIP_DEFLATED
-        info._compresslevel = COMPRESS_LEVEL  # type: ignore[attr-defined]  # open(info, "w") uses it
-        info.file_size = record.size  # lets zipfile choose zip64 up front for big files
-        source = _HashingReader(staging, record)
-        try:
-            with archive.open(info, "w") as target:
-                shutil.copyfileobj(source, target, _COPY_CHUNK)
-        finally:
-            source.close()
-        source.finish()
-
-
-def _write_tar_gz(
-    staging: Staging, out: BinaryIO, timestamp: float, top: Optional[str] = None
-) -> None:
-    top = top or staging.top
-    # An explicit empty file name keeps the temporary name out of the gzip header.
-    compressed = gzip.GzipFile(
-        filename="", mode="wb", compresslevel=COMPRESS_LEVEL, fileobj=out, mtime=int(timestamp)
-    )
-    # Nested on purpose: a parenthesised multi-item ``with`` needs Python 3.10.
-    with compressed:  # noqa: SIM117
-        with tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as archive:
-            _add_tar_entries(staging, archive, timestamp, top)
-
-
-def _add_tar_entries(
-    staging: Staging, archive: tarfile.TarFile, timestamp: float, top: str
-) -> None:
-    for path, record in _archive_entries(staging):
-        info = tarfile.TarInfo(f"{top}/{path}" if path else top)
-        info.mtime = int(timestamp)
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
-        if record is None:
-            info.type = tarfile.DIRTYPE
-            info.mode = _DIR_MODE
-            archive.addfile(info)
-            continue
-        info.type = tarfile.REGTYPE
-        info.mode = _FILE_MODE
-        info.size = record.size
-        source = _HashingReader(staging, record)
-        try:
-            archive.addfile(info, source)
-        finally:
-            source.close()
-        source.finish()

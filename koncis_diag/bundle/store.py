@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any, Optional
 
-from koncis_diag.bundle import Staging
+from koncis_diag.bundle.staging import Staging
 from koncis_diag.collectors.base import StreamOutput, TableOutput
 from koncis_diag.console import ProgressReporter
 from koncis_diag.parallel import ParallelRedaction

@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Optional, Union
 
-from koncis_diag.bundle import deferred_signals
+from koncis_diag.bundle.staging import deferred_signals
 from koncis_diag.errors import InputError, KoncisError
 
 AGE_MAGIC = b"age-encryption.org/v1\n"
@@ -38,7 +38,7 @@ AGE_ARMOR_MAGIC = b"-----BEGIN AGE ENCRYPTED FILE-----"
 AGE_SUFFIX = ".age"
 IDENTITY_PREFIX = "AGE-SECRET-KEY-1"
 MAX_IDENTITY_FILE_BYTES = 64 * 1024
-_FILE_MODE = 0o600
+FILE_MODE = 0o600
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -87,13 +87,13 @@ def _create_private(path: Path) -> int:
     """A new file, mode 0600 whatever the umask; never over an existing file or symlink."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        fd = os.open(path, flags, _FILE_MODE)
+        fd = os.open(path, flags, FILE_MODE)
     except FileExistsError:
         raise EncryptionError(f"{path} already exists: it is never overwritten") from None
     except OSError as err:
         raise EncryptionError(f"cannot create {path}: {err.strerror or err}") from None
     try:
-        os.fchmod(fd, _FILE_MODE)
+        os.fchmod(fd, FILE_MODE)
     except OSError:
         os.close(fd)
         raise
@@ -479,7 +479,7 @@ def decrypt_to(path: PathLike, identity_path: PathLike, dest: Optional[PathLike]
                     f"cannot create a file in {folder}: {err.strerror or err}"
                 ) from None
         with os.fdopen(fd, "wb") as out, open(source, "rb") as encrypted:
-            os.fchmod(out.fileno(), _FILE_MODE)
+            os.fchmod(out.fileno(), FILE_MODE)
             _decrypt_stream(encrypted, out, identities, str(source))
             os.fsync(out.fileno())
         try:

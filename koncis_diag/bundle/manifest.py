@@ -1,6 +1,6 @@
 """The bundle format: names, the manifest schema and its validation.
 
-Shared by the writer (``bundle.py``) and the support-side reader (``bundle_reader.py``). The
+Shared by the writer (``writer.py``) and the support-side reader (``reader.py``). The
 manifest is described field by field in ``docs/bundle-format.md``; keep both in step.
 
 Readers treat a manifest as untrusted: :func:`manifest_problems` never raises on any JSON value,
