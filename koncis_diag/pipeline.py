@@ -102,7 +102,7 @@ def run_collection(
     problem = state_dir_problem(state_dir)
     if problem is not None:
         raise InputError(problem)
-    expire_mapping(state_dir, options.mapping_retention_days, now)
+    expire_mapping(state_dir, options.mapping_retention_days)  # last use is wall-clock time
     redactor = build_redactor(
         extra_rule_files=[*spec.redact.rules, *options.extra_rules],
         keywords=spec.redact.keywords,

@@ -278,6 +278,29 @@ def test_purge_while_another_run_has_the_mapping_open(state: Path) -> None:
         holder.close()
 
 
+def test_a_cluster_keys_mapping_is_shown_expired_and_purged_too(
+    state: Path, tmp_path: Path
+) -> None:
+    """``--pseudonym-key`` keeps its own mapping below ``shared-keys/``."""
+    redact()
+    key = tmp_path / "cluster.key"
+    key.write_bytes(os.urandom(32))
+    shared = Pseudonymizer(state, key_file=key)
+    shared.pseudonyms([("user", b"node-user"), ("user", b"old-node-user")])
+    shared.close()
+    [cluster] = list((state / "shared-keys").glob("*/" + MAPPING_FILE))
+    with closing(sqlite3.connect(cluster)) as conn, conn:
+        conn.execute("UPDATE pseudonyms SET last_used = 0 WHERE original = ?", (b"old-node-user",))
+    doc = json.loads(run("mapping", "show", "--json").stdout)
+    assert [m["path"] for m in doc["mappings"]] == [str(state / MAPPING_FILE), str(cluster)]
+    assert doc["entries"] == 8 and doc["mappings"][1]["expiring"] == 1
+    redact("nothing personal\n")
+    assert json.loads(run("mapping", "show", "--json").stdout)["entries"] == 7
+    done = json.loads(run("mapping", "purge", "--all", "--yes", "--json").stdout)
+    assert [m["removed"] for m in done["mappings"]] == [6, 1]
+    assert b"node-user" not in cluster.read_bytes()
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [

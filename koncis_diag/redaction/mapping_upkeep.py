@@ -135,7 +135,7 @@ class MappingStats:
     last_use_recorded: bool  # False: a file of an older version (last use = when added)
     kinds: list[KindStats] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return asdict(self)
 
 
@@ -145,7 +145,7 @@ def mapping_stats(path: Path, retention_days: int, now: Optional[datetime] = Non
     conn = _opened(path, read_only=True)
     try:
         used = _last_use(conn)
-        totals: tuple[Any, ...] = (0, None, None, None, None, 0)
+        totals: tuple[Any, ...] = (0, None, None, None, None, 0)  # a row: SQLite types it Any
         kinds: list[KindStats] = []
         if used is not None:
             totals = conn.execute(
@@ -189,7 +189,7 @@ def _last_use(conn: sqlite3.Connection) -> Optional[str]:
     return "last_used" if "last_used" in have else LAST_USE_OF_CREATED
 
 
-def _iso(seconds: Any) -> Optional[str]:
+def _iso(seconds: object) -> Optional[str]:
     if not isinstance(seconds, int):
         return None
     return timestamp(datetime.fromtimestamp(seconds, timezone.utc))
@@ -229,7 +229,7 @@ class PurgeResult:
     size_after: int
     journals_left: list[str]  # still there: another process has the mapping open
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return asdict(self)
 
 
