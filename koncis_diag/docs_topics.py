@@ -20,6 +20,7 @@ TOPICS = {
     "support-guide": "for support: ask for, receive, verify, analyze, decrypt, merge, purge",
     "bundle-format": "the bundle layout and the manifest's fields; reading bundles safely",
     "reliability": "every fault and hostile input, what the tool does, the test that proves it",
+    "architecture": "for developers: the stages, who calls whom, where a change goes",
 }
 
 

@@ -144,7 +144,7 @@ def test_reveal_accepts_every_pseudonym_short_or_decorated_and_names_its_kind() 
     host = _find(r"host-[0-9a-f]+(?=\.redacted\.invalid)", out)
     session = _find(r"(?<=JSESSIONID=)tok-[0-9a-f]+", out)
     keyword = _find(r"(?m)^tok-[0-9a-f]+$", out)
-    ipv4 = _find(r"\b24\d\.\d+\.\d+\.\d+\b", out)
+    ipv4 = _find(r"\b(?:24\d|25[0-5])\.\d+\.\d+\.\d+\b", out)  # 240.0.0.0/4
     ipv6 = _find(r"3fff:[0-9a-f:]+", out)
     mac = _find(r"(?:[0-9A-F]{2}-){5}[0-9A-F]{2}", out)
     cases = [
