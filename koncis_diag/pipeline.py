@@ -180,6 +180,7 @@ def _run(
         _tally(run, redactor)
         summary = _summary(run, redactor)
         summary.encrypted_at_rest = staging.encrypted_at_rest
+        summary.checked_files = len(staging.records())
         summary.review = material_for(
             run, spec, now, redactor, staging, log_handler, options.retention
         )

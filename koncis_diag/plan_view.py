@@ -289,8 +289,10 @@ def _reads(planned: Planned) -> str:
     if planned.problems and not planned.sources:
         return shown(planned.problems[0])
     if planned.item.kind in _FILE_KINDS:
-        count = len(planned.sources)
-        return f"{count} file{'s' if count != 1 else ''}" if count else "no file matches"
+        if not planned.sources:
+            return "no file matches"
+        _, skipped = _file_counts([planned])
+        return f"{len(planned.sources)} matched" + (f", {skipped} skipped" if skipped else "")
     return shown(planned.sources[0].description) if planned.sources else "-"
 
 

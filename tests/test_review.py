@@ -130,7 +130,9 @@ def test_summary_names_truncated_and_skipped_files_and_the_clean_leak_check(
     assert "recent-logins: queries/recent-logins/result.csv" in summary[truncated:]
     skipped = summary[summary.index("Skipped (nothing written)") :].replace("\n", "")
     assert "app-logs: " in skipped and "atlassian-jira.log.3.gz: older than 7d" in skipped
-    assert "Leak check: nothing found in 20 staged file(s) and their names." in summary
+    checked = re.search(r"leak check of (\d+) staged file\(s\)", screen)
+    assert checked, screen  # the number the leak check's progress announced
+    assert f"Leak check: nothing found in {checked[1]} staged file(s) and their names." in summary
     sizes = [
         line.split("│")[4].strip() for line in lines if line.startswith("│ ") and "│ ok" in line
     ]
