@@ -74,14 +74,17 @@ def material_for(
         )
         return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
+    from koncis_diag.spec import BUNDLE_FOLDER
+
+    folders = {f"{BUNDLE_FOLDER[r.item.kind]}/{r.item.name}/": r.item.name for r in run.items}
+    counts = {o.path: sum(o.redactions.values()) for r in run.items for o in r.written}
+    files = []
+    for record in staging.records():  # every staged file (a query's columns file too)
+        item = next((n for f, n in folders.items() if record.path.startswith(f)), "")
+        files.append(StagedEntry(item, record.path, record.size, counts.get(record.path, 0)))
     return ReviewMaterial(
         staging_dir=staging.top_dir.resolve(),
-        files=[
-            StagedEntry(r.item.name, o.path, o.bytes, sum(o.redactions.values()))
-            for r in run.items
-            if r.status != "excluded"
-            for o in r.written
-        ],
+        files=files,
         open_file=staging.open_read,
         manifest=manifest,
         tool_log=lambda: redacted_tool_log(redactor, log_handler),
