@@ -130,16 +130,21 @@ def _list(ui: UI, files: list[StagedEntry]) -> None:
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("file", overflow="fold")
     table.add_column("size", justify="right", no_wrap=True)
-    table.add_column("redactions", justify="right", no_wrap=True)
+    table.add_column("redacted", justify="right", no_wrap=True)  # values replaced
     for number, entry in enumerate(files, start=1):
         table.add_row(
             str(number), Text(shown(entry.path)), human_size(entry.size), str(entry.redactions)
         )
-    table.add_row(
-        "m", Text(f"{MANIFEST} (preview: the final one is written when you agree)"), "", ""
-    )
-    table.add_row("l", Text(f"{TOOL_LOG} (the tool's log so far, redacted)"), "", "")
+    table.add_row("m", Text(f"{MANIFEST} (a preview)"), "", "")
+    table.add_row("l", Text(f"{TOOL_LOG} (so far, redacted)"), "", "")
     ui.err.print(table)
+    ui.err.print(
+        Text(
+            "The manifest is written from the same data when you agree; consent.json, "
+            "redaction-report.json and README.txt are added then.",
+            style="dim",
+        )
+    )
 
 
 def _choose(ui: UI, files: list[StagedEntry], answer: str) -> Optional[str]:

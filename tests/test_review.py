@@ -55,8 +55,8 @@ def test_review_lists_and_opens_staged_files_manifest_and_log(
         size = human_size(manifest["files"][path]["size"])
         row = f"│ {number:>2} │ {path}"
         line = next(li for li in listing.splitlines() if li.startswith(row))
-        assert f"│ {size:>9} │ {counts.get(path, 0):>10} │" in line, line
-    assert "│  m │ manifest.json (preview" in listing
+        assert f"│ {size:>9} │ {counts.get(path, 0):>8} │" in line, line
+    assert "│  m │ manifest.json (a preview)" in listing
     assert "│  l │ koncis-diag.log" in listing
     assert f"staged in {out.resolve()}/.koncis-diag-staging-" in screen
     # 7: dbconfig.xml, by number; catalina.out by its name; both as the bundle holds them
