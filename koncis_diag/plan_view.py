@@ -12,7 +12,7 @@ as is. Every text from the run instructions or the server goes through ``shown``
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Optional
 
 from rich.console import Console, RenderableType
@@ -106,7 +106,7 @@ def _facts(plan: Plan) -> Iterator[tuple[str, str, str]]:
     yield "items", f"{len(plan.items)} to collect ({per_kind or 'none'})", ""
     if plan.excluded:
         yield "excluded", ", ".join(shown(n) for n in plan.excluded), ""
-    to_read, skipped = _file_counts(plan.items)
+    to_read, skipped = file_counts(plan.items)
     yield "files", f"{to_read} to read" + (f", {skipped} skipped" if skipped else ""), ""
     for planned in plan.items:
         kind = planned.item.kind
@@ -125,7 +125,7 @@ def _facts(plan: Plan) -> Iterator[tuple[str, str, str]]:
             "everywhere, never written)",
             "",
         )
-    hosts = _hosts(plan)
+    hosts = hosts_contacted(plan)
     yield "hosts contacted", "; ".join(hosts) if hosts else "none (reads this machine only)", ""
     from koncis_diag.databases.connections import describe_connection
 
@@ -166,7 +166,7 @@ def _runs(planned: Planned) -> str:
     return "; ".join(parts) or "nothing"
 
 
-def _file_counts(items: list[Planned]) -> tuple[int, int]:
+def file_counts(items: list[Planned]) -> tuple[int, int]:
     to_read = skipped = 0
     for planned in items:
         if planned.item.kind not in _FILE_KINDS:
@@ -179,17 +179,20 @@ def _file_counts(items: list[Planned]) -> tuple[int, int]:
     return to_read, skipped
 
 
-def _hosts(plan: Plan) -> list[str]:
+def hosts_contacted(plan: Plan, *, escape: bool = True) -> list[str]:
     """Every database server the run connects to (not SQLite files): host[:port] with the
     item or identity query that uses it; a server read from the application's configuration
-    is named by that file."""
+    is named by that file. ``escape``: safe for the terminal (``shown``), else as written
+    (``--json``)."""
     from koncis_diag.databases.runner import DatabaseItem, item_url
     from koncis_diag.errors import KoncisError
     from koncis_diag.spec import QueryItem
 
+    show: Callable[[str], str] = shown if escape else _as_is
+
     found: dict[str, list[str]] = {}
     users: list[tuple[DatabaseItem, str]] = [
-        (p.item, shown(p.item.name)) for p in plan.items if isinstance(p.item, QueryItem)
+        (p.item, show(p.item.name)) for p in plan.items if isinstance(p.item, QueryItem)
     ]
     users += [(q, "identity query") for q in plan.spec.redact.identities]
     for item, label in users:
@@ -199,13 +202,17 @@ def _hosts(plan: Plan) -> list[str]:
             continue
         connection = item.connection
         if url is None and connection is not None:
-            where = f"the database set in {shown(str(connection.from_file))}"
+            where = f"the database set in {show(str(connection.from_file))}"
         elif url is None or url.kind == "sqlite":
             continue
         else:
-            where = shown(f"{url.host or 'localhost'}" + (f":{url.port}" if url.port else ""))
+            where = show(f"{url.host or 'localhost'}" + (f":{url.port}" if url.port else ""))
         found.setdefault(where, []).append(label)
     return [f"{where} ({', '.join(labels)})" for where, labels in found.items()]
+
+
+def _as_is(text: str) -> str:
+    return text
 
 
 def _estimate(plan: Plan) -> str:
@@ -249,13 +256,13 @@ def detail_lines(plan: Plan, width: int) -> Iterator[RenderableType]:
     ``--exclude`` take), then every source of every item. A table when the longest name
     leaves room for the other columns, else a list with each name on a line of its own."""
     title = Text("\nItems (names as --exclude NAME and the [e]xclude answer take them)", "bold")
-    to_read, _ = _file_counts(plan.items)
+    to_read, _ = file_counts(plan.items)
     total = f"total: {len(plan.items)} item{'s' if len(plan.items) != 1 else ''}"
     rows = [
         (
             shown(p.item.name),
             p.item.kind,
-            str(_file_counts([p])[0]) if p.item.kind in _FILE_KINDS else "-",
+            str(file_counts([p])[0]) if p.item.kind in _FILE_KINDS else "-",
             human_size(p.estimated_bytes),
             _reads(p),
         )
@@ -291,7 +298,7 @@ def _reads(planned: Planned) -> str:
     if planned.item.kind in _FILE_KINDS:
         if not planned.sources:
             return "no file matches"
-        _, skipped = _file_counts([planned])
+        _, skipped = file_counts([planned])
         return f"{len(planned.sources)} matched" + (f", {skipped} skipped" if skipped else "")
     return shown(planned.sources[0].description) if planned.sources else "-"
 
