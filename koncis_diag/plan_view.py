@@ -90,13 +90,16 @@ def summary_lines(plan: Plan) -> Iterator[RenderableType]:
     yield Text(f"  {shown(plan.trust.label())}", style="bold red" if unsigned else "green")
     if unsigned and plan.risks:
         yield Text(f"  and they would {'; '.join(plan.risks)}", style="bold red")
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(no_wrap=True, style="bold")
-    grid.add_column(overflow="fold")
-    for label, value, style in _facts(plan):
-        grid.add_row(label, Text(value, style=style))
     yield Text("\nSummary", style="bold")
-    yield Padding(grid, (0, 0, 0, 2))
+    facts = list(_facts(plan))
+    width = max(len(label) for label, _, _ in facts)
+    for label, value, style in facts:
+        # one grid per fact: a line is only as wide as its text (no trailing blanks when piped)
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True, style="bold", width=width)
+        grid.add_column(overflow="fold")
+        grid.add_row(label, Text(value, style=style))
+        yield Padding(grid, (0, 0, 0, 2), expand=False)
 
 
 def _facts(plan: Plan) -> Iterator[tuple[str, str, str]]:
@@ -279,7 +282,7 @@ def detail_lines(plan: Plan, width: int) -> Iterator[RenderableType]:
     else:
         table = Table(title=title, title_justify="left", show_footer=True)
         table.add_column("item", footer=total, no_wrap=True, min_width=name_width)
-        table.add_column("kind", no_wrap=True, min_width=max(len(r[1]) for r in rows))
+        table.add_column("kind", no_wrap=True, min_width=max([len(r[1]) for r in rows] + [4]))
         table.add_column("files", footer=str(to_read), justify="right", no_wrap=True)
         size = human_size(plan.estimated_bytes)
         sizes = max(len(r[3]) for r in [*rows, ("", "", "", size)])

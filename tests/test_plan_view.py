@@ -284,3 +284,20 @@ def test_json_totals_honour_exclude(demo_server: dict[str, Path]) -> None:
     assert every["totals"]["skipped_files"] == 1  # type: ignore[index]
     assert fewer["totals"]["skipped_files"] == 0  # type: ignore[index]
     assert every["hosts_contacted"] == []
+
+
+def test_a_plan_with_every_item_excluded(demo_server: dict[str, Path]) -> None:
+    doc = plan_json(demo_args(demo_server))
+    names = [item["name"] for item in doc["items"]]  # type: ignore[attr-defined]
+    excludes = [arg for name in names for arg in ("--exclude", name)]
+    done = subprocess.run(
+        koncis_cmd("plan", *demo_args(demo_server), *excludes),
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "items            0 to collect (none)" in done.stdout
+    assert "total: 0 items" in done.stdout
+    # piped: a summary line is as long as its text, not padded to the width
+    assert "  files            0 to read\n" in done.stdout
