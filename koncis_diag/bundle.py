@@ -210,6 +210,8 @@ class Staging:
         self._open_paths: dict[str, None] = {}
         self._manifest_created: Optional[str] = None
         self._cleaned = False
+        #: told the bytes of each staged file as the archive reads them (the progress bar)
+        self.archived: Callable[[int], None] = lambda nbytes: None
 
     @classmethod
     def create(cls, parent_dir: PathLike, top: str, *, encrypted_at_rest: bool = False) -> Staging:
@@ -747,11 +749,13 @@ class _HashingReader:
         self._file: IO[bytes] = staging.open_read(record.path)
         self._hash = hashlib.sha256()
         self._size = 0
+        self._archived = staging.archived
 
     def read(self, size: int = -1) -> bytes:
         data = self._file.read(size)
         self._hash.update(data)
         self._size += len(data)
+        self._archived(len(data))
         return data
 
     def finish(self) -> None:

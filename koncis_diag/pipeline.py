@@ -205,13 +205,16 @@ def _run(
             now, options.retention or getattr(spec, "retention", None)
         )
         log_handler = None
-        run.bundle_path = write_archive(
-            staging,
-            output_dir=options.output_dir,
-            fmt=options.archive_format,
-            recipients=_recipients(spec, options),
-            unique_name=True,  # a run in the same second (same name) gets <name>-2
-        )
+        with progress_factory(staging.total_bytes(), "writing the bundle") as progress:
+            progress.phase("writing the bundle")
+            staging.archived = progress.advance
+            run.bundle_path = write_archive(
+                staging,
+                output_dir=options.output_dir,
+                fmt=options.archive_format,
+                recipients=_recipients(spec, options),
+                unique_name=True,  # a run in the same second (same name) gets <name>-2
+            )
         return run
     finally:
         if log_handler is not None:

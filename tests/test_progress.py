@@ -1,6 +1,7 @@
-"""Progress for every phase through the real CLI: the leak check has its own bar on a
-terminal and its own line when piped; waiting between thread dumps counts down instead of
-freezing the bar; sizes and speeds in the plan's units (KiB, MiB)."""
+"""Progress for every phase through the real CLI: the leak check and the writing of the
+bundle have their own bar on a terminal and their own line when piped; waiting between
+thread dumps counts down instead of freezing the bar; sizes and speeds in the plan's units
+(KiB, MiB)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def test_leak_check_has_its_own_progress(demo_server: dict[str, Path], tmp_path:
     frames = screen.replace("\r", "\n")
     assert re.search(r"leak check of \d+ staged file\(s\) .*/[\d.]+ MiB", frames), frames
     assert re.search(r"collecting app-logs .*/[\d.]+ MiB [\d.]+ (KiB|MiB)/s", frames), frames
+    assert re.search(r"writing the bundle .*/[\d.]+ MiB", frames), frames
     assert not re.search(r"\d MB\b", frames)  # decimal units nowhere
     piped = tmp_path / "piped"
     piped.mkdir()
@@ -34,6 +36,7 @@ def test_leak_check_has_its_own_progress(demo_server: dict[str, Path], tmp_path:
     )
     assert done.returncode == 0, done.stderr
     assert re.search(r"^leak check of \d+ staged file\(s\) \.\.\.$", done.stderr, re.M)
+    assert "\nwriting the bundle ...\nBundle written:\n" in done.stderr
     quiet = subprocess.run(
         koncis_cmd("collect", *demo_args(demo_server), "-o", str(piped), "--yes", "-q"),
         capture_output=True,
