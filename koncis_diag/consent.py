@@ -8,7 +8,7 @@ There is deliberately no reviewer for "no terminal and no --yes": the CLI refuse
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional, Protocol
@@ -36,6 +36,7 @@ class Summary:
     rows: list[dict[str, Any]]  # one per item: name, kind, status, files, bytes, redactions...
     findings: list[Finding] = field(default_factory=list)
     total_bytes: int = 0
+    checked_files: int = 0  # staged files the leak check read
     encrypted_at_rest: bool = False  # staged files are ciphertext: not browsable in a folder
     #: the staged files, the manifest preview and the tool's log, for the ``r`` answer
     review: Optional[ReviewMaterial] = None
@@ -117,7 +118,7 @@ class TerminalReviewer:
             self._pause_for_review(staging_path, summary, excluded)
         while True:
             remaining = [r for r in summary.rows if r["name"] not in excluded]
-            self._views.show_summary(self.ui, Summary(remaining, summary.findings), stderr=True)
+            self._views.show_summary(self.ui, replace(summary, rows=remaining), stderr=True)
             if excluded:
                 self.ui.info("Excluded: " + ", ".join(excluded))
             answer = self.ui.ask(

@@ -28,9 +28,10 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
-    TransferSpeedColumn,
 )
 from rich.table import Table
 from rich.text import Text
@@ -202,7 +203,10 @@ class UI:
 
     # ---------------------------------------------------------------------- progress
     @contextmanager
-    def progress(self, total_bytes: int) -> Iterator[ProgressReporter]:
+    def progress(
+        self, total_bytes: int, description: str = "collecting"
+    ) -> Iterator[ProgressReporter]:
+        """A live bar on a terminal (one per phase: ``description``), lines otherwise."""
         show_live = self.term.stderr_is_tty() and not self.quiet and not self.json_mode
         if not show_live:
             yield ProgressReporter(None, None, self)
@@ -210,16 +214,24 @@ class UI:
         progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            DownloadColumn(binary_units=True),  # MiB, as in the plan and the summary
+            _SpeedColumn(),
             TextColumn("{task.fields[items]}"),
             TimeElapsedColumn(),
             console=self.err,
             transient=False,
         )
         with progress:
-            task = progress.add_task("collecting", total=max(total_bytes, 1), items="")
+            task = progress.add_task(description, total=max(total_bytes, 1), items="")
             yield ProgressReporter(progress, task, self)
+
+
+class _SpeedColumn(ProgressColumn):
+    """Bytes per second in the units of the rest of the tool (KiB/s, MiB/s)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("?" if speed is None else f"{human_size(speed)}/s", style="progress.data.speed")
 
 
 class ProgressReporter:
@@ -231,8 +243,26 @@ class ProgressReporter:
         self._task = task
         self._ui = ui
         self._done_items: list[str] = []
+        self._current = ""
+
+    def phase(self, text: str) -> None:
+        """A phase without items (the leak check): the bar's label, or a line when piped."""
+        if self._progress is not None:
+            self._progress.update(self._task, description=text, items="")
+        else:
+            self._ui.info(f"{text} ...")
+
+    def status(self, text: str) -> None:
+        """What the current item is doing while no bytes flow (waiting between thread dumps,
+        taking one): on the bar's label; a line with --verbose when piped."""
+        label = f"{self._current}: {text}" if self._current else text
+        if self._progress is not None:
+            self._progress.update(self._task, description=label)
+        else:
+            self._ui.detail(f"  {label}")
 
     def item_started(self, name: str, index: int, total: int) -> None:
+        self._current = name
         if self._progress is not None:
             self._progress.update(
                 self._task, description=f"collecting {name}", items=f"item {index}/{total}"

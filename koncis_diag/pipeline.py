@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional
+from typing import IO, Any, Optional
 
 from koncis_diag import __version__
 from koncis_diag.bundle import (
@@ -28,7 +28,7 @@ from koncis_diag.bundle import (
     write_archive,
 )
 from koncis_diag.bundle.metadata import ToolLog, start_tool_log, stop_tool_log, write_metadata
-from koncis_diag.bundle.store import redacted, store_output
+from koncis_diag.bundle.store import counted, redacted, store_output
 from koncis_diag.collectors.base import CollectContext, StreamOutput
 from koncis_diag.collectors.registry import REGISTRY
 from koncis_diag.consent import (
@@ -166,21 +166,25 @@ def _run(
         run = RunResult(plan=plan, items=results, identities=identities)
         learned = apply_learned(run.items, redactor, staging)
         started = time.monotonic()
-        run.findings = _leak_check(staging, redactor, options.jobs)
-        if learned.users or learned.hosts:  # the learned names' clear copies: rewritten
-            run.findings, rewritten = rewrite_learned(
-                run.items,
-                redactor,
-                staging,
-                run.findings,
-                lambda paths: _leak_check(staging, redactor, options.jobs, paths),
-            )
-            learned = replace(learned, rewritten=rewritten)
+        with progress_factory(staging.total_bytes(), "leak check") as progress:
+            progress.phase(f"leak check of {len(staging.records())} staged file(s)")
+            run.findings = _leak_check(staging, redactor, options.jobs, progress=progress)
+            if learned.users or learned.hosts:  # the learned names' clear copies: rewritten
+                progress.phase("leak check of the files rewritten for learned names")
+                run.findings, rewritten = rewrite_learned(
+                    run.items,
+                    redactor,
+                    staging,
+                    run.findings,
+                    lambda paths: _leak_check(staging, redactor, options.jobs, paths),
+                )
+                learned = replace(learned, rewritten=rewritten)
         log.info("leak check of the staged files in %.1f s", time.monotonic() - started)
         run.learned = asdict(learned)
         _tally(run, redactor)
         summary = _summary(run, redactor)
         summary.encrypted_at_rest = staging.encrypted_at_rest
+        summary.checked_files = len(staging.records())
         summary.review = material_for(
             run, spec, now, redactor, staging, log_handler, options.retention
         )
@@ -205,13 +209,16 @@ def _run(
             now, options.retention or getattr(spec, "retention", None)
         )
         log_handler = None
-        run.bundle_path = write_archive(
-            staging,
-            output_dir=options.output_dir,
-            fmt=options.archive_format,
-            recipients=_recipients(spec, options),
-            unique_name=True,  # a run in the same second (same name) gets <name>-2
-        )
+        with progress_factory(staging.total_bytes(), "writing the bundle") as progress:
+            progress.phase("writing the bundle")
+            staging.archived = progress.advance
+            run.bundle_path = write_archive(
+                staging,
+                output_dir=options.output_dir,
+                fmt=options.archive_format,
+                recipients=_recipients(spec, options),
+                unique_name=True,  # a run in the same second (same name) gets <name>-2
+            )
         return run
     finally:
         if log_handler is not None:
@@ -244,6 +251,7 @@ def _collect_all(
 ) -> list[ItemResult]:
     results: list[ItemResult] = []
     with progress_factory(plan.estimated_bytes) as progress:
+        ctx.status = progress.status
         for index, planned in enumerate(plan.items, start=1):
             item = planned.item
             progress.item_started(item.name, index, len(plan.items))
@@ -251,6 +259,7 @@ def _collect_all(
             results.append(result)
             detail = result.error or f"{len(result.written)} file(s)"
             progress.item_finished(item.name, result.status, detail)
+    ctx.status = CollectContext().status
     return results
 
 
@@ -401,7 +410,11 @@ def _tally(run: RunResult, redactor: Redactor) -> None:
 
 
 def _leak_check(
-    staging: Staging, redactor: Redactor, jobs: int, only: Optional[list[str]] = None
+    staging: Staging,
+    redactor: Redactor,
+    jobs: int,
+    only: Optional[list[str]] = None,
+    progress: Optional[ProgressReporter] = None,
 ) -> list[Finding]:
     """Rescan what was staged with the high-confidence detectors on ``jobs`` processes (each
     file read once, in order, decrypted on the fly when staging is encrypted at rest), and the
@@ -414,8 +427,13 @@ def _leak_check(
     from koncis_diag.redaction.leakcheck_parallel import leak_check_parallel
 
     records = staging.records()
+
+    def opener(path: str) -> IO[bytes]:
+        handle = staging.open_read(path)
+        return handle if progress is None else counted(handle, progress.advance)
+
     sources = [
-        LazySource(record.path, partial(staging.open_read, record.path), record.size)
+        LazySource(record.path, partial(opener, record.path), record.size)
         for record in records
         if only is None or record.path in only
     ]

@@ -33,6 +33,9 @@ class Plan:
         return sum(p.estimated_bytes for p in self.items)
 
     def to_json(self) -> dict[str, Any]:
+        from koncis_diag.plan_view import file_counts, hosts_contacted
+
+        to_read, skipped = file_counts(self.items)
         return {
             "spec": {
                 "name": self.spec.name,
@@ -41,6 +44,14 @@ class Plan:
                 "sha256": self.spec.sha256,
             },
             "estimated_bytes": self.estimated_bytes,
+            # the plan table's totals row (excluded items not counted) and the summary's hosts
+            "totals": {
+                "items": len(self.items),
+                "files": to_read,
+                "skipped_files": skipped,
+                "estimated_bytes": self.estimated_bytes,
+            },
+            "hosts_contacted": hosts_contacted(self, escape=False),
             "excluded": list(self.excluded),
             "trust": {**self.trust.to_json(), "risks": list(self.risks)},
             "redaction": {

@@ -12,7 +12,7 @@ as is. Every text from the run instructions or the server goes through ``shown``
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Optional
 
 from rich.console import Console, RenderableType
@@ -90,13 +90,16 @@ def summary_lines(plan: Plan) -> Iterator[RenderableType]:
     yield Text(f"  {shown(plan.trust.label())}", style="bold red" if unsigned else "green")
     if unsigned and plan.risks:
         yield Text(f"  and they would {'; '.join(plan.risks)}", style="bold red")
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(no_wrap=True, style="bold")
-    grid.add_column(overflow="fold")
-    for label, value, style in _facts(plan):
-        grid.add_row(label, Text(value, style=style))
     yield Text("\nSummary", style="bold")
-    yield Padding(grid, (0, 0, 0, 2))
+    facts = list(_facts(plan))
+    width = max(len(label) for label, _, _ in facts)
+    for label, value, style in facts:
+        # one grid per fact: a line is only as wide as its text (no trailing blanks when piped)
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True, style="bold", width=width)
+        grid.add_column(overflow="fold")
+        grid.add_row(label, Text(value, style=style))
+        yield Padding(grid, (0, 0, 0, 2), expand=False)
 
 
 def _facts(plan: Plan) -> Iterator[tuple[str, str, str]]:
@@ -106,7 +109,7 @@ def _facts(plan: Plan) -> Iterator[tuple[str, str, str]]:
     yield "items", f"{len(plan.items)} to collect ({per_kind or 'none'})", ""
     if plan.excluded:
         yield "excluded", ", ".join(shown(n) for n in plan.excluded), ""
-    to_read, skipped = _file_counts(plan.items)
+    to_read, skipped = file_counts(plan.items)
     yield "files", f"{to_read} to read" + (f", {skipped} skipped" if skipped else ""), ""
     for planned in plan.items:
         kind = planned.item.kind
@@ -125,7 +128,7 @@ def _facts(plan: Plan) -> Iterator[tuple[str, str, str]]:
             "everywhere, never written)",
             "",
         )
-    hosts = _hosts(plan)
+    hosts = hosts_contacted(plan)
     yield "hosts contacted", "; ".join(hosts) if hosts else "none (reads this machine only)", ""
     from koncis_diag.databases.connections import describe_connection
 
@@ -166,7 +169,7 @@ def _runs(planned: Planned) -> str:
     return "; ".join(parts) or "nothing"
 
 
-def _file_counts(items: list[Planned]) -> tuple[int, int]:
+def file_counts(items: list[Planned]) -> tuple[int, int]:
     to_read = skipped = 0
     for planned in items:
         if planned.item.kind not in _FILE_KINDS:
@@ -179,17 +182,20 @@ def _file_counts(items: list[Planned]) -> tuple[int, int]:
     return to_read, skipped
 
 
-def _hosts(plan: Plan) -> list[str]:
+def hosts_contacted(plan: Plan, *, escape: bool = True) -> list[str]:
     """Every database server the run connects to (not SQLite files): host[:port] with the
     item or identity query that uses it; a server read from the application's configuration
-    is named by that file."""
+    is named by that file. ``escape``: safe for the terminal (``shown``), else as written
+    (``--json``)."""
     from koncis_diag.databases.runner import DatabaseItem, item_url
     from koncis_diag.errors import KoncisError
     from koncis_diag.spec import QueryItem
 
+    show: Callable[[str], str] = shown if escape else _as_is
+
     found: dict[str, list[str]] = {}
     users: list[tuple[DatabaseItem, str]] = [
-        (p.item, shown(p.item.name)) for p in plan.items if isinstance(p.item, QueryItem)
+        (p.item, show(p.item.name)) for p in plan.items if isinstance(p.item, QueryItem)
     ]
     users += [(q, "identity query") for q in plan.spec.redact.identities]
     for item, label in users:
@@ -199,13 +205,17 @@ def _hosts(plan: Plan) -> list[str]:
             continue
         connection = item.connection
         if url is None and connection is not None:
-            where = f"the database set in {shown(str(connection.from_file))}"
+            where = f"the database set in {show(str(connection.from_file))}"
         elif url is None or url.kind == "sqlite":
             continue
         else:
-            where = shown(f"{url.host or 'localhost'}" + (f":{url.port}" if url.port else ""))
+            where = show(f"{url.host or 'localhost'}" + (f":{url.port}" if url.port else ""))
         found.setdefault(where, []).append(label)
     return [f"{where} ({', '.join(labels)})" for where, labels in found.items()]
+
+
+def _as_is(text: str) -> str:
+    return text
 
 
 def _estimate(plan: Plan) -> str:
@@ -249,13 +259,13 @@ def detail_lines(plan: Plan, width: int) -> Iterator[RenderableType]:
     ``--exclude`` take), then every source of every item. A table when the longest name
     leaves room for the other columns, else a list with each name on a line of its own."""
     title = Text("\nItems (names as --exclude NAME and the [e]xclude answer take them)", "bold")
-    to_read, _ = _file_counts(plan.items)
+    to_read, _ = file_counts(plan.items)
     total = f"total: {len(plan.items)} item{'s' if len(plan.items) != 1 else ''}"
     rows = [
         (
             shown(p.item.name),
             p.item.kind,
-            str(_file_counts([p])[0]) if p.item.kind in _FILE_KINDS else "-",
+            str(file_counts([p])[0]) if p.item.kind in _FILE_KINDS else "-",
             human_size(p.estimated_bytes),
             _reads(p),
         )
@@ -272,7 +282,7 @@ def detail_lines(plan: Plan, width: int) -> Iterator[RenderableType]:
     else:
         table = Table(title=title, title_justify="left", show_footer=True)
         table.add_column("item", footer=total, no_wrap=True, min_width=name_width)
-        table.add_column("kind", no_wrap=True, min_width=max(len(r[1]) for r in rows))
+        table.add_column("kind", no_wrap=True, min_width=max([len(r[1]) for r in rows] + [4]))
         table.add_column("files", footer=str(to_read), justify="right", no_wrap=True)
         size = human_size(plan.estimated_bytes)
         sizes = max(len(r[3]) for r in [*rows, ("", "", "", size)])
@@ -289,8 +299,10 @@ def _reads(planned: Planned) -> str:
     if planned.problems and not planned.sources:
         return shown(planned.problems[0])
     if planned.item.kind in _FILE_KINDS:
-        count = len(planned.sources)
-        return f"{count} file{'s' if count != 1 else ''}" if count else "no file matches"
+        if not planned.sources:
+            return "no file matches"
+        _, skipped = file_counts([planned])
+        return f"{len(planned.sources)} matched" + (f", {skipped} skipped" if skipped else "")
     return shown(planned.sources[0].description) if planned.sources else "-"
 
 

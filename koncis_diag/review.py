@@ -74,14 +74,17 @@ def material_for(
         )
         return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
+    from koncis_diag.spec import BUNDLE_FOLDER
+
+    folders = {f"{BUNDLE_FOLDER[r.item.kind]}/{r.item.name}/": r.item.name for r in run.items}
+    counts = {o.path: sum(o.redactions.values()) for r in run.items for o in r.written}
+    files = []
+    for record in staging.records():  # every staged file (a query's columns file too)
+        item = next((n for f, n in folders.items() if record.path.startswith(f)), "")
+        files.append(StagedEntry(item, record.path, record.size, counts.get(record.path, 0)))
     return ReviewMaterial(
         staging_dir=staging.top_dir.resolve(),
-        files=[
-            StagedEntry(r.item.name, o.path, o.bytes, sum(o.redactions.values()))
-            for r in run.items
-            if r.status != "excluded"
-            for o in r.written
-        ],
+        files=files,
         open_file=staging.open_read,
         manifest=manifest,
         tool_log=lambda: redacted_tool_log(redactor, log_handler),
@@ -127,16 +130,21 @@ def _list(ui: UI, files: list[StagedEntry]) -> None:
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("file", overflow="fold")
     table.add_column("size", justify="right", no_wrap=True)
-    table.add_column("redactions", justify="right", no_wrap=True)
+    table.add_column("redacted", justify="right", no_wrap=True)  # values replaced
     for number, entry in enumerate(files, start=1):
         table.add_row(
             str(number), Text(shown(entry.path)), human_size(entry.size), str(entry.redactions)
         )
-    table.add_row(
-        "m", Text(f"{MANIFEST} (preview: the final one is written when you agree)"), "", ""
-    )
-    table.add_row("l", Text(f"{TOOL_LOG} (the tool's log so far, redacted)"), "", "")
+    table.add_row("m", Text(f"{MANIFEST} (a preview)"), "", "")
+    table.add_row("l", Text(f"{TOOL_LOG} (so far, redacted)"), "", "")
     ui.err.print(table)
+    ui.err.print(
+        Text(
+            "The manifest is written from the same data when you agree; consent.json, "
+            "redaction-report.json and README.txt are added then.",
+            style="dim",
+        )
+    )
 
 
 def _choose(ui: UI, files: list[StagedEntry], answer: str) -> Optional[str]:

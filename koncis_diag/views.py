@@ -70,7 +70,7 @@ def show_summary(ui: UI, summary: Any, *, stderr: bool = False) -> None:
         if len(summary.findings) > 50:
             ui.warn(f"... and {len(summary.findings) - 50} more findings")
     else:
-        files = sum(int(row["files"]) for row in summary.rows)
+        files = summary.checked_files or sum(int(row["files"]) for row in summary.rows)
         target.print(
             Text(f"Leak check: nothing found in {files} staged file(s) and their names.", "green")
         )

@@ -242,3 +242,62 @@ def test_unsigned_risks_stay_next_to_the_question(
     recap = after_pager[:question]
     assert "UNSIGNED" in recap and f"program          {LONG_NAMES[1]}" in recap
     assert list(out.iterdir()) == []
+
+
+def test_remote_hosts_are_in_the_summary_and_the_json(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "version: 1\nname: c\nconnections:\n"
+        '  report: {url: "postgresql://ro@reports.example:5432/jira", password_env: REPORT_PW}\n'
+        "collect:\n  - query: {name: q, database: report, sql: SELECT 1}\n"
+        "  - query: {name: other, database: 'mysql://ro@db2.example/x', sql: SELECT 1}\n"
+        "redact:\n  identities:\n"
+        "    - {database: report, sql: 'SELECT user_name, display_name FROM cwd_user'}\n"
+    )
+    done = subprocess.run(
+        koncis_cmd("plan", "--spec", str(spec)), capture_output=True, text=True, env=cli_env()
+    )
+    assert done.returncode == 0, done.stderr
+    summary = done.stdout[: done.stdout.index("Items (names")]
+    assert (
+        "hosts contacted  reports.example:5432 (q, identity query); db2.example (other)" in summary
+    )
+    assert "password from the environment variable REPORT_PW" in summary
+    doc = plan_json(["--spec", str(spec), "--exclude", "other"])
+    assert doc["hosts_contacted"] == ["reports.example:5432 (q, identity query)"]
+    assert doc["totals"] == {
+        "items": 1,
+        "files": 0,
+        "skipped_files": 0,
+        "estimated_bytes": doc["estimated_bytes"],
+    }
+
+
+def test_json_totals_honour_exclude(demo_server: dict[str, Path]) -> None:
+    every = plan_json(demo_args(demo_server))
+    fewer = plan_json([*demo_args(demo_server), "--exclude", "app-logs"])
+    assert every["totals"]["items"] == 8 and fewer["totals"]["items"] == 7  # type: ignore[index]
+    app_logs = next(i for i in every["items"] if i["name"] == "app-logs")  # type: ignore[attr-defined]
+    assert fewer["totals"]["estimated_bytes"] == (  # type: ignore[index]
+        every["estimated_bytes"] - app_logs["estimated_bytes"]  # type: ignore[operator]
+    )
+    assert every["totals"]["skipped_files"] == 1  # type: ignore[index]
+    assert fewer["totals"]["skipped_files"] == 0  # type: ignore[index]
+    assert every["hosts_contacted"] == []
+
+
+def test_a_plan_with_every_item_excluded(demo_server: dict[str, Path]) -> None:
+    doc = plan_json(demo_args(demo_server))
+    names = [item["name"] for item in doc["items"]]  # type: ignore[attr-defined]
+    excludes = [arg for name in names for arg in ("--exclude", name)]
+    done = subprocess.run(
+        koncis_cmd("plan", *demo_args(demo_server), *excludes),
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "items            0 to collect (none)" in done.stdout
+    assert "total: 0 items" in done.stdout
+    # piped: a summary line is as long as its text, not padded to the width
+    assert "  files            0 to read\n" in done.stdout

@@ -15,6 +15,14 @@ from koncis_diag.console import human_size
 from tests.conftest import cli_env, koncis_cmd
 from tests.test_plan_view import demo_args, on_terminal
 
+METADATA = {
+    "manifest.json",
+    "consent.json",
+    "redaction-report.json",
+    "README.txt",
+    "koncis-diag.log",
+}
+
 
 def _bundle(out: Path) -> tuple[zipfile.ZipFile, str]:
     [path] = sorted(out.glob("*.zip"))
@@ -30,7 +38,7 @@ def test_review_lists_and_opens_staged_files_manifest_and_log(
     code, screen = on_terminal(
         ["collect", *demo_args(demo_server), "-o", str(out), "--exclude", "app-logs"],
         columns=120,
-        answers=("y", "r", "4", "dbconfig.xml", "m", "l", "nope", "99", "", "y"),
+        answers=("y", "r", "7", "catalina.out", "m", "l", "nope", "99", "", "y"),
         PAGER="cat",
     )
     assert code == 0, screen
@@ -39,27 +47,29 @@ def test_review_lists_and_opens_staged_files_manifest_and_log(
     counts = {entry["path"]: sum(entry["redactions"].values()) for entry in report["files"]}
     manifest = json.loads(archive.read(f"{top}/manifest.json"))
     assert "preview" not in manifest
-    outputs = [o for item in manifest["items"] for o in item["outputs"] if not o["skipped"]]
+    # every file that leaves is listed (a query's columns file too), in path order
+    staged = sorted(path for path in manifest["files"] if path not in METADATA)
+    assert any(path.endswith("result.columns.json") for path in staged)
     listing = screen[screen.index("Staged files (redacted)") :]
-    for number, output in enumerate(outputs, start=1):
-        size = human_size(output["bytes"])
-        row = f"│ {number:>2} │ {output['path']}"
+    for number, path in enumerate(staged, start=1):
+        size = human_size(manifest["files"][path]["size"])
+        row = f"│ {number:>2} │ {path}"
         line = next(li for li in listing.splitlines() if li.startswith(row))
-        assert f"│ {size:>9} │ {counts.get(output['path'], 0):>10} │" in line, line
-    assert "│  m │ manifest.json (preview" in listing
+        assert f"│ {size:>9} │ {counts.get(path, 0):>8} │" in line, line
+    assert "│  m │ manifest.json (a preview)" in listing
     assert "│  l │ koncis-diag.log" in listing
     assert f"staged in {out.resolve()}/.koncis-diag-staging-" in screen
-    # 4: catalina.out, by number; dbconfig.xml by its name; both as the bundle holds them
-    assert outputs[3]["path"].endswith("catalina.out")
-    catalina = archive.read(f"{top}/{outputs[3]['path']}").decode().splitlines()
-    assert catalina[0] in screen and catalina[-1] in screen
+    # 7: dbconfig.xml, by number; catalina.out by its name; both as the bundle holds them
+    assert staged[6] == "config/app-config/dbconfig.xml"
     dbconfig = archive.read(f"{top}/config/app-config/dbconfig.xml").decode()
     assert "<jdbc-datasource>" in dbconfig and "<jdbc-datasource>" in screen
+    catalina = archive.read(f"{top}/files/tomcat-logs/catalina.out").decode().splitlines()
+    assert catalina[0] in screen and catalina[-1] in screen
     assert '"preview": "written before your consent' in screen
     assert '"name": "demo-ticket-4711"' in screen
     assert "redaction engine:" in screen  # the tool's log so far
     assert "no staged file named 'nope'" in screen
-    assert f"no file number 99 (1 to {len(outputs)})" in screen
+    assert f"no file number 99 (1 to {len(staged)})" in screen
     # back at the question after Enter, and the bundle written after y
     after = screen[screen.rindex("Open which?") :]
     assert "Write the bundle?" in after
@@ -130,7 +140,9 @@ def test_summary_names_truncated_and_skipped_files_and_the_clean_leak_check(
     assert "recent-logins: queries/recent-logins/result.csv" in summary[truncated:]
     skipped = summary[summary.index("Skipped (nothing written)") :].replace("\n", "")
     assert "app-logs: " in skipped and "atlassian-jira.log.3.gz: older than 7d" in skipped
-    assert "Leak check: nothing found in 20 staged file(s) and their names." in summary
+    checked = re.search(r"leak check of (\d+) staged file\(s\)", screen)
+    assert checked, screen  # the number the leak check's progress announced
+    assert f"Leak check: nothing found in {checked[1]} staged file(s) and their names." in summary
     sizes = [
         line.split("│")[4].strip() for line in lines if line.startswith("│ ") and "│ ok" in line
     ]

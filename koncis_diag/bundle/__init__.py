@@ -8,10 +8,11 @@ on size, entries and compression ratio) for verify, inspect and analyze.
 The writing side is re-exported here: ``from koncis_diag.bundle import Staging, write_archive``.
 """
 
-from koncis_diag.bundle.staging import Staging, bundle_base_name, deferred_signals
+from koncis_diag.bundle.staging import Staging, deferred_signals
 from koncis_diag.bundle.writer import (
     ARCHIVE_FORMATS,
     COMPRESS_LEVEL,
+    bundle_base_name,
     check_free_space,
     ensure_output_dir,
     write_archive,

@@ -17,7 +17,6 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, BinaryIO, Optional, Union
@@ -34,28 +33,11 @@ from koncis_diag.bundle.manifest import (
 )
 from koncis_diag.errors import BundleError
 
-_BUNDLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 _TOP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 
 PathLike = Union[str, "os.PathLike[str]"]
-
-
-def bundle_base_name(name: str, created: datetime) -> str:
-    """``koncis-diag-<name>-<UTC timestamp>``: the top folder and the archive's base name.
-
-    A naive ``created`` is taken as UTC.
-    """
-    if not isinstance(name, str) or not _BUNDLE_NAME.match(name):
-        raise BundleError(
-            f"invalid bundle name {name!r}: use 1-64 of A-Z a-z 0-9 . _ - "
-            "starting with a letter or digit"
-        )
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=timezone.utc)
-    stamp = created.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return f"koncis-diag-{name}-{stamp}"
 
 
 @dataclass(frozen=True)
@@ -190,6 +172,8 @@ class Staging:
         self._open_paths: dict[str, None] = {}
         self._manifest_created: Optional[str] = None
         self._cleaned = False
+        #: told the bytes of each staged file as the archive reads them (the progress bar)
+        self.archived: Callable[[int], None] = lambda nbytes: None
 
     @classmethod
     def create(cls, parent_dir: PathLike, top: str, *, encrypted_at_rest: bool = False) -> Staging:

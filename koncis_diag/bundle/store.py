@@ -11,8 +11,8 @@ import io
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
-from typing import Any, Optional
+from collections.abc import Callable, Iterator
+from typing import IO, Any, Optional
 
 from koncis_diag.bundle.staging import Staging
 from koncis_diag.collectors.base import StreamOutput, TableOutput
@@ -183,3 +183,29 @@ def redacted_path(redactor: Redactor, path: str, staging: Staging) -> tuple[str,
 
 def redacted(redactor: Redactor, text: str) -> str:
     return redactor.redact_text(text)[0]
+
+
+class _Counted(io.RawIOBase):
+    def __init__(self, handle: IO[bytes], advance: Callable[[int], None]) -> None:
+        super().__init__()
+        self._handle = handle
+        self._advance = advance
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._handle.read(len(buffer))
+        buffer[: len(data)] = data
+        self._advance(len(data))
+        return len(data)
+
+    def close(self) -> None:
+        self._handle.close()
+        super().close()
+
+
+def counted(handle: IO[bytes], advance: Callable[[int], None]) -> IO[bytes]:
+    """``handle`` read as is, ``advance`` told every byte count read (the leak check's
+    progress bar)."""
+    return io.BufferedReader(_Counted(handle, advance), 1 << 16)

@@ -14,6 +14,7 @@ import errno
 import gzip
 import hashlib
 import os
+import re
 import shutil
 import stat
 import tarfile
@@ -47,6 +48,25 @@ COMPRESS_LEVEL = 3
 FREE_SPACE_MARGIN = 0.10
 _COPY_CHUNK = 1024 * 1024
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+_BUNDLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+
+
+def bundle_base_name(name: str, created: datetime) -> str:
+    """``koncis-diag-<name>-<UTC timestamp>``: the top folder and the archive's base name.
+
+    A naive ``created`` is taken as UTC.
+    """
+    if not isinstance(name, str) or not _BUNDLE_NAME.match(name):
+        raise BundleError(
+            f"invalid bundle name {name!r}: use 1-64 of A-Z a-z 0-9 . _ - "
+            "starting with a letter or digit"
+        )
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=timezone.utc)
+    stamp = created.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"koncis-diag-{name}-{stamp}"
 
 
 # -- output folder -------------------------------------------------------------------------
@@ -274,11 +294,13 @@ class _HashingReader:
         self._file: IO[bytes] = staging.open_read(record.path)
         self._hash = hashlib.sha256()
         self._size = 0
+        self._archived = staging.archived
 
     def read(self, size: int = -1) -> bytes:
         data = self._file.read(size)
         self._hash.update(data)
         self._size += len(data)
+        self._archived(len(data))
         return data
 
     def finish(self) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,6 +34,9 @@ class CollectContext:
     # Database credentials for this run (a ``databases.connections.CredentialStore``), in memory
     # only; attached by the pipeline before collection starts.
     credentials: Any = None
+    #: what a collector is doing while no bytes flow ("thread dump 2 of 3 in 4 s"): the
+    #: pipeline shows it on the progress bar
+    status: Callable[[str], None] = field(default=lambda text: None, repr=False)
 
     def host_path(self, path: str, follow_last: bool = True) -> Path:
         """Map a spec path (as seen on the server) to the real path under ``root``.

@@ -13,6 +13,7 @@ skipped with the reason (no JVM, no tool, permission), and the rest of the run g
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
@@ -76,6 +77,16 @@ def dump_tools(java_executable: Optional[str]) -> list[DumpTool]:
     for tool in candidates:
         unique.setdefault(os.path.realpath(tool.executable), tool)
     return list(unique.values())
+
+
+def _wait(until: float, what: str, ctx: CollectContext) -> None:
+    """Sleep until ``until`` (monotonic), telling the progress display the seconds left."""
+    while True:
+        left = until - time.monotonic()
+        if left <= 0:
+            return
+        ctx.status(f"{what} in {math.ceil(left)} s")
+        time.sleep(min(1.0, left))
 
 
 def _first_line(data: bytes) -> str:
@@ -184,23 +195,25 @@ class ThreadDumpCollector:
                 source = f"thread dump of pid {target.pid}"
                 yield StreamOutput(f"{prefix}threaddump-1.txt", source, skipped=str(reason))
                 dumpers.append((target, None))
-        yield from self._rounds(dump_item, targets, dumpers)
+        yield from self._rounds(dump_item, targets, dumpers, ctx)
 
     def _rounds(
         self,
         item: ThreadDumpItem,
         targets: Sequence[JvmTarget],
         dumpers: list[tuple[JvmTarget, Optional[_Dumper]]],
+        ctx: CollectContext,
     ) -> Iterator[Output]:
         next_start = time.monotonic()
         for number in range(1, item.count + 1):
             if not any(d is not None for _, d in dumpers):
                 return
-            time.sleep(max(0.0, next_start - time.monotonic()))
+            _wait(next_start, f"thread dump {number} of {item.count}", ctx)
             next_start = time.monotonic() + item.interval
             for target, dumper in dumpers:
                 if dumper is None:
                     continue
+                ctx.status(f"taking thread dump {number} of {item.count} (pid {target.pid})")
                 path = f"{bundle_prefix(target, targets)}threaddump-{number}.txt"
                 taken = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
                 data, shown, reason, truncated = dumper.dump()
