@@ -48,8 +48,15 @@ def show_plan(ui: UI, plan: Plan, *, stderr: bool = False, recap: bool = False) 
 
 
 def _print(console: Console, renderables: list[RenderableType]) -> None:
-    for renderable in renderables:
-        console.print(renderable)
+    if console.is_terminal:
+        for renderable in renderables:
+            console.print(renderable)
+        return
+    # piped: rich pads wrapped grid cells to the column's width; a line ends at its text
+    with console.capture() as capture:
+        for renderable in renderables:
+            console.print(renderable)
+    console.file.write("".join(line.rstrip() + "\n" for line in capture.get().splitlines()))
 
 
 def _pager_for(

@@ -20,23 +20,14 @@ from tests.conftest import REPO
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("hatchling", reason="hatchling (dev extra) is needed to build the wheel")
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "--quiet",
-            "-w",
-            str(out),
-            str(REPO),
-        ],
-        check=True,
-    )
-    [built] = list(out.glob("koncis_diag-*.whl"))
+    return _build_wheel(REPO, tmp_path_factory.mktemp("wheel"))
+
+
+def _build_wheel(source: Path, out: Path) -> Path:
+    """``pip wheel`` of ``source`` (a checkout or an unpacked sdist) into ``out``."""
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*pip_wheel, "--quiet", "-w", str(out), str(source)], check=True)
+    [built] = list(out.glob("koncis_diag-*-py3-none-any.whl"))
     return built
 
 
@@ -200,23 +191,7 @@ def test_a_wheel_built_from_the_sdist_carries_docs_and_rules(tmp_path: Path) -> 
         safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
         archive.extractall(tmp_path / "unpacked", members=wanted, **safe)  # type: ignore[arg-type]
     [source] = list((tmp_path / "unpacked").iterdir())
-    out = tmp_path / "wheel"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "--quiet",
-            "-w",
-            str(out),
-            str(source),
-        ],
-        check=True,
-    )
-    [built] = list(out.glob("koncis_diag-*-py3-none-any.whl"))
+    built = _build_wheel(source, tmp_path / "wheel")
     with zipfile.ZipFile(built) as zf:
         names = set(zf.namelist())
     for path in sorted((REPO / "docs").glob("*.md")):

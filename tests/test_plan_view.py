@@ -215,6 +215,8 @@ def test_no_pager_when_piped_or_no_color(demo_server: dict[str, Path]) -> None:
     )
     assert piped.returncode == 0 and "total: 8 items" in piped.stdout
     assert "PAGED:" not in piped.stdout
+    padded = [line for line in piped.stdout.splitlines() if line != line.rstrip()]
+    assert padded == []  # piped lines end at their text (rich pads wrapped grid cells)
     code, screen = on_terminal(
         ["plan", *demo_args(demo_server)], lines=24, PAGER="sed s/^/PAGED:/", NO_COLOR="1"
     )

@@ -7,52 +7,5 @@ instructions; ``signing`` verifies who wrote a spec; ``authoring`` helps support
 The model is re-exported here: ``from koncis_diag.spec import Spec, load_spec``.
 """
 
-from koncis_diag.spec.model import (
-    BUNDLE_FOLDER,
-    DEFAULT_MAX_SIZE,
-    DEFAULT_RETENTION,
-    ITEM_KINDS,
-    PRODUCT_CHOICES,
-    PRODUCTS,
-    SPEC_VERSION,
-    CommandItem,
-    Connection,
-    FilesItem,
-    IdentityQuery,
-    Item,
-    JvmItem,
-    Location,
-    QueryItem,
-    RedactSettings,
-    Since,
-    Spec,
-    SystemItem,
-    ThreadDumpItem,
-    load_spec,
-    spec_from_flags,
-)
-
-__all__ = [
-    "BUNDLE_FOLDER",
-    "DEFAULT_MAX_SIZE",
-    "DEFAULT_RETENTION",
-    "ITEM_KINDS",
-    "PRODUCTS",
-    "PRODUCT_CHOICES",
-    "SPEC_VERSION",
-    "CommandItem",
-    "Connection",
-    "FilesItem",
-    "IdentityQuery",
-    "Item",
-    "JvmItem",
-    "Location",
-    "QueryItem",
-    "RedactSettings",
-    "Since",
-    "Spec",
-    "SystemItem",
-    "ThreadDumpItem",
-    "load_spec",
-    "spec_from_flags",
-]
+from koncis_diag.spec.model import *  # noqa: F403 - the model is the package's API
+from koncis_diag.spec.model import __all__ as __all__
