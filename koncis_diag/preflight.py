@@ -27,7 +27,7 @@ def check_run_options(
 ) -> None:
     """``InputError`` (exit 2) for the first option that cannot work."""
     if encrypt_to:
-        from koncis_diag.bundle.crypto import parse_recipients
+        from koncis_diag.bundle.age_keys import parse_recipients
 
         parse_recipients(encrypt_to)
     if retention is not None:

@@ -211,7 +211,7 @@ def purge(
     if not folder.is_dir() or folder.is_symlink():
         raise KoncisError(f"{folder} is not a folder (purge does not follow symbolic links)")
     if identity is not None:
-        from koncis_diag.bundle.crypto import load_identities
+        from koncis_diag.bundle.age_keys import load_identities
 
         load_identities(identity)  # a bad key file is one error now, not one per bundle
     today = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).date()

@@ -16,17 +16,19 @@ from pathlib import Path
 import pytest
 
 from koncis_diag.analyze import analyze_bundle
-from koncis_diag.bundle.crypto import (
-    AGE_MAGIC,
+from koncis_diag.bundle.age_keys import (
     EncryptionError,
-    decrypt_to,
-    default_decrypted_path,
-    encrypting_writer,
     generate_identity,
-    is_age_file,
     load_identities,
     parse_recipient,
     parse_recipients,
+)
+from koncis_diag.bundle.crypto import (
+    AGE_MAGIC,
+    decrypt_to,
+    default_decrypted_path,
+    encrypting_writer,
+    is_age_file,
     plaintext_bundle,
 )
 from koncis_diag.bundle.inspect import verify_bundle
@@ -191,7 +193,8 @@ _DISK_FULL_SCRIPT = textwrap.dedent(
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # over the limit: EFBIG instead of death
     limit = int(sys.argv[3])
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    from koncis_diag.bundle.crypto import EncryptionError, encrypting_writer
+    from koncis_diag.bundle.crypto import encrypting_writer
+    from koncis_diag.bundle.age_keys import EncryptionError
     size = int(sys.argv[4])
     try:
         # unbuffered: the write errors happen inside pyrage, not later in our close()

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from koncis_diag.analyze import analyze_bundle
-from koncis_diag.bundle.crypto import EncryptionError, encrypting_writer, generate_identity
+from koncis_diag.bundle.age_keys import EncryptionError, generate_identity
+from koncis_diag.bundle.crypto import encrypting_writer
 from koncis_diag.bundle.inspect import verify_bundle
 from koncis_diag.bundle.reader import open_bundle
 from koncis_diag.errors import BundleError, InputError

@@ -19,7 +19,8 @@ from koncis_diag.redaction import build_redactor
 from koncis_diag.redaction.accel import ENGINE_VARIABLE, Accelerator, _compile, engine_name
 from koncis_diag.redaction.regexcheck import anchor_literal
 from koncis_diag.redaction.relax import Unsupported, candidate_pattern
-from koncis_diag.redaction.rules import PATTERN_FLAGS, all_rules
+from koncis_diag.redaction.rules import PATTERN_FLAGS
+from koncis_diag.redaction.ruleset import all_rules
 from koncis_diag.redaction.stream import RedactionStream
 
 try:

@@ -10,7 +10,7 @@ import pytest
 from koncis_diag.redaction import Redactor, build_redactor
 from koncis_diag.redaction.keys import CACHE_SIZE, KeysCursor, KeysDetector
 from koncis_diag.redaction.matching import Batch
-from koncis_diag.redaction.rules import default_rules
+from koncis_diag.redaction.ruleset import default_rules
 
 M = "[REDACTED:secret-keys]"
 

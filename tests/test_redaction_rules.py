@@ -8,7 +8,8 @@ import pytest
 
 from koncis_diag.errors import ExitCode, InputError
 from koncis_diag.redaction import build_redactor, check_rules_file, effective_rules
-from koncis_diag.redaction.rules import default_rules, default_rules_text_path
+from koncis_diag.redaction.rules import default_rules_text_path
+from koncis_diag.redaction.ruleset import default_rules
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -387,7 +387,7 @@ def _encrypt(source: Path, recipient: str, target: Path) -> Path:
 def test_an_encrypted_hostile_bundle_is_decrypted_as_bytes_and_refused_when_read(
     hostile: dict[str, Path], tmp_path: Path, case: str
 ) -> None:
-    from koncis_diag.bundle.crypto import generate_identity
+    from koncis_diag.bundle.age_keys import generate_identity
 
     identity = tmp_path / "support.key"
     recipient = generate_identity(identity)
@@ -422,7 +422,8 @@ def test_an_encrypted_hostile_bundle_is_decrypted_as_bytes_and_refused_when_read
 
 
 def test_decrypt_never_overwrites_and_leaves_nothing_on_a_wrong_key(tmp_path: Path) -> None:
-    from koncis_diag.bundle.crypto import decrypt_to, generate_identity
+    from koncis_diag.bundle.age_keys import generate_identity
+    from koncis_diag.bundle.crypto import decrypt_to
     from koncis_diag.errors import KoncisError
 
     source = tmp_path / "b.zip"

@@ -6,7 +6,7 @@ push-style writer, only ``encrypt_io(reader, writer)``, so the plaintext travels
 ``os.pipe`` (kernel memory, 64 KiB at a time) to a thread running ``encrypt_io``: memory stays
 bounded and no plaintext byte is written to a file.
 
-Support side: :func:`generate_identity` makes a key pair, :func:`decrypt_to` decrypts a bundle to
+Support side: ``age_keys.generate_identity`` makes a key pair, :func:`decrypt_to` decrypts a bundle to
 a new private file, and :func:`plaintext_bundle` gives readers (inspect, verify, analyze, merge)
 a decrypted copy in a private temporary folder that is removed afterwards: zip needs random
 access, which a stream cannot give.
@@ -22,154 +22,27 @@ import contextlib
 import io
 import os
 import shutil
-import stat
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Optional, Union
 
+from koncis_diag.bundle.age_keys import (
+    FILE_MODE,
+    EncryptionError,
+    load_identities,
+    parse_recipient,
+    pyrage_module,
+)
 from koncis_diag.bundle.staging import deferred_signals
-from koncis_diag.errors import InputError, KoncisError
+from koncis_diag.errors import InputError
 
 AGE_MAGIC = b"age-encryption.org/v1\n"
 AGE_ARMOR_MAGIC = b"-----BEGIN AGE ENCRYPTED FILE-----"
 AGE_SUFFIX = ".age"
-IDENTITY_PREFIX = "AGE-SECRET-KEY-1"
-MAX_IDENTITY_FILE_BYTES = 64 * 1024
-FILE_MODE = 0o600
 
 PathLike = Union[str, "os.PathLike[str]"]
-
-
-class EncryptionError(KoncisError):
-    """A bundle could not be encrypted or decrypted, or a key file is unusable."""
-
-
-def _pyrage() -> Any:
-    try:
-        import pyrage
-    except ImportError as err:  # pragma: no cover - a packaging problem, not a user error
-        raise EncryptionError(
-            "encryption needs the pyrage package: pip install 'pyrage>=1.2'"
-        ) from err
-    return pyrage
-
-
-# --------------------------------------------------------------------------- recipients
-
-
-def parse_recipient(text: str, origin: str = "--encrypt-to") -> Any:
-    """An ``age1…`` public key (the same rules as ``encrypt_to:`` in a spec); a one-line
-    ``InputError`` for anything else."""
-    from koncis_diag.spec.values import check_age_recipient
-    from koncis_diag.yamlio import Origin
-
-    value = check_age_recipient(text.strip(), Origin(origin))
-    pyrage = _pyrage()
-    try:
-        return pyrage.x25519.Recipient.from_str(value)
-    except (pyrage.RecipientError, ValueError) as err:
-        raise InputError(f"{origin}: malformed age recipient ({err})") from None
-
-
-def parse_recipients(texts: Sequence[str], origin: str = "--encrypt-to") -> list[Any]:
-    if not texts:
-        raise InputError(f"{origin}: give at least one age recipient (age1...)")
-    return [parse_recipient(text, origin) for text in texts]
-
-
-# ----------------------------------------------------------------------------- identities
-
-
-def _create_private(path: Path) -> int:
-    """A new file, mode 0600 whatever the umask; never over an existing file or symlink."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:
-        fd = os.open(path, flags, FILE_MODE)
-    except FileExistsError:
-        raise EncryptionError(f"{path} already exists: it is never overwritten") from None
-    except OSError as err:
-        raise EncryptionError(f"cannot create {path}: {err.strerror or err}") from None
-    try:
-        os.fchmod(fd, FILE_MODE)
-    except OSError:
-        os.close(fd)
-        raise
-    return fd
-
-
-def generate_identity(output: PathLike) -> str:
-    """Write a new age identity (secret key) to ``output`` (0600, never overwriting) and return
-    its public recipient ``age1…`` to hand to customers."""
-    pyrage = _pyrage()
-    path = Path(output)
-    identity = pyrage.x25519.Identity.generate()
-    recipient = str(identity.to_public())
-    created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    text = f"# created: {created} by koncis-diag keygen\n# public key: {recipient}\n{identity}\n"
-    fd = _create_private(path)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        raise EncryptionError(f"cannot write {path}: {err.strerror or err}") from None
-    return recipient
-
-
-def load_identities(path: PathLike) -> list[Any]:
-    """The ``AGE-SECRET-KEY-1…`` lines of an identity file (``#`` lines are comments)."""
-    pyrage = _pyrage()
-    name = os.fspath(path)
-    try:
-        info = os.stat(name)
-        if not stat.S_ISREG(info.st_mode):
-            raise InputError("not a regular file", file=name)
-        with open(name, "rb") as handle:
-            raw = handle.read(MAX_IDENTITY_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise InputError("identity file not found", file=name) from None
-    except PermissionError:
-        raise InputError("permission denied (cannot read the identity file)", file=name) from None
-    except OSError as err:
-        raise InputError(
-            f"cannot read the identity file: {err.strerror or err}", file=name
-        ) from None
-    if len(raw) > MAX_IDENTITY_FILE_BYTES:
-        raise InputError("too large for an age identity file", file=name)
-    try:
-        text = raw.decode("ascii")
-    except UnicodeDecodeError:
-        raise InputError("not an age identity file (not ASCII text)", file=name) from None
-    identities = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        entry = line.strip()
-        if not entry or entry.startswith("#"):
-            continue
-        if not entry.startswith(IDENTITY_PREFIX):
-            raise InputError(
-                f"expected an age secret key starting with {IDENTITY_PREFIX}",
-                file=name,
-                line=number,
-                column=1,
-            )
-        try:
-            identities.append(pyrage.x25519.Identity.from_str(entry))
-        except (pyrage.IdentityError, ValueError) as err:
-            raise InputError(
-                f"malformed age secret key ({err})", file=name, line=number, column=1
-            ) from None
-    if not identities:
-        raise InputError(f"no secret key ({IDENTITY_PREFIX}...) in the file", file=name)
-    return identities
-
-
-# ---------------------------------------------------------------------------- detection
 
 
 def is_age_file(path: PathLike) -> bool:
@@ -225,7 +98,7 @@ class EncryptingWriter(io.RawIOBase):
         super().__init__()
         if not recipients:
             raise InputError("encryption needs at least one age recipient (age1...)")
-        self._pyrage = _pyrage()
+        self._pyrage = pyrage_module()
         self._destination = _GuardedDestination(destination)
         self._recipients = list(recipients)
         read_fd, self._write_fd = os.pipe()
@@ -309,7 +182,7 @@ def encrypting_writer(destination: IO[bytes], recipients: Sequence[Any]) -> Encr
 
 def ephemeral_key_pair() -> tuple[Any, Any]:
     """A fresh age identity and its recipient, held in memory only (staging at rest)."""
-    pyrage = _pyrage()
+    pyrage = pyrage_module()
     identity = pyrage.x25519.Identity.generate()
     return identity, identity.to_public()
 
@@ -422,7 +295,7 @@ def _decrypt_stream(
     source: IO[bytes], destination: IO[bytes], identities: Sequence[Any], label: str
 ) -> None:
     check_age_header(source, label)
-    pyrage = _pyrage()
+    pyrage = pyrage_module()
     guarded = _GuardedDestination(destination)
     try:
         pyrage.decrypt_io(source, guarded, list(identities))

@@ -125,7 +125,7 @@ def analyze(
 def keygen(ui: UI, output: Path) -> None:
     """Create an age key pair for a support team: the identity goes to FILE (mode 0600), the
     public recipient (age1...) is printed; send it with run instructions (encrypt_to:)."""
-    from koncis_diag.bundle.crypto import generate_identity
+    from koncis_diag.bundle.age_keys import generate_identity
 
     recipient = generate_identity(output)
     if ui.json_mode:

@@ -20,7 +20,8 @@ from sqlparse import tokens as T
 
 from koncis_diag.errors import InputError
 from koncis_diag.redaction.globs import compile_globs
-from koncis_diag.redaction.rules import Rule, all_rules
+from koncis_diag.redaction.rules import Rule
+from koncis_diag.redaction.ruleset import all_rules
 from koncis_diag.spec import QueryItem, Spec
 
 _CLAUSE_END = frozenset(("FROM", "WHERE", "GROUP", "ORDER", "LIMIT", "UNION", "HAVING"))

@@ -11,7 +11,8 @@ from koncis_diag.redaction.detectors import build_detectors
 from koncis_diag.redaction.engine import Engine
 from koncis_diag.redaction.globs import compile_globs
 from koncis_diag.redaction.pseudonyms import Pseudonymizer
-from koncis_diag.redaction.rules import Rule, default_rules, load_rules_file, merge
+from koncis_diag.redaction.rules import Rule, load_rules_file, merge
+from koncis_diag.redaction.ruleset import default_rules
 from koncis_diag.redaction.stream import RedactionStream
 
 

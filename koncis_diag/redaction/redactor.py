@@ -24,7 +24,8 @@ from koncis_diag.redaction.learning import (
 )
 from koncis_diag.redaction.pseudonym_shapes import SHAPES
 from koncis_diag.redaction.pseudonyms import Pseudonymizer
-from koncis_diag.redaction.rules import CATEGORIES, LEARNED_SHAPES, MIN_LITERAL, Rule, all_rules
+from koncis_diag.redaction.rules import CATEGORIES, LEARNED_SHAPES, MIN_LITERAL, Rule
+from koncis_diag.redaction.ruleset import all_rules
 from koncis_diag.redaction.stream import OVERSIZED_RULE, RedactionStream
 
 KEYWORDS_RULE = "keywords"

@@ -12,7 +12,6 @@ import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -482,29 +481,3 @@ def merge(base: list[Rule], entries: list[dict[str, Any]]) -> list[Rule]:
             index[name] = len(out)
             out.append(rule)
     return out
-
-
-@lru_cache(maxsize=4)
-def _default_rules(path: str) -> tuple[Rule, ...]:
-    return tuple(merge([], load_rules_file(path, origin=DEFAULT_ORIGIN)))
-
-
-def default_rules() -> list[Rule]:
-    path = default_rules_text_path()
-    if not path.is_file():
-        raise InputError("the shipped redaction-rules.yaml is missing", file=str(path))
-    return list(_default_rules(str(path)))
-
-
-def all_rules(extra_rule_files: Sequence[Union[str, Path]] = ()) -> list[Rule]:
-    """Defaults merged with each extra file in order, disabled rules included."""
-    rules = default_rules()
-    for path in extra_rule_files:
-        rules = merge(rules, load_rules_file(path))
-    return rules
-
-
-def effective_rules(extra_rule_files: Sequence[Union[str, Path]] = ()) -> list[tuple[Rule, str]]:
-    """The enabled rules after merging, in priority order, each with the file that last
-    defined or changed it ("default" for the shipped file)."""
-    return [(rule, rule.origin) for rule in all_rules(extra_rule_files) if rule.enabled]

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Union
 
 from koncis_diag.errors import InputError
-from koncis_diag.redaction.rules import SECRET_CATEGORIES, Rule, all_rules, default_rules
+from koncis_diag.redaction.rules import SECRET_CATEGORIES, Rule
+from koncis_diag.redaction.ruleset import all_rules, default_rules
 
 ALLOW_FLAG = "--allow-weaker-redaction"
 #: Fields that do not change what a rule matches or how it replaces it.

@@ -58,7 +58,8 @@ def spec_target(data: bytes) -> None:
 
 def rules_target(data: bytes) -> None:
     """A hand-written rules file: loads and merges over the defaults, or ``InputError``."""
-    from koncis_diag.redaction.rules import default_rules, load_rules_file, merge
+    from koncis_diag.redaction.rules import load_rules_file, merge
+    from koncis_diag.redaction.ruleset import default_rules
 
     path, folder = _in_temp_file(data, "rules.yaml")
     try:
