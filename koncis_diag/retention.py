@@ -32,7 +32,8 @@ from typing import Any, Optional, Union
 from koncis_diag.bundle.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES, format_problem
 from koncis_diag.bundle.reader import detect_kind, open_bundle, parse_json
 from koncis_diag.errors import BundleError, InputError, KoncisError
-from koncis_diag.yamlio import Origin, parse_duration
+from koncis_diag.spec.units import parse_duration
+from koncis_diag.yamlio import Origin
 
 DEFAULT_RETENTION_DAYS = 90
 MAX_RETENTION_DAYS = 3660

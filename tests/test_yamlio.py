@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -11,6 +10,7 @@ import pytest
 
 from koncis_diag.errors import ExitCode, InputError
 from koncis_diag.spec import Since
+from koncis_diag.spec.units import parse_duration, parse_since, parse_size
 from koncis_diag.yamlio import (
     MAX_FILE_BYTES,
     Origin,
@@ -18,12 +18,8 @@ from koncis_diag.yamlio import (
     check_keys,
     expect_text,
     format_path,
-    load_yaml,
     load_yaml_file,
     load_yaml_text,
-    parse_duration,
-    parse_since,
-    parse_size,
 )
 
 
@@ -91,21 +87,6 @@ def test_aliases_and_merge_keys() -> None:
     assert doc.data["use"] == {"p": 1, "q": 2}
     # explicit keys win over merged ones, and the first merged mapping wins over later ones
     assert doc.data["merged"] == {"p": 1, "q": 3, "r": 9}
-
-
-def test_load_yaml_reads_a_path_and_takes_text_as_content(tmp_path: Path) -> None:
-    path = tmp_path / "s.yaml"
-    path.write_bytes(b"a: 1\n")
-    doc = load_yaml(path)
-    assert doc.data == {"a": 1}
-    assert doc.source_name == str(path)
-    assert doc.sha256 == hashlib.sha256(b"a: 1\n").hexdigest()
-    with pytest.raises(InputError) as info:  # a str is content, never a path
-        load_yaml(str(path))
-    assert str(info.value) == (
-        "<text>:1:1: the top level must be a mapping (key: value lines), "
-        f"got a single value {str(path)!r}"
-    )
 
 
 def test_format_path() -> None:

@@ -29,6 +29,7 @@ from koncis_diag.analyze.checks import (
     TimeJumpRule,
 )
 from koncis_diag.analyze.globs import compile_glob, glob_problem
+from koncis_diag.spec.units import parse_duration
 from koncis_diag.yamlio import (
     KeyPath,
     YamlDocument,
@@ -40,7 +41,6 @@ from koncis_diag.yamlio import (
     expect_positive_int,
     expect_text,
     load_yaml_file,
-    parse_duration,
 )
 
 CHECKS_VERSION = 1

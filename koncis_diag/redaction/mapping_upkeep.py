@@ -35,7 +35,8 @@ from koncis_diag.redaction.mapping_store import (
     unix_seconds,
 )
 from koncis_diag.redaction.pseudonyms import MAPPING_FILE, SHARED_KEYS_DIR, state_dir_problem
-from koncis_diag.yamlio import MAX_SINCE, Origin, parse_duration
+from koncis_diag.spec.units import MAX_SINCE, parse_duration
+from koncis_diag.yamlio import Origin
 
 log = logging.getLogger("koncis_diag")
 

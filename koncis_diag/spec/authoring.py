@@ -31,8 +31,9 @@ from koncis_diag.spec.model import (
     load_spec,
 )
 from koncis_diag.spec.profiles import PROFILE_NAMES, profile_path, profile_reader, typical_variables
+from koncis_diag.spec.units import parse_since
 from koncis_diag.spec.variables import VARIABLE, VARIABLE_RULE, check_name
-from koncis_diag.yamlio import Origin, parse_since, printable
+from koncis_diag.yamlio import Origin, printable
 
 _NO_OVERRIDES: Mapping[str, str] = MappingProxyType({})
 

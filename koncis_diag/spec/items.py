@@ -20,6 +20,7 @@ from koncis_diag.spec.model import (
     SystemItem,
     ThreadDumpItem,
 )
+from koncis_diag.spec.units import parse_duration, parse_since, parse_size
 from koncis_diag.spec.variables import check_name, check_path
 from koncis_diag.yamlio import (
     KeyPath,
@@ -29,9 +30,6 @@ from koncis_diag.yamlio import (
     expect_list,
     expect_mapping,
     expect_positive_int,
-    parse_duration,
-    parse_since,
-    parse_size,
     show_key,
 )
 

@@ -11,14 +11,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Optional, Union
 
 from koncis_diag.errors import InputError
+from koncis_diag.spec.units import Since, parse_since, parse_size
 from koncis_diag.spec.variables import Variables, check_name, check_path
-from koncis_diag.yamlio import Origin, load_yaml_file, parse_since, parse_size, printable
+from koncis_diag.yamlio import Origin, load_yaml_file, printable
 
 # --------------------------------------------------------------------------------------------
 # Model (the contract the rest of the package relies on)
@@ -35,21 +36,6 @@ class Location:
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}"
-
-
-@dataclass(frozen=True)
-class Since:
-    """A time window: either relative to the run (``7d``) or an absolute UTC instant."""
-
-    delta: Optional[timedelta] = None
-    absolute: Optional[datetime] = None
-
-    def cutoff(self, now: datetime) -> datetime:
-        """The oldest instant inside the window (timezone-aware, UTC)."""
-        if self.absolute is not None:
-            return self.absolute
-        assert self.delta is not None
-        return now.astimezone(timezone.utc) - self.delta
 
 
 @dataclass(frozen=True)

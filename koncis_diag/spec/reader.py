@@ -27,6 +27,7 @@ from koncis_diag.spec.model import (
     RedactSettings,
     Spec,
 )
+from koncis_diag.spec.units import parse_duration
 from koncis_diag.spec.values import (
     check_age_recipient,
     check_database_url,
@@ -48,7 +49,6 @@ from koncis_diag.yamlio import (
     expect_mapping,
     expect_positive_int,
     expect_text,
-    parse_duration,
 )
 
 MIN_KEYWORD_LENGTH = 3
