@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -32,14 +33,20 @@ def _statuses(folder: Path) -> dict[str, str]:
     return {i["name"]: i["status"] for i in _manifest(folder)["items"]}
 
 
-def test_an_optional_item_with_nothing_there_is_not_present_not_failed(tmp_path: Path) -> None:
-    (tmp_path / "app.log").write_text("2026-12-07 10:00:00 INFO started\n")
+def _collect_with_no_gc_logs(folder: Path, optional: bool) -> subprocess.CompletedProcess[str]:
+    """A log that is there and GC logs that are not."""
+    (folder / "app.log").write_text("2026-12-07 10:00:00 INFO started\n")
+    flag = "optional: true, " if optional else ""
     spec = _spec(
-        tmp_path,
-        f"  - files: {{name: app-logs, paths: ['{tmp_path}/app.log']}}\n"
-        f"  - files: {{name: gc-logs, optional: true, paths: ['{tmp_path}/gc*.log']}}\n",
+        folder,
+        f"  - files: {{name: app-logs, paths: ['{folder}/app.log']}}\n"
+        f"  - files: {{name: gc-logs, {flag}paths: ['{folder}/gc*.log']}}\n",
     )
-    done = run_cli(["collect", "--spec", str(spec), "--yes", "-o", str(tmp_path)], tmp_path)
+    return run_cli(["collect", "--spec", str(spec), "--yes", "-o", str(folder)], folder)
+
+
+def test_an_optional_item_with_nothing_there_is_not_present_not_failed(tmp_path: Path) -> None:
+    done = _collect_with_no_gc_logs(tmp_path, optional=True)
     assert done.returncode == 0, done.stderr
     assert "gc-logs:" not in done.stderr  # quiet: a normal absence
     assert "failed" not in done.stderr
@@ -47,13 +54,7 @@ def test_an_optional_item_with_nothing_there_is_not_present_not_failed(tmp_path:
 
 
 def test_a_required_item_that_failed_is_the_last_line_and_exit_4(tmp_path: Path) -> None:
-    (tmp_path / "app.log").write_text("2026-12-07 10:00:00 INFO started\n")
-    spec = _spec(
-        tmp_path,
-        f"  - files: {{name: app-logs, paths: ['{tmp_path}/app.log']}}\n"
-        f"  - files: {{name: gc-logs, paths: ['{tmp_path}/gc*.log']}}\n",
-    )
-    done = run_cli(["collect", "--spec", str(spec), "--yes", "-o", str(tmp_path)], tmp_path)
+    done = _collect_with_no_gc_logs(tmp_path, optional=False)
     assert done.returncode == 4, done.stderr
     assert done.stderr.splitlines()[-1] == (
         "warning: 1 item(s) failed and are missing from the bundle (the manifest says why): gc-logs"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from koncis_diag.console import human_size
 from tests.conftest import cli_env, koncis_cmd
+from tests.test_cli_e2e import demo_args
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
@@ -71,17 +72,6 @@ def on_terminal(
         os.close(master)
     shown = b"".join(chunks).decode("utf-8", "replace")
     return code, _ANSI.sub("", shown).replace("\r\n", "\n")
-
-
-def demo_args(demo_server: dict[str, Path]) -> list[str]:
-    return [
-        "--spec",
-        str(demo_server["spec"]),
-        "--set",
-        f"demo_root={demo_server['root']}",
-        "--trust",
-        str(demo_server["trust"]),
-    ]
 
 
 def plan_json(args: list[str]) -> dict[str, object]:
