@@ -52,7 +52,6 @@ from koncis_diag.redaction.mapping_upkeep import DEFAULT_MAPPING_RETENTION_DAYS,
 from koncis_diag.redaction.pseudonyms import default_state_dir, state_dir_problem
 from koncis_diag.redaction.weakening import refuse_weakening
 from koncis_diag.results import ItemResult, RunResult
-from koncis_diag.retention import default_delete_after
 from koncis_diag.review import material_for
 from koncis_diag.spec import BUNDLE_FOLDER, Item, Spec
 from koncis_diag.spec.signing import BUILTIN, SpecTrust, check_unsigned
@@ -205,9 +204,6 @@ def _run(
         )
         _tally(run, redactor)
         write_metadata(run, spec, now, redactor, staging, log_handler, options.retention)
-        run.delete_after = default_delete_after(
-            now, options.retention or getattr(spec, "retention", None)
-        )
         log_handler = None
         with progress_factory(staging.total_bytes(), "writing the bundle") as progress:
             progress.phase("writing the bundle")
@@ -281,7 +277,7 @@ def _collect_item(
     except BundleError:
         raise  # staging itself failed (disk full, ...): nothing else could be written either
     except NotPresent as err:  # nothing of it on this server: normal for an optional item
-        result.status = "absent" if getattr(item, "optional", False) else "failed"
+        result.status = "absent" if item.optional else "failed"
         result.error = redacted(redactor, str(err))
     except KoncisError as err:
         result.status, result.error = "failed", redacted(redactor, str(err))

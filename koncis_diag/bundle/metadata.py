@@ -38,6 +38,7 @@ def write_metadata(
     stop_tool_log(log_handler)
     store_tool_log(staging, redactor, log_handler)
     manifest = manifest_data(run, spec, created, redactor, options_retention)
+    run.delete_after = manifest["delete_after"]  # the date the final message shows
     staging.finalize_manifest(manifest)
 
 

@@ -116,6 +116,11 @@ def _parse_options(kind: str, query: str) -> tuple[tuple[str, str], ...]:
     return tuple(options.items())
 
 
+def is_local_host(host: Optional[str]) -> bool:
+    """This machine: no host, localhost, a loopback address, or a socket path."""
+    return host in (None, "", "localhost", "127.0.0.1", "::1") or (host or "").startswith("/")
+
+
 def parse_database_url(url: str) -> DatabaseURL:
     """``sqlite:///abs/path.db``, ``postgresql://user@host:5432/db?sslmode=require``, …
 

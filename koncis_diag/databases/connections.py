@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol, Union
 
 from koncis_diag.collectors.base import CollectContext
-from koncis_diag.databases import DatabaseURL, DatabaseURLError, parse_database_url
+from koncis_diag.databases import DatabaseURL, DatabaseURLError, is_local_host, parse_database_url
 from koncis_diag.errors import CollectionError, KoncisError
 from koncis_diag.spec import Connection, IdentityQuery, QueryItem, Spec
 from koncis_diag.spec.values import never_a_password_file
@@ -216,7 +216,7 @@ def describe_connection(connection: Connection) -> tuple[str, str]:
         try:
             url = parse_database_url(connection.url)
             where = url.display()
-            if url.kind != "sqlite" and not _is_local(url.host):
+            if url.kind != "sqlite" and not is_local_host(url.host):
                 where += "  (a remote host named by the run instructions)"
         except DatabaseURLError:
             where = "(an invalid URL)"
@@ -234,10 +234,6 @@ def describe_connection(connection: Connection) -> tuple[str, str]:
             f"{PASSWORD_ENV}, else asked on the terminal"
         )
     return where, source
-
-
-def _is_local(host: Optional[str]) -> bool:
-    return host in (None, "", "localhost", "127.0.0.1", "::1") or (host or "").startswith("/")
 
 
 class CredentialStore:

@@ -139,6 +139,9 @@ _ALLOWED_NODES: frozenset[type[exp.Expr]] = frozenset(
     ]
 )
 
+#: Oracle pseudo-columns of sequences: ``seq.NEXTVAL`` advances one.
+_SEQUENCES = frozenset(("nextval", "currval"))
+
 #: Refusals with a reason the admin and support understand.
 _REASONS: Mapping[type[exp.Expr], str] = {
     exp.Into: "SELECT … INTO writes data",
@@ -171,6 +174,8 @@ def allowed_functions(dialect: str) -> frozenset[str]:
 
 def _refusal(node: exp.Expr, dialect: str) -> str | None:
     kind = type(node)
+    if kind is exp.Identifier and dialect == "oracle" and node.name.lower() in _SEQUENCES:
+        return f"{node.name} advances or reads a sequence"  # seq.NEXTVAL reads like a column
     if kind in _ALLOWED_NODES:
         return None
     if isinstance(node, exp.Func):
@@ -242,12 +247,3 @@ def _check_tree(sql: str, dialect: str) -> None:
         reason = _refusal(node, dialect)
         if reason is not None:
             raise InputError(f"{reason}: not allowed")
-    if dialect == "oracle":
-        _check_oracle_pseudocolumns(tree)
-
-
-def _check_oracle_pseudocolumns(tree: exp.Expr) -> None:
-    """``seq.NEXTVAL`` reads like a column but advances a sequence."""
-    for identifier in tree.find_all(exp.Identifier):
-        if str(identifier.name).lower() in ("nextval", "currval"):
-            raise InputError(f"{identifier.name} advances or reads a sequence: not allowed")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+from koncis_diag.databases import DatabaseURLError, is_local_host, parse_database_url
 from koncis_diag.yamlio import Origin, describe_value
 
 _URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -45,12 +46,12 @@ def sqlserver_password_problem(url: str) -> str | None:
     Server's login carries the password itself (no challenge-response), so whichever server
     the URL names receives it. ``None`` for other databases (their drivers refuse clear-text
     password authentication on spec-written URLs) and for SQL Server on this machine."""
-    scheme = url.split("://", 1)[0].lower()
-    if scheme not in ("sqlserver", "mssql"):
-        return None
-    netloc = url.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
-    host = netloc.split("\\", 1)[0].rsplit(":", 1)[0].strip("[]").lower()
-    if host in ("", "localhost", "127.0.0.1", "::1"):
+    try:
+        parsed = parse_database_url(url)
+    except DatabaseURLError:
+        return None  # an unusable URL has its own error when the plan is made
+    host = (parsed.host or "").split("\\", 1)[0]  # a named instance: host\INSTANCE
+    if parsed.kind != "sqlserver" or is_local_host(host):
         return None
     return (
         "SQL Server's login sends the password itself to the server the URL names: a password "
