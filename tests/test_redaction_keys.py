@@ -53,6 +53,14 @@ CASES = [
     ("xml", "<password><![CDATA[a</b]]></password>", f"<password>{M}</password>"),
     ("xml", "<password/><password></password>", "<password/><password></password>"),
     ("xml", "<password>{ATL_SECURED}</password>", "<password>{ATL_SECURED}</password>"),
+    # a secret element with child elements or mixed content: its text is still redacted
+    (
+        "xml",
+        "<password>\n  <value>V2</value>\n  <b>V3</b>\n</password><x>kept</x>",
+        f"<password>\n  <value>{M}</value>\n  <b>{M}</b>\n</password><x>kept</x>",
+    ),
+    ("xml", "<password>V4<br/>V5</password>", f"<password>{M}<br/>{M}</password>"),
+    ("log", "<pass>V6<", f"<pass>{M}<"),
     # properties
     ("properties", "a.password : Prop Val With Spaces\n", f"a.password : {M}\n"),
     ("properties", "b.password=Cont\\\n   inued\nnext=1\n", f"b.password={M}\nnext=1\n"),

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from koncis_diag.redaction import Redactor, build_redactor, leak_check
@@ -302,6 +302,9 @@ structured_noise = st.lists(
     ),
     chunks=st.integers(0, 9),
 )
+# A secret element's text before a tag was left to the PEM rule, so a second pass merged
+# the two markers into one (found by this test in CI).
+@example(data=b"<pass>[REDACTED:-----BEGINPRIVATE KEY-----<", fmt="log", chunks=0)
 def test_any_bytes_never_crash_and_never_depend_on_chunks(
     data: bytes, fmt: str, chunks: int
 ) -> None:

@@ -77,7 +77,7 @@ def value_spans(batch: Batch, start: int, end: int) -> Optional[Spans]:
     if before not in MARKUP_BEFORE:  # the common case: nothing but _plain_key applies
         return _plain_key(batch, start, end) or None
     if before == 0x3C or (before == 0x3A and _XML_PREFIX.search(buf, max(0, start - 64), start)):
-        spans = _xml_element(batch, end)  # <password ...>value</password>
+        spans = _xml_element(batch, start, end)  # <password ...>value</password>
         if spans is not None:
             return spans or None
     if before in (0x22, 0x27):  # " or '
@@ -111,7 +111,7 @@ def checked_spans(buf: bytes, start: int, end: int) -> Spans:
     return [(start, end)]
 
 
-def _element_text(batch: Batch, content_start: int) -> Spans:
+def _element_text(batch: Batch, content_start: int, name: bytes = b"") -> Spans:
     buf = batch.buf
     limit = _limit(batch, content_start)
     first, _ = _strip(buf, content_start, limit)
@@ -124,11 +124,31 @@ def _element_text(batch: Batch, content_start: int) -> Spans:
             close = batch.line_end(content_start)
     start, end = _strip(buf, content_start, close)
     if buf.find(b"<", start, end) >= 0 and not buf.startswith(b"<![CDATA[", start):
-        return []  # child elements, not a text value: their own keys decide
+        # Mixed content or child elements (``<password><value>x</value></password>``,
+        # ``<password>x<br>``): every text between tags, up to the element's own end tag.
+        own_end = buf.find(b"</" + name, content_start, limit) if name else -1
+        return _text_runs(buf, start, own_end if own_end > close else close)
     return checked_spans(buf, start, end)
 
 
-def _xml_element(batch: Batch, end: int) -> Optional[Spans]:
+def _text_runs(buf: bytes, start: int, end: int) -> Spans:
+    """The spans of text outside tags in ``buf[start:end]`` (placeholders left alone)."""
+    spans: Spans = []
+    at = start
+    while at < end:
+        tag = buf.find(b"<", at, end)
+        text_start, text_end = _strip(buf, at, end if tag < 0 else tag)
+        spans.extend(checked_spans(buf, text_start, text_end))
+        if tag < 0:
+            break
+        tag_end = buf.find(b">", tag, end)
+        if tag_end < 0:
+            break  # an unfinished tag: nothing after it is text
+        at = tag_end + 1
+    return spans
+
+
+def _xml_element(batch: Batch, start: int, end: int) -> Optional[Spans]:
     buf = batch.buf
     if end >= batch.size or buf[end] not in b"> \t\r\n/":
         return None
@@ -139,7 +159,7 @@ def _xml_element(batch: Batch, end: int) -> Optional[Spans]:
     tag_end = tag.end() - 1
     if buf[tag_end - 1] == 0x2F:  # <password/>, <user name="x" password="<secret>"/>
         return []
-    return _element_text(batch, tag_end + 1)
+    return _element_text(batch, tag_end + 1, buf[start:end])
 
 
 def _quoted_key(batch: Batch, start: int, end: int, quote: int) -> Optional[Spans]:
