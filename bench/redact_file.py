@@ -21,8 +21,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.gen_log import parse_size  # noqa: E402
-from koncis_diag.parallel import DEFAULT_CHUNK, ParallelRedaction  # noqa: E402
 from koncis_diag.redaction import build_redactor  # noqa: E402
+from koncis_diag.redaction.parallel import DEFAULT_CHUNK, ParallelRedaction  # noqa: E402
 
 _BLOCK = 1024 * 1024
 

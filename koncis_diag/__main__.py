@@ -1,4 +1,4 @@
-from koncis_diag.cli import main
+from koncis_diag.cli.main import main
 
 if __name__ == "__main__":
     main()

@@ -29,9 +29,12 @@ from koncis_diag.bundle import (
 )
 from koncis_diag.bundle.metadata import ToolLog, start_tool_log, stop_tool_log, write_metadata
 from koncis_diag.bundle.store import counted, redacted, store_output
-from koncis_diag.collectors.base import CollectContext, StreamOutput
-from koncis_diag.collectors.registry import REGISTRY
-from koncis_diag.consent import (
+from koncis_diag.collect.base import CollectContext, StreamOutput
+from koncis_diag.collect.databases.columns_check import check_query_columns
+from koncis_diag.collect.priority import lower_priority
+from koncis_diag.collect.registry import REGISTRY
+from koncis_diag.collect.results import ItemResult, RunResult
+from koncis_diag.consent.decision import (
     AssumeYes,
     Decision,
     Finding,
@@ -39,20 +42,17 @@ from koncis_diag.consent import (
     Summary,
     make_record,
 )
+from koncis_diag.consent.plan import Plan, make_plan
+from koncis_diag.consent.review import material_for
 from koncis_diag.console import ProgressReporter
-from koncis_diag.databases.columns_check import check_query_columns
 from koncis_diag.errors import BundleError, ConsentRefused, InputError, KoncisError, NotPresent
-from koncis_diag.learned_pass import apply_learned, rewrite_learned
-from koncis_diag.parallel import ParallelRedaction
-from koncis_diag.plan import Plan, make_plan
-from koncis_diag.priority import lower_priority
 from koncis_diag.redaction import Redactor, build_redactor
 from koncis_diag.redaction.accel import engine_name
+from koncis_diag.redaction.learned_pass import apply_learned, rewrite_learned
 from koncis_diag.redaction.mapping_upkeep import DEFAULT_MAPPING_RETENTION_DAYS, expire_mapping
+from koncis_diag.redaction.parallel import ParallelRedaction
 from koncis_diag.redaction.pseudonyms import default_state_dir, state_dir_problem
 from koncis_diag.redaction.weakening import refuse_weakening
-from koncis_diag.results import ItemResult, RunResult
-from koncis_diag.review import material_for
 from koncis_diag.spec import BUNDLE_FOLDER, Item, Spec
 from koncis_diag.spec.signing import BUILTIN, SpecTrust, check_unsigned
 
@@ -362,8 +362,8 @@ def _prepare_databases(
     in memory only), then run the spec's ``redact.identities`` queries so the user names,
     display names and e-mails they return are redacted in every item, including free text.
     The values themselves are never written anywhere."""
-    from koncis_diag.databases.connections import CredentialStore, attach_credentials
-    from koncis_diag.databases.identities import resolve_identities
+    from koncis_diag.collect.databases.connections import CredentialStore, attach_credentials
+    from koncis_diag.collect.databases.identities import resolve_identities
 
     store = CredentialStore(password_source)
     attach_credentials(ctx, store)

@@ -39,7 +39,7 @@ def corpus() -> Path:
 def demo_server(tmp_path: Path) -> dict[str, Path]:
     """The demo's sample Jira server, built in tmp_path/server, its run instructions signed by
     a key whose public half is ``trust``."""
-    from koncis_diag.demo import build_demo_server
+    from koncis_diag.cli.demo import build_demo_server
     from koncis_diag.spec.signing import generate_key, sign_spec
 
     root = tmp_path / "server"

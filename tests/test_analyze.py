@@ -17,12 +17,12 @@ from typing import Any, Optional, Union
 
 import pytest
 
-from koncis_diag.analyze import analyze_bundle, builtin_checks, write_html
-from koncis_diag.analyze.engine import split_node
-from koncis_diag.analyze.lines import MAX_LINE_BYTES
-from koncis_diag.analyze.timeline import Timeline, render_sparkline, sparkline
 from koncis_diag.bundle import Staging, bundle_base_name, write_archive
 from koncis_diag.errors import BundleError, InputError, KoncisError
+from koncis_diag.support.analyze import analyze_bundle, builtin_checks, write_html
+from koncis_diag.support.analyze.engine import split_node
+from koncis_diag.support.analyze.lines import MAX_LINE_BYTES
+from koncis_diag.support.analyze.timeline import Timeline, render_sparkline, sparkline
 
 Content = Union[bytes, str, Mapping[str, Any]]
 HOST = "host-3f9a2c.redacted.invalid"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from koncis_diag.analyze import analyze_bundle, builtin_checks
+from koncis_diag.support.analyze import analyze_bundle, builtin_checks
 from tests.test_analyze import build_bundle
 
 CASES_FILE = Path(__file__).parent / "fixtures" / "analyze" / "cases.yaml"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from koncis_diag.analyze.globs import compile_glob, glob_problem
-from koncis_diag.analyze.loader import load_checks
 from koncis_diag.errors import InputError
+from koncis_diag.support.analyze.globs import compile_glob, glob_problem
+from koncis_diag.support.analyze.loader import load_checks
 
 HEAD = """\
 version: 1

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from koncis_diag.analyze.prefilter import may_match, required_literals
+from koncis_diag.support.analyze.prefilter import may_match, required_literals
 
 
 @pytest.mark.parametrize(

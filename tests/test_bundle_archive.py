@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from koncis_diag.bundle import COMPRESS_LEVEL, Staging, write_archive
-from koncis_diag.bundle.inspect import inspect_bundle, verify_bundle
 from koncis_diag.bundle.reader import open_bundle
 from koncis_diag.bundle.staging import describe_os_error
 from koncis_diag.bundle.writer import _publish
 from koncis_diag.errors import BundleError, InputError
+from koncis_diag.support.inspect import inspect_bundle, verify_bundle
 
 REPO = Path(__file__).resolve().parent.parent
 TOP = "koncis-diag-ticket-4711-20261129T014606Z"

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from koncis_diag.bundle import Staging, write_archive
-from koncis_diag.bundle.inspect import inspect_bundle, verify_bundle
 from koncis_diag.bundle.reader import ReadLimits, open_bundle
 from koncis_diag.errors import BundleError
+from koncis_diag.support.inspect import inspect_bundle, verify_bundle
 
 TOP = "koncis-diag-t-20261129T014606Z"
 MANIFEST = {

@@ -25,8 +25,8 @@ from pathlib import Path
 import click
 import pytest
 
-from koncis_diag.cli import cli
-from koncis_diag.docs_topics import TOPICS
+from koncis_diag.cli.docs_topics import TOPICS
+from koncis_diag.cli.main import cli
 from tests.conftest import REPO, cli_env, koncis_cmd
 
 PACKAGE = REPO / "koncis_diag"

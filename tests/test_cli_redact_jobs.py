@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from bench.gen_log import generate
-from koncis_diag.parallel import DEFAULT_CHUNK
+from koncis_diag.redaction.parallel import DEFAULT_CHUNK
 from tests.conftest import cli_env, koncis_cmd
 
 PEM_BODY = [f"MIIEpAIBAAKCAQEA{n:02d}xyzXYZ0123456789abcdefABCDEF+/ghijklmnopqrstuvwx".encode()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from koncis_diag.collectors.base import CollectContext, StreamOutput
-from koncis_diag.collectors.command import CommandCollector, TailBuffer, run_command
+from koncis_diag.collect.base import CollectContext, StreamOutput
+from koncis_diag.collect.command import CommandCollector, TailBuffer, run_command
 from koncis_diag.errors import CollectionError, InputError
 from koncis_diag.spec import CommandItem, Location
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from koncis_diag.collectors.base import CollectContext, StreamOutput
-from koncis_diag.collectors.config import ConfigCollector
-from koncis_diag.collectors.files import FilesCollector
-from koncis_diag.collectors.formats import format_for_config, format_for_name
-from koncis_diag.collectors.pathmatch import is_excluded, split_pattern
-from koncis_diag.collectors.registry import REGISTRY
+from koncis_diag.collect.base import CollectContext, StreamOutput
+from koncis_diag.collect.config import ConfigCollector
+from koncis_diag.collect.files import FilesCollector
+from koncis_diag.collect.formats import format_for_config, format_for_name
+from koncis_diag.collect.pathmatch import is_excluded, split_pattern
+from koncis_diag.collect.registry import REGISTRY
 from koncis_diag.errors import CollectionError, InputError
 from koncis_diag.spec import FilesItem, Location, Since
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from koncis_diag.collectors.base import CollectContext, StreamOutput
-from koncis_diag.collectors.files import FilesCollector
-from koncis_diag.collectors.textio import CHUNK_SIZE
-from koncis_diag.collectors.timestamps import HEAD_BYTES
+from koncis_diag.collect.base import CollectContext, StreamOutput
+from koncis_diag.collect.files import FilesCollector
+from koncis_diag.collect.textio import CHUNK_SIZE
+from koncis_diag.collect.timestamps import HEAD_BYTES
 from koncis_diag.spec import FilesItem, Since
 
 FILES = FilesCollector()

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from koncis_diag.collectors.base import CollectContext, Column, TableOutput
-from koncis_diag.collectors.query import QueryCollector
-from koncis_diag.databases import DatabaseURLError, parse_database_url
-from koncis_diag.databases.sqlite import SQLiteQuery, connect_read_only, infer_column_types
+from koncis_diag.collect.base import CollectContext, Column, TableOutput
+from koncis_diag.collect.databases import DatabaseURLError, parse_database_url
+from koncis_diag.collect.databases.sqlite import SQLiteQuery, connect_read_only, infer_column_types
+from koncis_diag.collect.query import QueryCollector
 from koncis_diag.errors import CollectionError, InputError
 from koncis_diag.spec import Location, QueryItem
 

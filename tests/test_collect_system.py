@@ -12,9 +12,9 @@ from datetime import datetime, timezone
 import pytest
 
 import koncis_diag
-from koncis_diag.collectors.base import CollectContext, StreamOutput
-from koncis_diag.collectors.sysfacts import CallTimedOut, call_with_timeout, guarded
-from koncis_diag.collectors.system import SystemCollector, render_facts
+from koncis_diag.collect.base import CollectContext, StreamOutput
+from koncis_diag.collect.sysfacts import CallTimedOut, call_with_timeout, guarded
+from koncis_diag.collect.system import SystemCollector, render_facts
 from koncis_diag.spec import SystemItem
 
 NOW = datetime(2026, 11, 28, 10, 0, 0, tzinfo=timezone.utc)

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from koncis_diag.collectors.timestamps import line_timestamp
-from koncis_diag.collectors.window import WindowFilter, find_window_start
+from koncis_diag.collect.timestamps import line_timestamp
+from koncis_diag.collect.window import WindowFilter, find_window_start
 
 UTC_2026_11_28_100203 = calendar.timegm((2026, 11, 28, 10, 2, 3, 0, 0, 0))
 LOCAL_2026_11_28_100203 = time.mktime((2026, 11, 28, 10, 2, 3, 0, 0, -1))

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from koncis_diag.analyze import analyze_bundle
 from koncis_diag.bundle.age_keys import (
     EncryptionError,
     generate_identity,
@@ -31,9 +30,10 @@ from koncis_diag.bundle.crypto import (
     is_age_file,
     plaintext_bundle,
 )
-from koncis_diag.bundle.inspect import verify_bundle
 from koncis_diag.bundle.reader import open_bundle
 from koncis_diag.errors import BundleError, InputError
+from koncis_diag.support.analyze import analyze_bundle
+from koncis_diag.support.inspect import verify_bundle
 from tests.test_analyze import APP_LOG, OOM, build_bundle, log_line
 
 REPO = Path(__file__).resolve().parent.parent

@@ -13,9 +13,8 @@ from typing import Any, Optional
 import pytest
 from dbservers import DatabaseServer, mariadb_server, postgres_server  # noqa: F401
 
-from koncis_diag.collectors.base import CollectContext, TableOutput
-from koncis_diag.collectors.query import QueryCollector
-from koncis_diag.databases.connections import (
+from koncis_diag.collect.base import CollectContext, TableOutput
+from koncis_diag.collect.databases.connections import (
     ChainedPasswordSource,
     CredentialStore,
     EnvPasswordSource,
@@ -25,7 +24,8 @@ from koncis_diag.databases.connections import (
     attach_credentials,
     credentials_for,
 )
-from koncis_diag.databases.identities import resolve_identities
+from koncis_diag.collect.databases.identities import resolve_identities
+from koncis_diag.collect.query import QueryCollector
 from koncis_diag.errors import CollectionError, InputError
 from koncis_diag.spec import Connection, IdentityQuery, QueryItem, RedactSettings, Spec, SystemItem
 
@@ -338,7 +338,7 @@ def test_a_password_file_that_links_to_a_key_is_refused(tmp_path: Path) -> None:
 def test_the_environment_password_is_not_sent_to_a_spec_url() -> None:
     """KONCIS_DB_PASSWORD is for the application's own database: a URL the run instructions
     wrote (any host) never gets it."""
-    from koncis_diag.databases.connections import EnvPasswordSource, PasswordRequest
+    from koncis_diag.collect.databases.connections import EnvPasswordSource, PasswordRequest
 
     source = EnvPasswordSource(
         environ={"KONCIS_DB_PASSWORD": "app-pw", "KONCIS_DB_PASSWORD_X": "x"}

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from koncis_diag.collectors.base import CollectContext
-from koncis_diag.databases import DatabaseURL
-from koncis_diag.databases.discovery import DiscoveredDatabase, discover_database
-from koncis_diag.databases.jdbc import translate_jdbc_url
+from koncis_diag.collect.base import CollectContext
+from koncis_diag.collect.databases import DatabaseURL
+from koncis_diag.collect.databases.discovery import DiscoveredDatabase, discover_database
+from koncis_diag.collect.databases.jdbc import translate_jdbc_url
 from koncis_diag.errors import CollectionError
 
 REPO = Path(__file__).resolve().parent.parent

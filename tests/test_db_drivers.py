@@ -10,16 +10,16 @@ from typing import Optional
 
 import pytest
 
-from koncis_diag.collectors.base import CollectContext
-from koncis_diag.collectors.query import QueryCollector
-from koncis_diag.databases import parse_database_url
-from koncis_diag.databases.connections import (
+from koncis_diag.collect.base import CollectContext
+from koncis_diag.collect.databases import parse_database_url
+from koncis_diag.collect.databases.connections import (
     CredentialStore,
     EnvPasswordSource,
     attach_credentials,
 )
-from koncis_diag.databases.drivers import open_session
-from koncis_diag.databases.values import QueryLimits
+from koncis_diag.collect.databases.drivers import open_session
+from koncis_diag.collect.databases.values import QueryLimits
+from koncis_diag.collect.query import QueryCollector
 from koncis_diag.errors import CollectionError
 from koncis_diag.spec import QueryItem
 
@@ -121,7 +121,7 @@ def external_server(kind: str, variable: str) -> str:
     ],
 )  # fmt: skip
 def test_real_external_server(kind: str, variable: str, sql: str, write: Optional[str]) -> None:
-    from koncis_diag.databases.session import ServerQuery
+    from koncis_diag.collect.databases.session import ServerQuery
 
     url = parse_database_url(external_server(kind, variable))
     pytest.importorskip("pytds" if kind == "SQL Server" else "oracledb")

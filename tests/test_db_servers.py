@@ -17,18 +17,18 @@ from typing import Any, Callable
 import pytest
 from dbservers import DatabaseServer, mariadb_server, postgres_server  # noqa: F401
 
-from koncis_diag.collectors.base import CollectContext, Column, TableOutput
-from koncis_diag.collectors.query import QueryCollector
-from koncis_diag.databases import parse_database_url
-from koncis_diag.databases.connections import (
+from koncis_diag.collect.base import CollectContext, Column, TableOutput
+from koncis_diag.collect.databases import parse_database_url
+from koncis_diag.collect.databases.connections import (
     CredentialStore,
     PasswordRequest,
     attach_credentials,
 )
-from koncis_diag.databases.drivers import open_session
-from koncis_diag.databases.runner import start_query
-from koncis_diag.databases.session import ServerQuery
-from koncis_diag.databases.values import QueryLimits
+from koncis_diag.collect.databases.drivers import open_session
+from koncis_diag.collect.databases.runner import start_query
+from koncis_diag.collect.databases.session import ServerQuery
+from koncis_diag.collect.databases.values import QueryLimits
+from koncis_diag.collect.query import QueryCollector
 from koncis_diag.errors import CollectionError, InputError
 from koncis_diag.spec import QueryItem
 

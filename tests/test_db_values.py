@@ -9,8 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from koncis_diag.databases.identities import identity_values
-from koncis_diag.databases.values import CellConverter, QueryLimits
+from koncis_diag.collect.databases.identities import identity_values
+from koncis_diag.collect.databases.values import CellConverter, QueryLimits
 
 LIMITS = QueryLimits(max_rows=10, timeout=1, max_binary=8, max_text=40)
 

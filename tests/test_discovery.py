@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from koncis_diag.discovery import Installation, ProcessFacts, discover, render_text
-from koncis_diag.discovery.configfiles import parse_properties, xml_element, xml_properties
-from koncis_diag.discovery.processes import classify
-from koncis_diag.discovery.sysroot import SysRoot
+from koncis_diag.collect.discovery import Installation, ProcessFacts, discover, render_text
+from koncis_diag.collect.discovery.configfiles import parse_properties, xml_element, xml_properties
+from koncis_diag.collect.discovery.processes import classify
+from koncis_diag.collect.discovery.sysroot import SysRoot
 from tests.fixtures.servers import PROCESSES, data_center, materialize
 
 JIRA_HOME = "/var/atlassian/application-data/jira"

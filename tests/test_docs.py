@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from koncis_diag.docs_topics import TOPICS
+from koncis_diag.cli.docs_topics import TOPICS
 from tests.conftest import REPO, cli_env, koncis_cmd
 
 DOCS = REPO / "docs"

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import pytest
 
-from koncis_diag.cli import cli
+from koncis_diag.cli.main import cli
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = "\n".join(

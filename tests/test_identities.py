@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bench.score_identities import score
-from koncis_diag.consent import AssumeYes
+from koncis_diag.consent.decision import AssumeYes
 from koncis_diag.console import UI
 from koncis_diag.errors import ConsentRefused
 from koncis_diag.pipeline import RunOptions, run_collection
@@ -268,7 +268,7 @@ def test_same_bundle_contents_with_one_or_two_jobs(tmp_path: Path) -> None:
 def test_workers_hand_back_what_they_learned(tmp_path: Path) -> None:
     """Names first seen inside a worker process reach the parent's redactor, the same set as
     one core learns, so the second pass and the leak check know them."""
-    from koncis_diag.parallel import ParallelRedaction
+    from koncis_diag.redaction.parallel import ParallelRedaction
 
     lines = [
         f"2026-11-02 09:14:{n % 60:02d},311+0000 http-nio-8080-exec-7 INFO user{n:04d}x "

@@ -335,7 +335,7 @@ def test_pipeline_leak_check_on_staged_files(
 _CTRL_C = """
 import io, json, sys, time
 import psutil
-from koncis_diag.cli import _install_signal_handlers
+from koncis_diag.cli.main import _install_signal_handlers
 from koncis_diag.errors import Interrupted
 from koncis_diag.redaction import build_redactor
 from koncis_diag.redaction.leakcheck_parallel import leak_check_parallel

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from koncis_diag.analyze import analyze_bundle
 from koncis_diag.bundle.age_keys import EncryptionError, generate_identity
 from koncis_diag.bundle.crypto import encrypting_writer
-from koncis_diag.bundle.inspect import verify_bundle
 from koncis_diag.bundle.reader import open_bundle
 from koncis_diag.errors import BundleError, InputError
-from koncis_diag.merge import merge_bundles, node_name_from_host
+from koncis_diag.support.analyze import analyze_bundle
+from koncis_diag.support.inspect import verify_bundle
+from koncis_diag.support.merge import merge_bundles, node_name_from_host
 from tests.conftest import cli_env, koncis_cmd
 from tests.test_analyze import APP_LOG, OOM, build_bundle, log_line
 

@@ -39,8 +39,8 @@ def test_wheel_ships_default_rules_and_demo_data(wheel: Path) -> None:
     for name in (
         "koncis_diag/data/demo/spec.yaml",
         "koncis_diag/data/demo/dbconfig.xml",
-        "koncis_diag/databases/sql-allowlist.yaml",
-        "koncis_diag/cli.py",
+        "koncis_diag/collect/databases/sql-allowlist.yaml",
+        "koncis_diag/cli/main.py",
         "koncis_diag/redaction/__init__.py",
     ):
         assert name in names
@@ -50,7 +50,7 @@ def test_wheel_declares_console_script(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as zf:
         entry_points = next(n for n in zf.namelist() if n.endswith("entry_points.txt"))
         text = zf.read(entry_points).decode()
-    assert "koncis-diag = koncis_diag.cli:main" in text
+    assert "koncis-diag = koncis_diag.cli.main:main" in text
 
 
 def test_wheel_requires_python_39(wheel: Path) -> None:
@@ -61,7 +61,7 @@ def test_wheel_requires_python_39(wheel: Path) -> None:
 
 
 def test_wheel_ships_the_docs_unchanged(wheel: Path) -> None:
-    from koncis_diag.docs_topics import TOPICS
+    from koncis_diag.cli.docs_topics import TOPICS
 
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())

@@ -20,15 +20,15 @@ import pytest
 
 from bench.gen_log import generate
 from koncis_diag.errors import RedactionError
-from koncis_diag.parallel import (
+from koncis_diag.redaction import Redactor, build_redactor
+from koncis_diag.redaction.parallel import (
     ParallelRedaction,
     RedactorRecipe,
     default_jobs,
     estimate_seconds,
 )
-from koncis_diag.redaction import Redactor, build_redactor
 from koncis_diag.redaction.pseudonyms import MAPPING_FILE
-from koncis_diag.worker_pool import WorkerPool
+from koncis_diag.redaction.worker_pool import WorkerPool
 from tests.conftest import python_script
 
 PEM_BODY = [f"MIIEpAIBAAKCAQEA{n:02d}xyzXYZ0123456789abcdefABCDEF+/ghijklmnopqrstuvwx".encode()
@@ -329,7 +329,7 @@ def test_a_killed_worker_fails_the_stream(redactor: Redactor, dense_log: bytes) 
 _INTERRUPTED_CHILD = """
 import os, sys, time
 from pathlib import Path
-from koncis_diag.parallel import ParallelRedaction
+from koncis_diag.redaction.parallel import ParallelRedaction
 from koncis_diag.redaction import build_redactor
 
 def chunks(par):
@@ -443,7 +443,7 @@ _EXIT_WITH_DEAD_WORKERS = """
 import os, signal, sys
 from pathlib import Path
 from koncis_diag.redaction import build_redactor
-from koncis_diag.worker_pool import RedactorRecipe, WorkerPool
+from koncis_diag.redaction.worker_pool import RedactorRecipe, WorkerPool
 redactor = build_redactor(state_dir=Path(sys.argv[1]))
 pool = WorkerPool(RedactorRecipe.of(redactor), 1, "fork")
 for pid in pool.pids:
@@ -476,7 +476,7 @@ def test_workers_die_with_a_parent_killed_outright(tmp_path: Path) -> None:
         """
         import sys, time
         from pathlib import Path
-        from koncis_diag.parallel import ParallelRedaction
+        from koncis_diag.redaction.parallel import ParallelRedaction
         from koncis_diag.redaction import build_redactor
 
         redactor = build_redactor(state_dir=Path(sys.argv[1]))

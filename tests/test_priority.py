@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from koncis_diag.priority import lower_priority
+from koncis_diag.collect.priority import lower_priority
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 _PROBE = """
 import json, os, subprocess, sys
 import psutil
-from koncis_diag.priority import lower_priority
+from koncis_diag.collect.priority import lower_priority
 
 def prio(pid):
     process = psutil.Process(pid)

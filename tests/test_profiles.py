@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from koncis_diag.collectors.base import CollectContext
-from koncis_diag.collectors.jvm import JvmCollector
-from koncis_diag.collectors.registry import REGISTRY
-from koncis_diag.collectors.threaddump import ThreadDumpCollector
-from koncis_diag.discovery import discover
+from koncis_diag.collect.base import CollectContext
+from koncis_diag.collect.discovery import discover
+from koncis_diag.collect.jvm import JvmCollector
+from koncis_diag.collect.registry import REGISTRY
+from koncis_diag.collect.threaddump import ThreadDumpCollector
+from koncis_diag.consent.plan import make_plan
 from koncis_diag.errors import InputError
-from koncis_diag.plan import make_plan
 from koncis_diag.spec import FilesItem, QueryItem, ThreadDumpItem
 from koncis_diag.spec.profiles import (
     PROFILE_NAMES,
@@ -167,7 +167,7 @@ def test_jira_profile_bundle_on_the_sample_tree(tmp_path: Path, registered: None
     Queries are left out: the sample's database server (``db01.acme-corp.example`` in its
     ``dbconfig.xml``) does not exist; the database tests cover real servers.
     """
-    from koncis_diag.consent import AssumeYes
+    from koncis_diag.consent.decision import AssumeYes
     from koncis_diag.console import UI
     from koncis_diag.pipeline import RunOptions, run_collection
 

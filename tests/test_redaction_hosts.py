@@ -255,8 +255,8 @@ def test_scan_over_the_config_items_of_the_demo_server(
 ) -> None:
     """The pipeline's way: the config collector's outputs (source, chunks, format) are
     scanned before anything is collected, then every later output loses the names."""
-    from koncis_diag.collectors.base import CollectContext, StreamOutput
-    from koncis_diag.collectors.registry import REGISTRY
+    from koncis_diag.collect.base import CollectContext, StreamOutput
+    from koncis_diag.collect.registry import REGISTRY
     from koncis_diag.spec import load_spec
 
     spec = load_spec(demo_server["spec"], {"demo_root": str(demo_server["root"])})

@@ -20,12 +20,12 @@ from typing import Callable
 
 import pytest
 
-from koncis_diag.analyze import analyze_bundle
 from koncis_diag.bundle import Staging, write_archive
-from koncis_diag.bundle.inspect import inspect_bundle, verify_bundle
 from koncis_diag.bundle.reader import ReadLimits
 from koncis_diag.errors import BundleError
-from koncis_diag.merge import merge_bundles
+from koncis_diag.support.analyze import analyze_bundle
+from koncis_diag.support.inspect import inspect_bundle, verify_bundle
+from koncis_diag.support.merge import merge_bundles
 from tests.test_reliability_helpers import base_env
 
 TOP = "koncis-diag-t-20261129T000000Z"
@@ -300,7 +300,7 @@ def test_a_manifest_that_lies_about_sizes_is_reported_not_trusted(
 DRIVER = textwrap.dedent(
     """
     import contextlib, io, json, sys
-    from koncis_diag.cli import main
+    from koncis_diag.cli.main import main
 
     results = {}
     for case, argv in json.loads(sys.argv[1]).items():

@@ -69,10 +69,10 @@ def test_a_hanging_command_is_killed_with_its_process_group(tmp_path: Path) -> N
 def test_a_database_that_stops_answering_mid_result_does_not_hang(
     postgres_server: DatabaseServer,  # noqa: F811 - fixture
 ) -> None:
-    from koncis_diag.databases import parse_database_url
-    from koncis_diag.databases.drivers import open_session
-    from koncis_diag.databases.session import ServerQuery
-    from koncis_diag.databases.values import QueryLimits
+    from koncis_diag.collect.databases import parse_database_url
+    from koncis_diag.collect.databases.drivers import open_session
+    from koncis_diag.collect.databases.session import ServerQuery
+    from koncis_diag.collect.databases.values import QueryLimits
 
     server = postgres_server
     url = parse_database_url(server.url())

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from koncis_diag.collectors.base import CollectContext, StreamOutput
-from koncis_diag.collectors.files import FilesCollector
-from koncis_diag.collectors.rootpath import resolve_server_path
+from koncis_diag.collect.base import CollectContext, StreamOutput
+from koncis_diag.collect.files import FilesCollector
+from koncis_diag.collect.rootpath import resolve_server_path
 from koncis_diag.spec import FilesItem
 from tests import test_reliability_helpers as helpers
 from tests.test_reliability_helpers import (

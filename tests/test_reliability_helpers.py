@@ -196,7 +196,7 @@ def unprivileged() -> Optional[Unprivileged]:
             continue
         try:
             probe = subprocess.run(
-                [python, "-c", "import click, rich, yaml, psutil, koncis_diag.cli"],
+                [python, "-c", "import click, rich, yaml, psutil, koncis_diag.cli.main"],
                 env={"PATH": "/usr/bin:/bin", "PYTHONPATH": pythonpath, "HOME": "/"},
                 capture_output=True,
                 timeout=60,

@@ -100,7 +100,7 @@ SPEC_CASES: dict[str, tuple[bytes, str, str]] = {
 DRIVER = textwrap.dedent(
     """
     import contextlib, io, json, sys
-    from koncis_diag.cli import main
+    from koncis_diag.cli.main import main
 
     results = {}
     for case, argv in json.loads(sys.argv[1]).items():

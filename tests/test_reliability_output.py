@@ -21,7 +21,7 @@ from typing import Callable
 import pytest
 
 from koncis_diag.bundle import Staging, bundle_base_name, write_archive
-from koncis_diag.bundle.inspect import verify_bundle
+from koncis_diag.support.inspect import verify_bundle
 from tests import test_reliability_helpers as helpers
 from tests.test_reliability_helpers import (
     STAGING_PREFIX,

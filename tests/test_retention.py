@@ -12,7 +12,12 @@ import pytest
 from koncis_diag.bundle.age_keys import generate_identity
 from koncis_diag.bundle.crypto import encrypting_writer
 from koncis_diag.errors import InputError, KoncisError
-from koncis_diag.retention import default_delete_after, delete_after_of, parse_retention, purge
+from koncis_diag.support.retention import (
+    default_delete_after,
+    delete_after_of,
+    parse_retention,
+    purge,
+)
 from tests.test_analyze import APP_LOG, build_bundle
 
 NOW = datetime(2027, 3, 1, 12, 0, tzinfo=timezone.utc)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from koncis_diag.databases.guard import check_read_only_sql
-from koncis_diag.databases.sql_allowlist import ALLOWLIST_FILE, allowed_functions
+from koncis_diag.collect.databases.guard import check_read_only_sql
+from koncis_diag.collect.databases.sql_allowlist import ALLOWLIST_FILE, allowed_functions
 from koncis_diag.errors import InputError
 from koncis_diag.spec.profiles import PROFILE_NAMES, profile_path
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from koncis_diag.databases.guard import check_read_only_sql
+from koncis_diag.collect.databases.guard import check_read_only_sql
 from koncis_diag.errors import ExitCode, InputError
 
 ALLOWED = [

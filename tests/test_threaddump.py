@@ -17,15 +17,15 @@ from typing import Optional
 
 import pytest
 
-from koncis_diag.collectors.base import CollectContext, StreamOutput
-from koncis_diag.collectors.jvm import (
+from koncis_diag.collect.base import CollectContext, StreamOutput
+from koncis_diag.collect.discovery import ProcessFacts
+from koncis_diag.collect.jvm import (
     JvmCollector,
     garbage_collector,
     heap_settings,
     parse_jvm_size,
 )
-from koncis_diag.collectors.threaddump import ThreadDumpCollector, dump_tools
-from koncis_diag.discovery import ProcessFacts
+from koncis_diag.collect.threaddump import ThreadDumpCollector, dump_tools
 from koncis_diag.spec import JvmItem, ThreadDumpItem
 
 JAVA = shutil.which("java")

@@ -14,10 +14,10 @@ from typing import Any, Optional
 from koncis_diag import __version__
 from koncis_diag.bundle.manifest import FORMAT, FORMAT_VERSION
 from koncis_diag.bundle.staging import Staging
+from koncis_diag.collect.results import RunResult
 from koncis_diag.redaction import Redactor
-from koncis_diag.results import RunResult
-from koncis_diag.retention import default_delete_after
 from koncis_diag.spec import Spec
+from koncis_diag.support.retention import default_delete_after
 
 log = logging.getLogger("koncis_diag")
 

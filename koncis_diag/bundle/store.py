@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any, Optional
 
 from koncis_diag.bundle.staging import Staging
-from koncis_diag.collectors.base import StreamOutput, TableOutput
+from koncis_diag.collect.base import StreamOutput, TableOutput
+from koncis_diag.collect.results import OutputRecord
 from koncis_diag.console import ProgressReporter
-from koncis_diag.parallel import ParallelRedaction
 from koncis_diag.redaction import Redactor
-from koncis_diag.results import OutputRecord
+from koncis_diag.redaction.parallel import ParallelRedaction
 
 
 def store_output(

@@ -139,6 +139,6 @@ def _windows(data: Union[bytes, Iterable[bytes]]) -> Iterator[bytes]:
 
 
 def _guess_format(name: str) -> str:
-    from koncis_diag.collectors.formats import format_for_name
+    from koncis_diag.collect.formats import format_for_name
 
     return format_for_name(name.replace("\\", "/").rsplit("/", 1)[-1])

@@ -29,7 +29,7 @@ from koncis_diag.redaction.leakcheck import (
     _scan_piece,
     _sequential,
 )
-from koncis_diag.worker_signals import signals_held, worker_takes_signals
+from koncis_diag.redaction.worker_signals import signals_held, worker_takes_signals
 
 if TYPE_CHECKING:
     from koncis_diag.redaction.engine import Engine

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Optional, Union
 
-from koncis_diag.collectors.base import split_argv_for_display
+from koncis_diag.collect.base import split_argv_for_display
 from koncis_diag.spec.model import (
     BUNDLE_FOLDER,
     PRODUCTS,
@@ -328,7 +328,7 @@ def _guard_every_query(spec: Spec) -> None:
     """The SQL guard, as ``plan`` applies it: ``InputError`` (file:line, item) for any query
     or identity query that would be refused, with its database's dialect where the URL
     tells it and every variant where only the server will."""
-    from koncis_diag.databases.runner import check_all_sql, item_url
+    from koncis_diag.collect.databases.runner import check_all_sql, item_url
 
     database_items: list[Union[QueryItem, IdentityQuery]] = [
         i for i in spec.items if isinstance(i, QueryItem)

@@ -57,7 +57,7 @@ _REQUIRED_KEYS = {
 }
 #: Kinds whose name and whole body may be left out (``- system:``).
 _DEFAULT_NAMES = {"system": "system", "threaddump": "threaddumps", "jvm": "jvm"}
-#: Database kinds a query's ``sql:`` mapping may name (as in ``koncis_diag.databases``).
+#: Database kinds a query's ``sql:`` mapping may name (as in ``koncis_diag.collect.databases``).
 SQL_KINDS = ("postgresql", "mysql", "sqlserver", "oracle", "sqlite", "default")
 MAX_THREAD_DUMPS = 100
 MAX_DUMP_INTERVAL = 600.0

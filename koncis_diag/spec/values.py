@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from koncis_diag.databases import DatabaseURLError, is_local_host, parse_database_url
+from koncis_diag.collect.databases import DatabaseURLError, is_local_host, parse_database_url
 from koncis_diag.yamlio import Origin, describe_value
 
 _URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")

@@ -104,8 +104,8 @@ def redaction_target(data: bytes, fmt: str = "log") -> None:
 def bundle_target(data: bytes, name: str = "bundle.zip") -> None:
     """An untrusted bundle: inspect and verify report or raise ``BundleError`` (one line),
     and never write a file anywhere."""
-    from koncis_diag.bundle.inspect import inspect_bundle, verify_bundle
     from koncis_diag.bundle.reader import ReadLimits
+    from koncis_diag.support.inspect import inspect_bundle, verify_bundle
 
     limits = ReadLimits(max_entries=2000, max_total_bytes=64 * 1024 * 1024)
     path, folder = _in_temp_file(data, name)

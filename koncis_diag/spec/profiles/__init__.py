@@ -21,7 +21,7 @@ from koncis_diag.spec import PRODUCTS, Spec
 from koncis_diag.yamlio import NOWHERE, Origin, YamlDocument, load_yaml_file
 
 if TYPE_CHECKING:
-    from koncis_diag.discovery import Installation, ProcessFacts
+    from koncis_diag.collect.discovery import Installation, ProcessFacts
     from koncis_diag.spec.reader import DocReader
 
 PROFILE_DIR = Path(__file__).resolve().parent
@@ -130,7 +130,7 @@ def spec_for_machine(
 ) -> tuple[Spec, list[Installation]]:
     """``koncis-diag collect|plan`` without a spec: discover, then the given profiles (or those
     of the products found, see ``profiles_for``) with the discovered paths."""
-    from koncis_diag.discovery import discover
+    from koncis_diag.collect.discovery import discover
 
     installations = discover(root, processes)
     chosen = list(names) or profiles_for(installations)
@@ -146,7 +146,7 @@ def load_spec_for_machine(
 ) -> Spec:
     """``--spec FILE``: the file, with the variables discovery finds below ``root``
     (``jira_home``, ...) available to it and to the profile it starts from."""
-    from koncis_diag.discovery import discover
+    from koncis_diag.collect.discovery import discover
     from koncis_diag.spec import load_spec
 
     installations = discover(root, processes)
