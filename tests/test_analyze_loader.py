@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from koncis_diag.errors import InputError
-from koncis_diag.support.analyze.globs import compile_glob, glob_problem
+from koncis_diag.globs import compile_glob
+from koncis_diag.support.analyze.globs import glob_problem
 from koncis_diag.support.analyze.loader import load_checks
 
 HEAD = """\
@@ -172,4 +173,4 @@ def test_alias_bomb_is_refused(tmp_path: Path) -> None:
 )
 def test_globs(pattern: str, path: str, matches: bool) -> None:
     assert glob_problem(pattern) is None
-    assert bool(compile_glob(pattern).fullmatch(path)) is matches
+    assert bool(compile_glob(pattern, segments=True).fullmatch(path)) is matches

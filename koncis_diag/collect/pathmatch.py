@@ -15,7 +15,6 @@ Rules:
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import stat
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from koncis_diag.collect.base import CollectContext
 from koncis_diag.collect.compression import strip_compression_suffix
 from koncis_diag.collect.textio import file_type_name, os_error_reason
 from koncis_diag.errors import InputError
+from koncis_diag.globs import glob_match
 from koncis_diag.spec import FilesItem
 
 _WILDCARD_CHARS = frozenset("*?[")
@@ -100,7 +100,7 @@ def _split(path: str) -> list[str]:
 def _name_matches(name: str, piece: str) -> bool:
     if name.startswith(".") and not piece.startswith("."):
         return False
-    return fnmatch.fnmatchcase(name, piece)
+    return glob_match(name, piece)
 
 
 def is_excluded(server_path: str, exclude: Sequence[str]) -> bool:
@@ -109,11 +109,11 @@ def is_excluded(server_path: str, exclude: Sequence[str]) -> bool:
     (``*.tmp``) and one not starting with ``/`` or ``*`` also matches the end of the path."""
     name = server_path.rpartition("/")[2]
     for pattern in exclude:
-        if fnmatch.fnmatchcase(server_path, pattern):
+        if glob_match(server_path, pattern):
             return True
-        if "/" not in pattern and fnmatch.fnmatchcase(name, pattern):
+        if "/" not in pattern and glob_match(name, pattern):
             return True
-        if not pattern.startswith(("/", "*")) and fnmatch.fnmatchcase(server_path, "*/" + pattern):
+        if not pattern.startswith(("/", "*")) and glob_match(server_path, "*/" + pattern):
             return True
     return False
 

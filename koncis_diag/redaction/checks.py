@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import fnmatch
 from pathlib import Path
 from typing import Union
 
 from koncis_diag.errors import InputError
+from koncis_diag.globs import compile_globs, glob_match
 from koncis_diag.redaction.detectors import build_detectors
 from koncis_diag.redaction.engine import Engine
-from koncis_diag.redaction.globs import compile_globs
 from koncis_diag.redaction.pseudonyms import Pseudonymizer
 from koncis_diag.redaction.rules import Rule, load_rules_file, merge
 from koncis_diag.redaction.ruleset import default_rules
@@ -40,10 +39,7 @@ def _hits(rule: Rule, pseudonymizer: Pseudonymizer, example: str) -> bool:
         return globs is not None and globs.match(example.encode("utf-8")) is not None
     if rule.kind == "files":
         name = example.rstrip("/").rsplit("/", 1)[-1].lower()
-        return any(
-            fnmatch.fnmatchcase(example.lower() if "/" in g else name, g.lower())
-            for g in rule.files
-        )
+        return any(glob_match(example.lower() if "/" in g else name, g.lower()) for g in rule.files)
     return _text_counts(rule, pseudonymizer, example) > 0
 
 

@@ -26,8 +26,8 @@ from bisect import bisect_left
 from collections.abc import Generator
 from typing import Optional
 
+from koncis_diag.globs import compile_globs
 from koncis_diag.redaction.continued_keys import continued_key_hits
-from koncis_diag.redaction.globs import compile_globs
 from koncis_diag.redaction.keyvalues import (
     BARE_VALUE,
     CACHE_SIZE,

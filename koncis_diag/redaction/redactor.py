@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import threading
 from collections import Counter
@@ -12,9 +11,9 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from koncis_diag.errors import InputError
+from koncis_diag.globs import compile_globs, glob_match
 from koncis_diag.redaction.detectors import build_detectors
 from koncis_diag.redaction.engine import Engine
-from koncis_diag.redaction.globs import compile_globs
 from koncis_diag.redaction.learning import (
     HOSTS_RULE,
     USERS_RULE,
@@ -76,7 +75,7 @@ class Redactor:
         for rule in self._files:
             for glob in rule.files:
                 target = text.lower() if "/" in glob else name
-                if fnmatch.fnmatchcase(target, glob.lower()):
+                if glob_match(target, glob.lower()):
                     return f"rule {rule.name}: file name matches {glob}"
         return None
 

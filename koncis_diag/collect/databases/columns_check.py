@@ -19,7 +19,7 @@ from sqlparse import lexer
 from sqlparse import tokens as T
 
 from koncis_diag.errors import InputError
-from koncis_diag.redaction.globs import compile_globs
+from koncis_diag.globs import compile_globs
 from koncis_diag.redaction.rules import Rule
 from koncis_diag.redaction.ruleset import all_rules
 from koncis_diag.spec import QueryItem, Spec

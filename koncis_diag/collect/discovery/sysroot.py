@@ -8,11 +8,12 @@ bounded: small configuration files only, FIFOs and devices are never opened.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import stat
 from pathlib import Path
 from typing import Optional
+
+from koncis_diag.globs import glob_match
 
 #: Configuration files read by discovery are small; anything larger is not what we look for.
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -82,9 +83,7 @@ class SysRoot:
     def glob(self, server_dir: str, pattern: str) -> list[str]:
         """Server paths of the entries of one directory matching a simple pattern."""
         return [
-            join(server_dir, name)
-            for name in self.listdir(server_dir)
-            if fnmatch.fnmatchcase(name, pattern)
+            join(server_dir, name) for name in self.listdir(server_dir) if glob_match(name, pattern)
         ]
 
     def read_text(self, server_path: str, limit: int = MAX_CONFIG_BYTES) -> Optional[str]:

@@ -1,14 +1,15 @@
-"""Glob patterns over bundle paths (``files/**/atlassian-*.log*``).
+"""Which glob patterns can select bundle paths (``files/**/atlassian-*.log*``).
 
-``*`` and ``?`` stay inside one path component, ``**`` spans any number of components (also
-none), ``[abc]`` / ``[!abc]`` are character classes. Matching is on the whole path, relative to
-a node's folder (the bundle's top folder for a single-node bundle).
+The dialect is the package's one (``koncis_diag.globs``, on path segments); matching is on the
+whole path, relative to a node's folder (the bundle's top folder for a single-node bundle).
 """
 
 from __future__ import annotations
 
 import re
 from typing import Optional
+
+from koncis_diag.globs import compile_glob, reversed_range
 
 
 def glob_problem(pattern: str) -> Optional[str]:
@@ -27,48 +28,11 @@ def glob_problem(pattern: str) -> Optional[str]:
             depth -= 1
     if depth:
         return f"'{pattern}' has an unclosed '['"
+    backwards = reversed_range(pattern)
+    if backwards is not None:
+        return f"'{pattern}' is not a valid pattern (bad character range {backwards})"
     try:
-        compile_glob(pattern)
+        compile_glob(pattern, segments=True)
     except re.error as err:
         return f"'{pattern}' is not a valid pattern ({err})"
     return None
-
-
-def glob_to_regex(pattern: str) -> str:
-    out: list[str] = []
-    index, size = 0, len(pattern)
-    while index < size:
-        char = pattern[index]
-        if pattern.startswith("**/", index):
-            out.append("(?:[^/]*/)*")
-            index += 3
-        elif pattern.startswith("**", index):
-            out.append(".*")
-            index += 2
-        elif char == "*":
-            out.append("[^/]*")
-            index += 1
-        elif char == "?":
-            out.append("[^/]")
-            index += 1
-        elif char == "[":
-            end = pattern.find("]", index + 2 if pattern.startswith("[!", index) else index + 1)
-            if end < 0:
-                out.append(re.escape(char))
-                index += 1
-                continue
-            body = pattern[index + 1 : end]
-            negate = body.startswith("!")
-            if negate:
-                body = body[1:]
-            body = body.replace("\\", "\\\\").replace("^", "\\^").replace("[", "\\[")
-            out.append(f"[^/{body}]" if negate else f"[{body}]")
-            index = end + 1
-        else:
-            out.append(re.escape(char))
-            index += 1
-    return "".join(out)
-
-
-def compile_glob(pattern: str) -> re.Pattern[str]:
-    return re.compile(glob_to_regex(pattern), re.DOTALL)

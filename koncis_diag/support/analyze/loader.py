@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from koncis_diag.globs import compile_glob
 from koncis_diag.spec.units import parse_duration
 from koncis_diag.support.analyze.checks import (
     COMPARISONS,
@@ -29,7 +30,7 @@ from koncis_diag.support.analyze.checks import (
     SystemRule,
     TimeJumpRule,
 )
-from koncis_diag.support.analyze.globs import compile_glob, glob_problem
+from koncis_diag.support.analyze.globs import glob_problem
 from koncis_diag.yamlio import (
     KeyPath,
     YamlDocument,
@@ -380,7 +381,7 @@ class _ChecksReader:
             problem = glob_problem(text)
             if problem is not None:
                 raise self.doc.error((*path, index), f"file pattern {problem}")
-            globs.append(Glob(text, compile_glob(text)))
+            globs.append(Glob(text, compile_glob(text, segments=True)))
         return tuple(globs)
 
     def _json_paths(self, path: KeyPath, value: Any) -> JsonPaths:
