@@ -15,8 +15,8 @@ import pytest
 from koncis_diag.collect.base import CollectContext, StreamOutput
 from koncis_diag.collect.files import FilesCollector
 from koncis_diag.collect.textio import CHUNK_SIZE
-from koncis_diag.collect.timestamps import HEAD_BYTES
 from koncis_diag.spec import FilesItem, Since
+from koncis_diag.timestamps import HEAD_BYTES
 
 FILES = FilesCollector()
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from koncis_diag.collect.timestamps import line_timestamp
 from koncis_diag.collect.window import WindowFilter, find_window_start
+from koncis_diag.timestamps import line_timestamp
 
 UTC_2026_11_28_100203 = calendar.timegm((2026, 11, 28, 10, 2, 3, 0, 0, 0))
 LOCAL_2026_11_28_100203 = time.mktime((2026, 11, 28, 10, 2, 3, 0, 0, -1))
@@ -151,3 +151,22 @@ def test_find_window_start_is_a_safe_lower_bound(
     assert b"".join(window.filter([data[start:]])) == data[first_new:]
     if old_count > 3000:
         assert start > 0  # it did seek
+
+
+def test_one_parser_two_readings() -> None:
+    """The since window and analyze's timeline read the same stamp (issue 16: one parser):
+    epoch seconds with the zone applied, or the wall-clock time as written."""
+    from datetime import datetime
+
+    from koncis_diag.support.analyze.lines import line_time
+
+    line = "2026-11-28T10:02:03.5+01:00 ERROR boom"
+    assert line_timestamp(line.encode()) == 1795856523.5
+    assert line_time(line) == datetime(2026, 11, 28, 10, 2, 3, 500000)
+    assert line_time("28-Nov-2026 10:02:03.123 SEVERE x") == datetime(
+        2026, 11, 28, 10, 2, 3, 123000
+    )
+    # an access-log stamp is inside the line: the window uses it, the timeline does not
+    access = '10.0.0.1 - - [28/Nov/2026:10:02:03 +0000] "GET / HTTP/1.1" 500 1'
+    assert line_timestamp(access.encode()) == 1795860123.0
+    assert line_time(access) is None

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Iterator
 from datetime import timedelta, timezone
 from typing import Optional
 
-from koncis_diag.collect.timestamps import HEAD_BYTES, line_timestamp
 from koncis_diag.spec import Since
+from koncis_diag.timestamps import HEAD_BYTES, line_timestamp
 
 #: The binary search stops when the remaining range is this small (then it streams).
 SEARCH_GRANULARITY = 64 * 1024

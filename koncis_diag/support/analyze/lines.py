@@ -13,22 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO, Optional
 
+from koncis_diag.timestamps import line_stamp
+
 MAX_LINE_BYTES = 64 * 1024
 #: Evidence lines are cut to this many characters.
 EVIDENCE_CHARS = 300
 SNIFF_BYTES = 8192
+_STAMP_CHARS = 48  # a line's timestamp is within its first characters
 
-_MONTHS = {
-    name: number
-    for number, name in enumerate(
-        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
-        start=1,
-    )
-}
-# 2026-11-28 10:02:03,123 / 2026-11-28T10:02:03.123+01:00 / [2026-11-28T10:02:03.123+0100]
-_ISO = re.compile(r"\[?(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?")
-# 28-Nov-2026 10:02:03.123 (Tomcat)
-_TOMCAT = re.compile(r"(\d{2})-([A-Za-z]{3})-(\d{4}) (\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?")
 _LEVEL = re.compile(
     r"\b(TRACE|DEBUG|FINE|FINER|FINEST|CONFIG|INFO|WARN|WARNING|ERROR|FATAL|SEVERE)\b"
 )
@@ -81,26 +73,13 @@ def line_time(text: str) -> Optional[datetime]:
     """The timestamp starting a log line, as written (server wall-clock time, no zone).
 
     Zones written in the line are ignored on purpose: all logs of one server are written in its
-    local time, so wall-clock hours line up across them.
+    local time, so wall-clock hours line up across them. Access-log stamps inside the line are
+    not a line's start (``koncis_diag.timestamps`` reads the shapes).
     """
-    head = text[:48]
-    match = _ISO.match(head)
-    if match:
-        year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-        fraction = match.group(7)
-    else:
-        match = _TOMCAT.match(head)
-        if not match:
-            return None
-        month = _MONTHS.get(match.group(2).lower(), 0)
-        day, year = int(match.group(1)), int(match.group(3))
-        hour, minute, second = int(match.group(4)), int(match.group(5)), int(match.group(6))
-        fraction = match.group(7)
-    micro = int((fraction or "0")[:6].ljust(6, "0"))
-    try:
-        return datetime(year, month, day, hour, minute, min(second, 59), micro)
-    except ValueError:
+    stamp = line_stamp(text[:_STAMP_CHARS].encode("utf-8", "replace"))
+    if stamp is None or stamp.shape == "access":
         return None
+    return stamp.wall_clock()
 
 
 def line_level(text: str) -> Optional[str]:

@@ -1,4 +1,5 @@
-"""Find the timestamp at the start of a log line, as epoch seconds.
+"""The one parser of log-line timestamps: the collector's ``since`` window reads them as epoch
+seconds (``line_timestamp``), analyze's timeline as the server's wall-clock time (``LineStamp``).
 
 Only the head of a line is looked at (``HEAD_BYTES``), so a 50 MB single line costs nothing.
 Supported shapes (the ones found on Atlassian hosts):
@@ -18,6 +19,8 @@ from __future__ import annotations
 import calendar
 import re
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Optional
 
 #: How many bytes at the start of a line are enough to find its timestamp.
@@ -69,35 +72,61 @@ def _zone_offset_seconds(zone: bytes) -> Optional[int]:
     return sign * (hours * 3600 + minutes * 60)
 
 
-def _to_epoch(
-    year: int,
-    month: int,
-    day: int,
-    hour: int,
-    minute: int,
-    second: int,
+@dataclass(frozen=True)
+class LineStamp:
+    """A timestamp as written at the start of a line: its fields, its zone when it has one
+    (seconds east of UTC) and its shape (``iso``, ``tomcat`` or ``access``)."""
+
+    year: int
+    month: int
+    day: int
+    hour: int
+    minute: int
+    second: int
+    fraction: bytes  # the digits after the seconds' separator, b"" when none
+    offset: Optional[int]
+    shape: str
+
+    def epoch(self) -> Optional[float]:
+        """Seconds since the epoch; a stamp without a zone is the server's local time."""
+        if not (1 <= self.month <= 12 and 1 <= self.day <= 31):
+            return None
+        fields = (self.year, self.month, self.day, self.hour, self.minute, min(self.second, 59))
+        try:
+            if self.offset is None:
+                whole = time.mktime((*fields, 0, 0, -1))  # naive: local time of the server
+            else:
+                whole = calendar.timegm((*fields, 0, 0, -1)) - self.offset
+        except (OverflowError, ValueError):
+            return None
+        if self.fraction:
+            whole += int(self.fraction) / (10 ** len(self.fraction))
+        return whole
+
+    def wall_clock(self) -> Optional[datetime]:
+        """The time as written (no zone applied), or None for an impossible date."""
+        micro = int(self.fraction[:6].ljust(6, b"0")) if self.fraction else 0
+        try:
+            fields = (self.year, self.month, self.day, self.hour, self.minute)
+            return datetime(*fields, min(self.second, 59), micro)
+        except ValueError:
+            return None
+
+
+def _stamp(
+    fields: tuple[int, int, int, int, int, int],
     fraction: Optional[bytes],
-    zone_offset: Optional[int],
-) -> Optional[float]:
-    if not (1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59):
+    offset: Optional[int],
+    shape: str,
+) -> Optional[LineStamp]:
+    _, _, _, hour, minute, second = fields
+    if hour > 23 or minute > 59 or second > 60:
         return None
-    if second > 60:
-        return None
-    fields = (year, month, day, hour, minute, min(second, 59), 0, 0, -1)
-    try:
-        if zone_offset is None:
-            whole = time.mktime(fields)  # naive: local time of the server
-        else:
-            whole = calendar.timegm(fields) - zone_offset
-    except (OverflowError, ValueError):
-        return None
-    if fraction:
-        whole += int(fraction) / (10 ** len(fraction))
-    return whole
+    return LineStamp(*fields, fraction or b"", offset, shape)
 
 
-def line_timestamp(line_head: bytes) -> Optional[float]:
-    """The timestamp starting the line (epoch seconds), or None when it has none."""
+def line_stamp(line_head: bytes) -> Optional[LineStamp]:
+    """The timestamp starting the line, or None when it has none."""
     head = line_head[:HEAD_BYTES]
     if head.startswith(_UTF8_BOM):
         head = head[len(_UTF8_BOM) :]
@@ -108,23 +137,29 @@ def line_timestamp(line_head: bytes) -> Optional[float]:
         offset = _zone_offset_seconds(zone) if zone else None
         if zone and offset is None:
             return None
-        return _to_epoch(year, month, day, hour, minute, second, match.group(7), offset)
+        return _stamp((year, month, day, hour, minute, second), match.group(7), offset, "iso")
     match = _TOMCAT.match(head)
     if match:
-        return _day_month_year_epoch(match, match.group(7), None)
+        return _day_month_year(match, match.group(7), None, "tomcat")
     match = _ACCESS_LOG.search(head)
     if match:
-        return _day_month_year_epoch(match, None, _zone_offset_seconds(match.group(7)))
+        return _day_month_year(match, None, _zone_offset_seconds(match.group(7)), "access")
     return None
 
 
-def _day_month_year_epoch(
-    match: re.Match[bytes], fraction: Optional[bytes], offset: Optional[int]
-) -> Optional[float]:
+def line_timestamp(line_head: bytes) -> Optional[float]:
+    """The timestamp starting the line (epoch seconds), or None when it has none."""
+    stamp = line_stamp(line_head)
+    return stamp.epoch() if stamp is not None else None
+
+
+def _day_month_year(
+    match: re.Match[bytes], fraction: Optional[bytes], offset: Optional[int], shape: str
+) -> Optional[LineStamp]:
     """Tomcat (``28-Nov-2026 10:02:03.123``) and access-log (``28/Nov/2026:10:02:03 +0000``)
     stamps: groups 1-6 are day, month name, year, hour, minute, second."""
     month_number = _MONTHS.get(match.group(2).lower())
     if month_number is None:
         return None
     day, year, hour, minute, second = (int(match.group(g)) for g in (1, 3, 4, 5, 6))
-    return _to_epoch(year, month_number, day, hour, minute, second, fraction, offset)
+    return _stamp((year, month_number, day, hour, minute, second), fraction, offset, shape)
