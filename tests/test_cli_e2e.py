@@ -4,9 +4,6 @@ path, interruption, and bad input. Runs `python -m koncis_diag` in subprocesses.
 from __future__ import annotations
 
 import json
-import os
-import pty
-import select
 import signal
 import subprocess
 import tarfile
@@ -18,6 +15,7 @@ from typing import Optional
 import pytest
 
 from tests.conftest import cli_env, koncis_cmd
+from tests.terminal import on_terminal
 
 # Values planted in the demo server that must never reach a bundle.
 DEMO_SECRETS = [
@@ -236,40 +234,15 @@ def _run_on_pty(
     args: list[str], answers: list[str], timeout: float = 240
 ) -> subprocess.CompletedProcess:
     """Run the CLI with a real terminal on stdin and type answers as prompts appear."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        koncis_cmd(*args),
-        stdin=slave,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    shown = on_terminal(
+        args,
+        answers=answers,
+        on_pty=("stdin",),
+        prompt_ends=("]", ":", "."),
         env=cli_env(),
-        text=True,
+        timeout=timeout,
     )
-    os.close(slave)
-    try:
-        stderr_chunks: list[str] = []
-        pending = list(answers)
-        deadline = time.monotonic() + timeout
-        assert proc.stderr is not None
-        while proc.poll() is None and time.monotonic() < deadline:
-            ready, _, _ = select.select([proc.stderr], [], [], 0.2)
-            if ready:
-                chunk = os.read(proc.stderr.fileno(), 65536).decode("utf-8", "replace")
-                stderr_chunks.append(chunk)
-                text = "".join(stderr_chunks)
-                # answer once per prompt (prompts end with "] " or ": ")
-                while pending and text.rstrip(" ").endswith(("]", ":", ".")) and text.endswith(" "):
-                    os.write(master, (pending.pop(0) + "\n").encode())
-                    stderr_chunks.append("\n")
-                    text += "\n"
-        stdout, rest = proc.communicate(timeout=max(1, deadline - time.monotonic()))
-        return subprocess.CompletedProcess(
-            args, proc.returncode, stdout, "".join(stderr_chunks) + rest
-        )
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
+    return subprocess.CompletedProcess(args, shown.code, shown.stdout, shown.stderr)
 
 
 def test_interactive_yes_yes(demo_server: dict[str, Path], out: Path) -> None:

@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
-import select
 import subprocess
 from pathlib import Path
 
@@ -14,6 +11,7 @@ import pytest
 
 from koncis_diag.cli.docs_topics import TOPICS
 from tests.conftest import REPO, cli_env, koncis_cmd
+from tests.terminal import on_terminal
 
 DOCS = REPO / "docs"
 
@@ -31,31 +29,15 @@ def run(*args: str, **env: str) -> subprocess.CompletedProcess:
 
 def run_on_a_terminal(*args: str, **env: str) -> tuple[int, bytes]:
     """The CLI with its stdout on a pseudo-terminal; what the terminal received."""
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(
-        koncis_cmd(*args),
-        stdin=subprocess.DEVNULL,
-        stdout=follower,
-        stderr=subprocess.PIPE,
+    shown = on_terminal(
+        args,
+        on_pty=("stdout",),
+        columns=100,
+        lines=40,
         env=cli_env(TERM="xterm-256color", COLUMNS="100", LINES="40", **env),
     )
-    os.close(follower)
-    received = b""
-    while True:
-        ready, _, _ = select.select([leader], [], [], 60)
-        if not ready:
-            process.kill()
-            raise AssertionError("the command hung on the terminal")
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the other side closed (EIO)
-            break
-        if not chunk:
-            break
-        received += chunk
-    os.close(leader)
-    assert process.wait(timeout=60) == 0, process.stderr.read() if process.stderr else ""
-    return process.returncode, received
+    assert shown.code == 0, shown.stderr
+    return shown.code, shown.raw
 
 
 def test_every_doc_is_a_topic_and_every_topic_a_doc() -> None:

@@ -4,27 +4,21 @@ real CLI."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
-import select
 import sqlite3
-import struct
 import subprocess
-import termios
-import time
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Optional
 
-import pyte
 import pytest
 
 from koncis_diag.redaction.mapping_store import timestamp, unix_seconds
 from koncis_diag.redaction.pseudonyms import MAPPING_FILE, Pseudonymizer
 from tests.conftest import cli_env, koncis_cmd, python_script
+from tests.terminal import on_terminal
 
 TEXT = (
     "login anna.smith@acme-corp.example from 203.0.113.17 user=jdoe\n"
@@ -162,35 +156,9 @@ def test_show_piped_is_plain_and_fits_80_columns(state: Path) -> None:
 def _on_terminal(args: list[str], env: dict[str, str], answers: tuple[str, ...] = ()) -> tuple:
     """Run the CLI on an 80-column terminal (stdin, stdout and stderr), typing ``answers``
     after each prompt; returns (exit code, raw output, the screen's lines)."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 60, 80, 0, 0))
     env = {k: v for k, v in env.items() if k != "COLUMNS"}
-    proc = subprocess.Popen(koncis_cmd(*args), stdin=slave, stdout=slave, stderr=slave, env=env)
-    os.close(slave)
-    raw, pending, deadline = b"", list(answers), time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:  # the child closed the terminal
-                    break
-                if not chunk:
-                    break
-                raw += chunk
-                if pending and raw.rstrip(b" ").endswith(b"]"):
-                    os.write(master, (pending.pop(0) + "\n").encode())
-            elif proc.poll() is not None:
-                break
-        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
-    screen = pyte.Screen(80, 60)
-    pyte.ByteStream(screen).feed(raw)
-    return code, raw, [line.rstrip() for line in screen.display if line.strip()]
+    shown = on_terminal(args, answers=answers, columns=80, lines=60, env=env)
+    return shown.code, shown.raw, shown.screen(80, 60)
 
 
 def test_show_on_a_terminal_is_rich_and_fits_80_columns(state: Path) -> None:

@@ -4,23 +4,15 @@ the detail paged on a terminal only when the plan does not fit the screen."""
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import pty
 import re
-import select
-import struct
 import subprocess
-import termios
-import time
 from pathlib import Path
 
 from koncis_diag.console import human_size
+from tests import terminal
 from tests.conftest import cli_env, koncis_cmd
 from tests.test_cli_e2e import demo_args
-
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
 
 def on_terminal(
@@ -35,43 +27,15 @@ def on_terminal(
     """Run the CLI with stdin, stdout and stderr on one pseudo-terminal of this size; type
     ``answers`` as prompts appear. Returns the exit code and what the terminal showed, with
     colours removed and line ends as "\\n"."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
-    proc = subprocess.Popen(
-        koncis_cmd(*args),
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
+    shown = terminal.on_terminal(
+        args,
+        answers=answers,
+        columns=columns,
+        lines=lines,
         env=cli_env(COLUMNS=str(columns), LINES=str(lines), **env),
-        close_fds=True,
+        timeout=timeout,
     )
-    os.close(slave)
-    chunks: list[bytes] = []
-    pending = list(answers)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:  # the child closed the terminal
-                    break
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                text = b"".join(chunks).decode("utf-8", "replace")
-                if pending and text.rstrip(" ").endswith(("]", ":")) and text.endswith(" "):
-                    os.write(master, (pending.pop(0) + "\n").encode())
-            elif proc.poll() is not None:
-                break
-        code = proc.wait(timeout=max(1, deadline - time.monotonic()))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
-    shown = b"".join(chunks).decode("utf-8", "replace")
-    return code, _ANSI.sub("", shown).replace("\r\n", "\n")
+    return shown.code, shown.text
 
 
 def plan_json(args: list[str]) -> dict[str, object]:
