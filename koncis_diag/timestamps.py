@@ -1,5 +1,6 @@
-"""The one parser of log-line timestamps: the collector's ``since`` window reads them as epoch
-seconds (``line_timestamp``), analyze's timeline as the server's wall-clock time (``LineStamp``).
+"""The one parser of timestamps: a log line's (the collector's ``since`` window reads them as
+epoch seconds, ``line_timestamp``; analyze's timeline as the server's wall-clock time,
+``LineStamp``), and an instant a person typed (``parse_instant``, for ``since``).
 
 Only the head of a line is looked at (``HEAD_BYTES``), so a 50 MB single line costs nothing.
 Supported shapes (the ones found on Atlassian hosts):
@@ -20,7 +21,7 @@ import calendar
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Optional
 
 #: How many bytes at the start of a line are enough to find its timestamp.
@@ -57,6 +58,12 @@ _TOMCAT = re.compile(
     rb"(\d{2})-([A-Za-z]{3})-(\d{4}) (\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?(?!\d)"
 )
 _ACCESS_LOG = re.compile(rb"\[(\d{2})/([A-Za-z]{3})/(\d{4}):(\d{2}):(\d{2}):(\d{2}) ([+-]\d{4})\]")
+
+_INSTANT = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?\s*(Z|[+-]\d{2}:?\d{2})?)?",
+    re.IGNORECASE,
+)
 
 
 def _zone_offset_seconds(zone: bytes) -> Optional[int]:
@@ -163,3 +170,31 @@ def _day_month_year(
         return None
     day, year, hour, minute, second = (int(match.group(g)) for g in (1, 3, 4, 5, 6))
     return _stamp((year, month_number, day, hour, minute, second), fraction, offset, shape)
+
+
+def parse_instant(text: str) -> Optional[datetime]:
+    """An instant a person typed (``--since 2026-11-20T08:00``): ISO date or datetime -> aware
+    UTC datetime; naive means UTC. None if not that shape; ValueError if out of range."""
+    match = _INSTANT.fullmatch(text)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    tz = timezone.utc
+    if zone is not None and zone.upper() != "Z":
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        if offset >= timedelta(hours=24):
+            raise ValueError("offset out of range")
+        tz = timezone(sign * offset)
+    instant = datetime(
+        int(year),
+        int(month),
+        int(day),
+        int(hour or 0),
+        int(minute or 0),
+        int(second or 0),
+        int((fraction or "0").ljust(6, "0")),
+        tzinfo=tz,
+    )
+    return instant.astimezone(timezone.utc)

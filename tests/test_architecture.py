@@ -116,3 +116,21 @@ def test_no_module_grows_past_500_lines() -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _cycles(graph) == [{"a", "b", "c"}]
+
+
+def test_the_top_level_holds_at_most_10_modules() -> None:
+    """The stages are packages; the top level keeps only what every stage shares."""
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= 10, top
+
+
+def test_one_glob_dialect_and_one_timestamp_parser() -> None:
+    """Globs are translated only by koncis_diag/globs.py (no fnmatch elsewhere), and log-line
+    timestamps are read only by koncis_diag/timestamps.py."""
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        name = _module_name(path)
+        if name != "koncis_diag.globs":
+            assert "import fnmatch" not in text, name
+        if name != "koncis_diag.timestamps":
+            assert "_MONTHS" not in text and "(\\d{4})-(\\d{2})-(\\d{2})" not in text, name

@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Optional
 
+from koncis_diag.timestamps import parse_instant
 from koncis_diag.yamlio import NOWHERE, Origin, describe_value
 
 
@@ -43,12 +44,6 @@ _DURATION_PART = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d|w)", re.IGN
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PLAIN_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 MAX_SINCE = timedelta(days=100 * 366)
-
-_ISO = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})"
-    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?\s*(Z|[+-]\d{2}:?\d{2})?)?",
-    re.IGNORECASE,
-)
 
 
 def parse_size(value: Any, origin: Origin = NOWHERE) -> int:
@@ -107,33 +102,6 @@ def parse_duration(value: Any, origin: Origin = NOWHERE) -> float:
     return seconds
 
 
-def _parse_instant(text: str) -> Optional[datetime]:
-    """ISO date or datetime -> aware UTC datetime; naive means UTC. None if not that shape."""
-    match = _ISO.fullmatch(text)
-    if match is None:
-        return None
-    year, month, day, hour, minute, second, fraction, zone = match.groups()
-    tz = timezone.utc
-    if zone is not None and zone.upper() != "Z":
-        sign = -1 if zone[0] == "-" else 1
-        digits = zone[1:].replace(":", "")
-        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-        if offset >= timedelta(hours=24):
-            raise ValueError("offset out of range")
-        tz = timezone(sign * offset)
-    instant = datetime(
-        int(year),
-        int(month),
-        int(day),
-        int(hour or 0),
-        int(minute or 0),
-        int(second or 0),
-        int((fraction or "0").ljust(6, "0")),
-        tzinfo=tz,
-    )
-    return instant.astimezone(timezone.utc)
-
-
 def _no_unit(number: Any) -> str:
     return f"{number} has no unit: write {number}d for days or {number}h for hours"
 
@@ -154,7 +122,7 @@ def parse_since(value: Any, origin: Origin = NOWHERE) -> Since:
         raise origin.error(f"{expected}, got {describe_value(value)}")
     text = value.strip()
     try:
-        instant = _parse_instant(text)
+        instant = parse_instant(text)
     except (ValueError, OverflowError):
         raise origin.error(f"not a valid date or time, got {describe_value(value)}") from None
     if instant is not None:
