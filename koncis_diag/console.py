@@ -16,12 +16,12 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import IO, Any, Optional
+from typing import IO, Optional, Union
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markdown import Markdown
 from rich.pager import Pager
 from rich.progress import (
@@ -30,6 +30,7 @@ from rich.progress import (
     Progress,
     ProgressColumn,
     Task,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -70,7 +71,7 @@ class Terminal:
     stdin: IO[str] = field(default_factory=lambda: sys.stdin)
     stdout: IO[str] = field(default_factory=lambda: sys.stdout)
     stderr: IO[str] = field(default_factory=lambda: sys.stderr)
-    environ: Any = field(default_factory=lambda: os.environ)
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
 
     def stdin_is_tty(self) -> bool:
         try:
@@ -141,12 +142,12 @@ class UI:
         self.err.print(f"error: {message}", markup=False, style="bold red", soft_wrap=True)
 
     # ------------------------------------------------------------------ results (stdout)
-    def emit_json(self, kind: str, payload: Any) -> None:
+    def emit_json(self, kind: str, payload: Mapping[str, object]) -> None:
         doc = {"schema": JSON_SCHEMA_VERSION, "kind": kind, **payload}
         self.term.stdout.write(json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n")
         self.term.stdout.flush()
 
-    def print(self, renderable: Any = "") -> None:
+    def print(self, renderable: RenderableType = "") -> None:
         """A result on stdout: printed with --quiet too (quiet silences messages, not results)."""
         self.out.print(renderable, markup=False, soft_wrap=True)
 
@@ -154,7 +155,7 @@ class UI:
         self,
         title: str,
         columns: Sequence[str],
-        rows: Sequence[Sequence[Any]],
+        rows: Sequence[Sequence[object]],
         *,
         stderr: bool = False,
     ) -> None:
@@ -175,7 +176,7 @@ class UI:
             self.term.stdout.flush()
             return
         styled = not self.term.environ.get("NO_COLOR")
-        renderable: Any = Markdown(markdown) if styled else Text(markdown)
+        renderable: Union[Markdown, Text] = Markdown(markdown) if styled else Text(markdown)
         argv = pager_command(self.term.environ) if pager else None
         if argv is None:
             self.out.print(renderable, soft_wrap=not styled)
@@ -238,17 +239,18 @@ class ProgressReporter:
     """What the pipeline reports progress to. Without a live display it prints one line per
     item (unless quiet), so a piped run still shows what happens."""
 
-    def __init__(self, progress: Optional[Progress], task: Any, ui: UI) -> None:
-        self._progress = progress
-        self._task = task
+    def __init__(self, progress: Optional[Progress], task: Optional[TaskID], ui: UI) -> None:
+        #: the live bar and its task; None when progress is printed as lines
+        self._live = (progress, task) if progress is not None and task is not None else None
         self._ui = ui
         self._done_items: list[str] = []
         self._current = ""
 
     def phase(self, text: str) -> None:
         """A phase without items (the leak check): the bar's label, or a line when piped."""
-        if self._progress is not None:
-            self._progress.update(self._task, description=text, items="")
+        if self._live is not None:
+            progress, task = self._live
+            progress.update(task, description=text, items="")
         else:
             self._ui.info(f"{text} ...")
 
@@ -256,38 +258,39 @@ class ProgressReporter:
         """What the current item is doing while no bytes flow (waiting between thread dumps,
         taking one): on the bar's label; a line with --verbose when piped."""
         label = f"{self._current}: {text}" if self._current else text
-        if self._progress is not None:
-            self._progress.update(self._task, description=label)
+        if self._live is not None:
+            progress, task = self._live
+            progress.update(task, description=label)
         else:
             self._ui.detail(f"  {label}")
 
     def item_started(self, name: str, index: int, total: int) -> None:
         self._current = name
-        if self._progress is not None:
-            self._progress.update(
-                self._task, description=f"collecting {name}", items=f"item {index}/{total}"
-            )
+        if self._live is not None:
+            progress, task = self._live
+            progress.update(task, description=f"collecting {name}", items=f"item {index}/{total}")
         else:
             self._ui.info(f"[{index}/{total}] collecting {name} ...")
 
     def advance(self, nbytes: int) -> None:
-        if self._progress is not None and nbytes:
-            self._progress.advance(self._task, nbytes)
+        if self._live is not None and nbytes:
+            progress, task = self._live
+            progress.advance(task, nbytes)
 
     def item_finished(self, name: str, status: str, detail: str = "") -> None:
         if status == "absent":  # an optional item with nothing on this server: quiet
             self._ui.detail(f"  {name}: not present (optional)")
             return
         text = f"  {name}: {status}" + (f" ({detail})" if detail else "")
-        if self._progress is not None:
-            self._progress.console.print(text, markup=False)
+        if self._live is not None:
+            self._live[0].console.print(text, markup=False)
         elif status not in ("ok",):
             self._ui.info(text)
         else:
             self._ui.detail(text)
 
 
-def pager_command(environ: Any) -> Optional[list[str]]:
+def pager_command(environ: Mapping[str, str]) -> Optional[list[str]]:
     """``$PAGER`` split like a shell would (no shell runs it; empty: no pager), else ``less``
     or ``more`` when installed, else None."""
     value = environ.get("PAGER")
@@ -308,7 +311,7 @@ class CommandPager(Pager):
     the user set ``LESS`` (colours, and no pager at all for a text that fits the screen). Ctrl-C
     belongs to the pager while it runs; quitting early is not an error."""
 
-    def __init__(self, argv: Sequence[str], environ: Any, fallback: IO[str]) -> None:
+    def __init__(self, argv: Sequence[str], environ: Mapping[str, str], fallback: IO[str]) -> None:
         self.argv = list(argv)
         self.environ = dict(environ)
         self.environ.setdefault("LESS", "FRX")
@@ -349,7 +352,7 @@ class CommandPager(Pager):
             return None
 
 
-def _plain_width(stream: IO[str], environ: Any) -> Optional[int]:
+def _plain_width(stream: IO[str], environ: Mapping[str, str]) -> Optional[int]:
     """On a terminal rich measures the width itself; piped output is not wrapped at 80
     columns (it goes to files, tickets and grep), only bounded for tables."""
     try:

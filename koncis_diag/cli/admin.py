@@ -4,7 +4,7 @@ for support staff preparing run instructions."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import click
 
@@ -110,7 +110,7 @@ def collect(
     """Collect, redact, ask for consent and write one bundle file."""
     from koncis_diag.cli import views
     from koncis_diag.cli.preflight import check_run_options
-    from koncis_diag.consent.decision import AssumeYes, TerminalReviewer
+    from koncis_diag.consent.decision import AssumeYes, Reviewer, TerminalReviewer
     from koncis_diag.pipeline import RunOptions, run_collection
     from koncis_diag.redaction.parallel import default_jobs
 
@@ -119,7 +119,7 @@ def collect(
     spec, trust = request.load()  # bad run instructions: exit 2 with or without a terminal
     check_run_options(output_dir, encrypt_to, retention)  # ... and bad options too
     if assume_yes:
-        reviewer: Any = AssumeYes(accept_findings=accept_leak_findings)
+        reviewer: Reviewer = AssumeYes(accept_findings=accept_leak_findings)
     elif ui.interactive and not ui.json_mode:
         reviewer = TerminalReviewer(ui, review=review)
     else:

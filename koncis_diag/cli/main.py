@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import signal
 import sys
-from typing import Any, Optional
+from types import FrameType
+from typing import Optional
 
 import click
 
@@ -27,7 +28,7 @@ def _install_signal_handlers() -> None:
     """Ctrl-C and SIGTERM raise ``Interrupted`` once; later signals are ignored so cleanup of
     staging and children is not itself interrupted."""
 
-    def handler(signum: int, _frame: Any) -> None:
+    def handler(signum: int, _frame: Optional[FrameType]) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise Interrupted(signum)

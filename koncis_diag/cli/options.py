@@ -6,12 +6,19 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional, TypeVar
 
 import click
 
 from koncis_diag.console import UI
 from koncis_diag.errors import InputError
+
+if TYPE_CHECKING:
+    from koncis_diag.spec import Spec
+    from koncis_diag.spec.signing import SpecTrust
+
+#: What a command returns (click ignores it; the decorators pass it on).
+_R = TypeVar("_R")
 
 #: ``--jobs N`` of the commands that redact on worker processes (collect, redact).
 jobs_option = click.option(
@@ -57,14 +64,14 @@ mapping_retention_option = click.option(
 )
 
 
-def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
+def output_options(func: Callable[..., _R]) -> Callable[..., _R]:
     """--json / --quiet / --verbose on every command that prints results."""
 
     @click.option("--json", "json_mode", is_flag=True, help="Print one JSON document on stdout.")
     @click.option("-q", "--quiet", is_flag=True, help="Only warnings, errors and results.")
     @click.option("-v", "--verbose", count=True, help="More detail on stderr (repeatable).")
     @functools.wraps(func)
-    def wrapper(*args: Any, json_mode: bool, quiet: bool, verbose: int, **kwargs: Any) -> Any:
+    def wrapper(*args: object, json_mode: bool, quiet: bool, verbose: int, **kwargs: object) -> _R:
         ui = UI(json_mode=json_mode, quiet=quiet, verbose=verbose)
         configure_logging(ui)
         return func(*args, ui=ui, **kwargs)
@@ -93,7 +100,7 @@ class SpecRequest:
     trust: tuple[Path, ...] = ()
     allow_unsigned: bool = False
 
-    def spec_trust(self) -> Any:
+    def spec_trust(self) -> SpecTrust:
         """Who vouches for the run instructions (``spec_signing.SpecTrust``); a signature
         that does not verify is an ``InputError``."""
         from koncis_diag.spec.signing import BUILTIN, trust_files, verify_spec
@@ -102,7 +109,7 @@ class SpecRequest:
             return BUILTIN
         return verify_spec(self.spec_path, trust_files(self.trust))
 
-    def load(self) -> tuple[Any, Any]:
+    def load(self) -> tuple[Spec, SpecTrust]:
         """The spec and its ``SpecTrust``, after the checks that need no work: a signature
         that does not verify
         stops everything before the spec is read, and a spec whose rules files weaken the
@@ -118,7 +125,7 @@ class SpecRequest:
         check_query_columns(spec)
         return spec, trust
 
-    def _load(self) -> Any:
+    def _load(self) -> Spec:
         from koncis_diag.spec import spec_from_flags
         from koncis_diag.spec.profiles import load_spec_for_machine, spec_for_machine
 
@@ -246,13 +253,46 @@ _SPEC_OPTIONS = [
 ]
 
 
-def spec_options(func: Callable[..., Any]) -> Callable[..., Any]:
+def spec_options(func: Callable[..., _R]) -> Callable[..., _R]:
     """Adds the spec-source options and hands the command one ``request: SpecRequest``."""
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        fields = SpecRequest.__dataclass_fields__
-        request = SpecRequest(**{k: kwargs.pop(k) for k in list(kwargs) if k in fields})
+    def wrapper(
+        *args: object,
+        spec_path: Optional[Path],
+        profiles: tuple[str, ...],
+        sets: tuple[str, ...],
+        files: tuple[str, ...],
+        configs: tuple[str, ...],
+        since: Optional[str],
+        max_size: Optional[str],
+        name: Optional[str],
+        no_system: bool,
+        excluded: tuple[str, ...],
+        rules: tuple[Path, ...],
+        root: Path,
+        trust: tuple[Path, ...],
+        allow_unsigned: bool,
+        allow_weaker_redaction: bool,
+        **kwargs: object,
+    ) -> _R:
+        request = SpecRequest(
+            spec_path=spec_path,
+            profiles=profiles,
+            sets=sets,
+            files=files,
+            configs=configs,
+            since=since,
+            max_size=max_size,
+            name=name,
+            no_system=no_system,
+            excluded=excluded,
+            rules=rules,
+            root=root,
+            allow_weaker_redaction=allow_weaker_redaction,
+            trust=trust,
+            allow_unsigned=allow_unsigned,
+        )
         return func(*args, request=request, **kwargs)
 
     for option in reversed(_SPEC_OPTIONS):
@@ -260,7 +300,7 @@ def spec_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def parse_sets(sets: Sequence[str]) -> dict:
+def parse_sets(sets: Sequence[str]) -> dict[str, str]:
     result = {}
     for entry in sets:
         key, sep, value = entry.partition("=")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional, TypeVar
 
 import click
 
@@ -16,8 +16,10 @@ from koncis_diag.cli.options import output_options
 from koncis_diag.console import UI
 from koncis_diag.errors import EXIT_CODE_HELP, ExitCode
 
+_R = TypeVar("_R")
 
-def identity_option(func: Callable[..., Any]) -> Callable[..., Any]:
+
+def identity_option(func: Callable[..., _R]) -> Callable[..., _R]:
     @click.option(
         "--identity",
         type=click.Path(dir_okay=False, path_type=Path),
@@ -25,7 +27,7 @@ def identity_option(func: Callable[..., Any]) -> Callable[..., Any]:
         help="age identity file, to read an encrypted bundle (.age) directly.",
     )
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: object, **kwargs: object) -> _R:
         return func(*args, **kwargs)
 
     return wrapper

@@ -13,10 +13,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional, Protocol, Union
+from typing import TYPE_CHECKING, Optional, Protocol, Union
 
 from koncis_diag.collect.rootpath import host_path_in_root, resolve_server_path
 from koncis_diag.spec import Item
+
+if TYPE_CHECKING:
+    from koncis_diag.collect.databases.connections import CredentialStore
 
 #: Content format hints for the redaction engine (structured key/value redaction uses them).
 FORMATS = ("log", "xml", "properties", "yaml", "json", "ini", "shell", "csv", "text")
@@ -31,9 +34,9 @@ class CollectContext:
         "/"
     )  # sysroot: absolute spec paths are resolved below it (tests, mounted copies)
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("koncis_diag"))
-    # Database credentials for this run (a ``databases.connections.CredentialStore``), in memory
-    # only; attached by the pipeline before collection starts.
-    credentials: Any = None
+    # Database credentials for this run, in memory only; attached by the pipeline before
+    # collection starts (``databases.connections.attach_credentials``).
+    credentials: Optional[CredentialStore] = None
     #: what a collector is doing while no bytes flow ("thread dump 2 of 3 in 4 s"): the
     #: pipeline shows it on the progress bar
     status: Callable[[str], None] = field(default=lambda text: None, repr=False)
@@ -97,6 +100,11 @@ class Column:
     type: str  # declared type as the database reports it ("" when unknown)
 
 
+#: One cell of a query result as the pipeline receives it (``databases.values.CellConverter``
+#: made it): None (an empty cell), text, bytes (written as ``0x…`` hex), or a number.
+Cell = Union[None, str, bytes, int, float]
+
+
 @dataclass
 class TableOutput:
     """A query result. The pipeline redacts cell by cell (column rules apply) and writes
@@ -108,7 +116,7 @@ class TableOutput:
     bundle_path: str  # e.g. "result.csv"
     source: str
     columns: list[Column]
-    rows: Iterator[Sequence[Any]]
+    rows: Iterator[Sequence[Cell]]
     truncated: bool = False
     notes: list[str] = field(default_factory=list)
 

@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Optional, TypedDict, Union
 
 from koncis_diag.collect.base import CollectContext, Output, Planned, PlannedSource, StreamOutput
 from koncis_diag.collect.discovery.configfiles import parse_properties
@@ -52,6 +52,50 @@ _GARBAGE_COLLECTORS = {
     "-XX:+UseShenandoahGC": "Shenandoah",
 }
 
+#: Memory settings by name: the flag's text (``"2g"``) and its bytes (``maximum_bytes``, None
+#: when the JVM would not read it), or a RAM percentage's text.
+HeapSettings = dict[str, Union[str, int, None]]
+
+#: The Java runtime's ``release`` file, or why it could not be read (``error``).
+RuntimeRelease = TypedDict(
+    "RuntimeRelease",
+    {
+        "version": Optional[str],
+        "runtime_version": Optional[str],
+        "vendor": Optional[str],
+        "from": str,
+        "error": str,
+    },
+    total=False,
+)
+
+
+class LiveFacts(TypedDict, total=False):
+    """What psutil says about the running process, or why it could not (``error``)."""
+
+    threads: int
+    rss_bytes: int
+    open_files: Optional[int]
+    error: str
+
+
+class JvmFacts(LiveFacts):
+    """One ``jvm.json``."""
+
+    pid: int
+    product: str
+    user: Optional[str]
+    executable: Optional[str]
+    java_home: Optional[str]
+    runtime: RuntimeRelease
+    arguments: list[str]
+    system_properties: dict[str, str]
+    heap: HeapSettings
+    garbage_collector: Optional[str]
+    started: Optional[str]
+    uptime_s: Optional[float]
+    working_directory: Optional[str]
+
 
 def parse_jvm_size(text: str) -> Optional[int]:
     """``2048m`` -> bytes, as the JVM reads ``-Xmx`` (k, m, g, t; powers of 1024)."""
@@ -61,9 +105,9 @@ def parse_jvm_size(text: str) -> Optional[int]:
     return int(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
-def heap_settings(arguments: Sequence[str]) -> dict[str, Any]:
+def heap_settings(arguments: Sequence[str]) -> HeapSettings:
     """Memory settings from JVM arguments; the last occurrence of a flag wins, as in the JVM."""
-    settings: dict[str, Any] = {}
+    settings: HeapSettings = {}
     for argument in arguments:
         for flag, key in _SIZE_FLAGS.items():
             if argument.startswith(flag) and len(argument) > len(flag):
@@ -91,7 +135,7 @@ def java_home_of(executable: Optional[str]) -> Optional[str]:
     return os.path.dirname(bin_dir) if os.path.basename(bin_dir) == "bin" else None
 
 
-def runtime_release(java_home: Optional[str]) -> dict[str, Any]:
+def runtime_release(java_home: Optional[str]) -> RuntimeRelease:
     """``JAVA_VERSION``, ``IMPLEMENTOR``, ... of the runtime's ``release`` file (also the
     ``jre/release`` of a Java 8 JDK)."""
     if java_home is None:
@@ -111,13 +155,13 @@ def runtime_release(java_home: Optional[str]) -> dict[str, Any]:
     return {"error": f"no release file in {java_home}: the Java version is unknown"}
 
 
-def _live_facts(pid: int) -> dict[str, Any]:
+def _live_facts(pid: int) -> LiveFacts:
     import psutil
 
     try:
         process = psutil.Process(pid)
         with process.oneshot():
-            facts: dict[str, Any] = {
+            facts: LiveFacts = {
                 "threads": process.num_threads(),
                 "rss_bytes": process.memory_info().rss,
             }
@@ -130,11 +174,11 @@ def _live_facts(pid: int) -> dict[str, Any]:
         return {"error": f"live facts unavailable: {type(error).__name__}"}
 
 
-def jvm_facts(target: JvmTarget, now: float) -> dict[str, Any]:
+def jvm_facts(target: JvmTarget, now: float) -> JvmFacts:
     process = target.process
     arguments = list(process.cmdline[1:])
     started = process.create_time
-    facts: dict[str, Any] = {
+    return {
         "pid": process.pid,
         "product": target.product,
         "user": process.user,
@@ -152,12 +196,11 @@ def jvm_facts(target: JvmTarget, now: float) -> dict[str, Any]:
         ),
         "uptime_s": round(now - started, 1) if started else None,
         "working_directory": process.cwd,
+        **_live_facts(process.pid),
     }
-    facts.update(_live_facts(process.pid))
-    return facts
 
 
-def render(facts: dict[str, Any]) -> bytes:
+def render(facts: JvmFacts) -> bytes:
     text = json.dumps(facts, indent=2, sort_keys=True, ensure_ascii=False, default=str)
     return (text + "\n").encode("utf-8", errors="backslashreplace")
 

@@ -17,9 +17,9 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any, Optional, TypeVar
+from typing import Optional, TypedDict, TypeVar, Union
 
 import psutil
 
@@ -30,8 +30,23 @@ CPU_SAMPLE_SECONDS = 0.5
 #: Deadline for calls that may hang (statvfs, reverse DNS).
 BLOCKING_CALL_TIMEOUT = 5.0
 
-Facts = dict[str, Any]
+#: A section of ``system.json``: JSON values (psutil's numbers and names, nested sections) by
+#: name; only ever serialised.
+Facts = dict[str, object]
+#: What a section holds when gathering it failed: ``{"error": "..."}``.
+Failure = dict[str, str]
 _T = TypeVar("_T")
+
+
+class ProcessRow(TypedDict):
+    """One process of the top lists; what the OS refuses to show is None."""
+
+    pid: int
+    user: Optional[str]
+    name: Optional[str]
+    cmdline: Optional[str]
+    rss: Optional[int]
+    cpu_percent: Optional[float]
 
 
 class CallTimedOut(Exception):
@@ -41,22 +56,23 @@ class CallTimedOut(Exception):
 def call_with_timeout(function: Callable[[], _T], timeout: float) -> _T:
     """Run ``function`` in a daemon thread; raise ``CallTimedOut`` if it has not returned in time
     (the thread is abandoned: it cannot be killed, but it cannot keep the process alive)."""
-    result: dict[str, Any] = {}
+    values: list[_T] = []
+    errors: list[BaseException] = []
 
     def target() -> None:
         try:
-            result["value"] = function()
+            values.append(function())
         except BaseException as error:  # handed over to the caller's thread
-            result["error"] = error
+            errors.append(error)
 
     worker = threading.Thread(target=target, name="koncis-blocking-call", daemon=True)
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
         raise CallTimedOut(f"timed out after {timeout:g}s")
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
+    if errors:
+        raise errors[0]
+    return values[0]
 
 
 def error_text(error: BaseException) -> str:
@@ -64,7 +80,7 @@ def error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def guarded(function: Callable[[], Any]) -> Any:
+def guarded(function: Callable[[], _T]) -> Union[_T, Failure]:
     """The section's facts, or ``{"error": ...}`` when gathering it failed."""
     try:
         return function()
@@ -191,7 +207,7 @@ def disks() -> list[Facts]:
     return sorted(result, key=lambda e: str(e["mount_point"]))
 
 
-def _family_name(family: Any) -> str:
+def _family_name(family: int) -> str:
     if family == socket.AF_INET:
         return "ipv4"
     if family == socket.AF_INET6:
@@ -202,7 +218,10 @@ def _family_name(family: Any) -> str:
 
 
 def network() -> Facts:
-    stats = guarded(psutil.net_if_stats)
+    try:
+        stats = psutil.net_if_stats()
+    except Exception:  # the interfaces are still listed, without their state
+        stats = {}
     interfaces: Facts = {}
     for name, addresses in psutil.net_if_addrs().items():
         entry: Facts = {
@@ -216,7 +235,7 @@ def network() -> Facts:
                 for address in addresses
             ]
         }
-        if isinstance(stats, dict) and name in stats:
+        if name in stats:
             stat = stats[name]
             entry.update({"up": stat.isup, "speed_mbps": stat.speed, "mtu": stat.mtu})
         interfaces[name] = entry
@@ -237,7 +256,7 @@ def processes(top: int) -> Facts:
         except psutil.Error:
             continue
     time.sleep(CPU_SAMPLE_SECONDS)
-    rows = []
+    rows: list[ProcessRow] = []
     for process in sampled:
         try:
             info = process.as_dict(attrs=_PROCESS_ATTRS, ad_value=None)
@@ -261,13 +280,13 @@ def processes(top: int) -> Facts:
     return {"count": len(rows), "top_by_memory": by_memory[:top], "top_by_cpu": by_cpu[:top]}
 
 
-def _command_line(argv: Any) -> Optional[str]:
+def _command_line(argv: Optional[Sequence[str]]) -> Optional[str]:
     if not argv:
         return None
     return shlex.join(str(part) for part in argv)
 
 
-def _limit(value: int) -> Any:
+def _limit(value: int) -> Union[int, str]:
     return "unlimited" if value == resource.RLIM_INFINITY else value
 
 

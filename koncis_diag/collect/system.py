@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterator
 
 from koncis_diag.collect.base import CollectContext, Output, Planned, PlannedSource, StreamOutput
-from koncis_diag.collect.sysfacts import gather
+from koncis_diag.collect.sysfacts import Facts, gather
 from koncis_diag.spec import Item, SystemItem
 
 #: Plan estimate: the fixed sections plus about 600 bytes per listed process (two lists).
@@ -24,7 +24,7 @@ def _system_item(item: Item) -> SystemItem:
     return item
 
 
-def render_facts(facts: dict) -> bytes:
+def render_facts(facts: Facts) -> bytes:
     """Deterministic JSON: sorted keys, indent 2, newline at the end. Text psutil decoded with
     surrogate escapes (odd bytes in a command line) stays representable."""
     text = json.dumps(facts, indent=2, sort_keys=True, ensure_ascii=False, default=str)

@@ -7,14 +7,68 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Optional, TypedDict
 
 from koncis_diag.collect.base import CollectContext, Planned
 from koncis_diag.collect.registry import REGISTRY
 from koncis_diag.errors import CollectionError
 from koncis_diag.redaction.weakening import RuleChange, rule_changes
-from koncis_diag.spec import BUNDLE_FOLDER, Spec, SystemItem
+from koncis_diag.spec import BUNDLE_FOLDER, Item, Spec, SystemItem
 from koncis_diag.spec.signing import BUILTIN, SpecTrust, risks_of
+
+
+class PlanSpecJson(TypedDict):
+    name: str
+    description: str
+    source: Optional[str]
+    sha256: Optional[str]
+
+
+class PlanTotalsJson(TypedDict):
+    items: int
+    files: int
+    skipped_files: int
+    estimated_bytes: int
+
+
+class IdentityQueryJson(TypedDict):
+    database: str
+    sql: str
+
+
+class PlanRedactionJson(TypedDict):
+    rules_files: list[str]
+    rule_changes: list[dict[str, object]]
+    keywords: int
+    identity_queries: list[IdentityQueryJson]
+
+
+class PlannedSourceJson(TypedDict):
+    description: str
+    size: Optional[int]
+    note: str
+
+
+class PlannedItemJson(TypedDict):
+    name: str
+    kind: str
+    folder: str
+    estimated_bytes: int
+    sources: list[PlannedSourceJson]
+    problems: list[str]
+
+
+class PlanJson(TypedDict):
+    """The plan as ``koncis-diag plan --json`` shows it."""
+
+    spec: PlanSpecJson
+    estimated_bytes: int
+    totals: PlanTotalsJson
+    hosts_contacted: list[str]
+    excluded: list[str]
+    trust: dict[str, object]  # SpecTrust.to_json() and the risks
+    redaction: PlanRedactionJson
+    items: list[PlannedItemJson]
 
 
 @dataclass
@@ -32,7 +86,7 @@ class Plan:
     def estimated_bytes(self) -> int:
         return sum(p.estimated_bytes for p in self.items)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> PlanJson:
         from koncis_diag.consent.plan_view import file_counts, hosts_contacted
 
         to_read, skipped = file_counts(self.items)
@@ -113,7 +167,7 @@ def make_plan(
     )
 
 
-def describe_item(item: Any) -> str:
+def describe_item(item: Item) -> str:
     """One-line summary of an item for tables."""
     if isinstance(item, SystemItem):
         return "system snapshot (psutil)"

@@ -32,7 +32,8 @@ import stat
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Optional, Protocol, Union
+from pathlib import Path
+from typing import Optional, Protocol, Union
 
 from koncis_diag.collect.base import CollectContext
 from koncis_diag.collect.databases import (
@@ -149,7 +150,7 @@ class ConnectTarget:
         return (self.password,) if self.password else ()
 
 
-def _check_password_file(path: str, host_path: Any) -> None:
+def _check_password_file(path: str, host_path: Path) -> None:
     """A password file is a regular file of its own, readable by its owner only, and not a
     system account, key or koncis-diag file (an impostor's spec could name /etc/shadow and
     have its first line sent to a server of theirs as a "password")."""
@@ -358,16 +359,15 @@ def _parse(url: str) -> DatabaseURL:
 
 def attach_credentials(ctx: CollectContext, store: CredentialStore) -> CollectContext:
     """Give the run's collectors this credential store (its password source, its cache)."""
-    setattr(ctx, "credentials", store)  # noqa: B010 - works before and after CollectContext declares the field
+    ctx.credentials = store
     return ctx
 
 
 def credentials_for(ctx: CollectContext) -> CredentialStore:
     """The run's credential store: ``ctx.credentials`` when the pipeline set one, else one is
     created (environment, then terminal prompt) and kept on the context for the run."""
-    store = getattr(ctx, "credentials", None)
-    if isinstance(store, CredentialStore):
-        return store
+    if ctx.credentials is not None:
+        return ctx.credentials
     store = CredentialStore()
     attach_credentials(ctx, store)
     return store

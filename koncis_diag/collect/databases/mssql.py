@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Optional, Protocol, TypedDict
 
 import pytds
 
 from koncis_diag.collect.base import Column
 from koncis_diag.collect.databases import DEFAULT_PORTS, DatabaseURL
-from koncis_diag.collect.databases.session import scrub
-from koncis_diag.collect.databases.values import QueryLimits
+from koncis_diag.collect.databases.session import DbApiCursor, scrub
+from koncis_diag.collect.databases.values import QueryLimits, Row
 from koncis_diag.errors import CollectionError
 
 APPLICATION_NAME = "koncis-diag"
@@ -73,6 +73,41 @@ _PERMISSION_ERRORS = (229, 230, 262, 297, 300)
 _READ_ONLY_ERRORS = (3906, 976)
 
 
+class _Cursor(DbApiCursor, Protocol):
+    """What the session uses of a python-tds cursor (python-tds ships no type information)."""
+
+    def cancel(self) -> None: ...
+
+
+class _Connection(Protocol):
+    """What the session uses of a python-tds connection."""
+
+    def cursor(self) -> _Cursor: ...
+
+    def rollback(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _ConnectOptions(TypedDict, total=False):
+    """``pytds.connect``'s keyword arguments, as the session sets them."""
+
+    dsn: str
+    port: int
+    database: Optional[str]
+    user: Optional[str]
+    password: Optional[str]
+    login_timeout: float
+    timeout: float
+    appname: str
+    autocommit: bool
+    readonly: bool
+    disable_connect_retry: bool
+    cafile: Optional[str]
+    validate_host: bool
+    enc_login_only: bool
+
+
 def describe_sqlserver_error(error: BaseException, display: str) -> str:
     number = getattr(error, "msg_no", None) or getattr(error, "number", None) or 0
     text = " ".join(str(error).split()) or type(error).__name__
@@ -91,7 +126,7 @@ def describe_sqlserver_error(error: BaseException, display: str) -> str:
     return f"cannot connect to {display}: {text}"
 
 
-def _tls_options(url: DatabaseURL) -> dict[str, Any]:
+def _tls_options(url: DatabaseURL) -> _ConnectOptions:
     mode = url.option("encrypt", "off")
     if mode == "off" or (mode == "request" and not url.option("ssl_ca")):
         return {}
@@ -112,15 +147,16 @@ class SQLServerSession:
         self._display = url.display()
         self._password = password
         self._limits = limits
-        self._cursor: Any = None
+        self._cursor: Optional[_Cursor] = None
         server = url.host or ""
         instance = url.option("instance")
-        options: dict[str, Any] = {
+        login_timeout = max(2.0, min(30.0, limits.timeout))
+        options: _ConnectOptions = {
             "dsn": f"{server}\\{instance}" if instance else server,
             "database": url.database,
             "user": url.user,
             "password": password,
-            "login_timeout": max(2.0, min(30.0, limits.timeout)),
+            "login_timeout": login_timeout,
             "timeout": limits.timeout * 2 + 5,
             "appname": APPLICATION_NAME,
             "autocommit": False,
@@ -131,30 +167,30 @@ class SQLServerSession:
         if url.port is not None or not instance:
             options["port"] = url.port or DEFAULT_PORTS["sqlserver"]
         try:
-            self._connection = pytds.connect(**options)
+            self._connection: _Connection = pytds.connect(**options)
             with self._connection.cursor() as cursor:
                 cursor.execute(f"SET LOCK_TIMEOUT {max(1, int(limits.timeout * 1000))}")
         except TimeoutError:
             where = f"instance {instance} (SQL Server Browser, UDP 1434)" if instance else "server"
             raise CollectionError(
                 f"cannot connect to {self._display}: no answer from the {where} within "
-                f"{options['login_timeout']:g}s"
+                f"{login_timeout:g}s"
             ) from None
         except (pytds.Error, OSError) as error:
             message = describe_sqlserver_error(error, self._display)
             raise CollectionError(scrub(message, [password or ""])) from None
 
     def execute(self, sql: str) -> list[Column]:
-        self._cursor = self._connection.cursor()
-        self._cursor.execute(sql)
+        cursor = self._cursor = self._connection.cursor()
+        cursor.execute(sql)
         return [
             Column(column[0], _TYPE_NAMES.get(column[1], str(column[1])))
-            for column in self._cursor.description or ()
+            for column in cursor.description or ()
         ]
 
-    def fetch(self, count: int) -> Sequence[Sequence[Any]]:
-        rows: Sequence[Sequence[Any]] = self._cursor.fetchmany(count)
-        return rows
+    def fetch(self, count: int) -> Sequence[Row]:
+        assert self._cursor is not None, "fetch() before execute()"
+        return self._cursor.fetchmany(count)
 
     def cancel(self) -> None:
         if self._cursor is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import NoReturn, Optional, Protocol, TypedDict
 
 import pymysql
 from pymysql.constants import FIELD_TYPE
@@ -25,8 +25,8 @@ from pymysql.cursors import SSCursor
 
 from koncis_diag.collect.base import Column
 from koncis_diag.collect.databases import DEFAULT_PORTS, DatabaseURL
-from koncis_diag.collect.databases.session import scrub, shutdown_socket
-from koncis_diag.collect.databases.values import QueryLimits
+from koncis_diag.collect.databases.session import DbApiCursor, scrub, shutdown_socket
+from koncis_diag.collect.databases.values import QueryLimits, Row
 from koncis_diag.errors import CollectionError
 
 PROGRAM_NAME = "koncis-diag"
@@ -79,6 +79,41 @@ _PERMISSION_ERRORS = (1142, 1143, 1227, 1370)
 _TIMEOUT_ERRORS = (1969, 3024)  # MariaDB max_statement_time, MySQL max_execution_time
 
 
+class _Connection(Protocol):
+    """What the session uses of a PyMySQL connection (PyMySQL ships no types)."""
+
+    @property
+    def open(self) -> bool: ...
+
+    def thread_id(self) -> int: ...
+
+    def cursor(self, cursor: Optional[type[object]] = None) -> DbApiCursor: ...
+
+    def rollback(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _ConnectOptions(TypedDict, total=False):
+    """``pymysql.connect``'s keyword arguments, as the session sets them."""
+
+    host: Optional[str]
+    port: int
+    user: Optional[str]
+    password: str
+    database: Optional[str]
+    charset: str
+    connect_timeout: int
+    read_timeout: int
+    write_timeout: int
+    autocommit: bool
+    local_infile: bool
+    program_name: str
+    ssl_disabled: bool
+    ssl: ssl.SSLContext
+    auth_plugin_map: dict[str, type[_NoCleartext]]
+
+
 def type_name(type_code: int, charset: Optional[int]) -> str:
     name = _TYPE_NAMES.get(type_code, str(type_code))
     if charset is None:
@@ -89,7 +124,7 @@ def type_name(type_code: int, charset: Optional[int]) -> str:
 
 
 def describe_mysql_error(error: BaseException, display: str) -> str:
-    args: tuple[Any, ...] = tuple(getattr(error, "args", ()))
+    args: tuple[object, ...] = tuple(getattr(error, "args", ()))
     code = args[0] if args and isinstance(args[0], int) else 0
     text = str(args[1]) if len(args) > 1 else str(error)
     text = " ".join(text.split())
@@ -134,10 +169,10 @@ class _NoCleartext:
     """An authentication plugin that refuses: the server asked for the password in clear
     (mysql_clear_password, PAM's dialog) on a URL the run instructions wrote."""
 
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: object) -> None:
         self.connection = connection
 
-    def authenticate(self, packet: Any) -> Any:
+    def authenticate(self, packet: object) -> NoReturn:
         raise pymysql.err.OperationalError(
             2059, "the server asked for the password in clear text: refused"
         )
@@ -156,16 +191,16 @@ class MySQLSession:
         self._display = url.display()
         self._password = password
         self._limits = limits
-        self._cursor: Any = None
+        self._cursor: Optional[DbApiCursor] = None
         self._running = False
         self.mariadb = False
         self._connection = self._connect()
         self._thread_id: int = self._connection.thread_id()
 
-    def _connect_options(self) -> dict[str, Any]:
+    def _connect_options(self) -> _ConnectOptions:
         url = self._url
         context = _ssl_context(url)
-        options: dict[str, Any] = {
+        options: _ConnectOptions = {
             "host": url.host,
             "port": url.port or DEFAULT_PORTS["mysql"],
             "user": url.user,
@@ -188,12 +223,12 @@ class MySQLSession:
             options["auth_plugin_map"] = refuse
         return options
 
-    def _connect(self) -> Any:
+    def _connect(self) -> _Connection:
         options = self._connect_options()
         self._options = options  # as they worked: the KILL QUERY connection uses the same
         try:
             try:
-                connection = pymysql.connect(cursorclass=SSCursor, **options)
+                connection: _Connection = pymysql.connect(cursorclass=SSCursor, **options)
             except pymysql.err.OperationalError as error:
                 # "preferred": TLS when the server offers it (PyMySQL insists once asked to).
                 if (
@@ -217,10 +252,12 @@ class MySQLSession:
             raise CollectionError(scrub(message, [self._password or ""])) from None
         return connection
 
-    def _prepare(self, connection: Any) -> None:
+    def _prepare(self, connection: _Connection) -> None:
         with connection.cursor(pymysql.cursors.Cursor) as cursor:
             cursor.execute("SELECT VERSION()")
-            version = str(cursor.fetchone()[0])
+            row = cursor.fetchone()
+            assert row is not None  # SELECT VERSION() returns one row
+            version = str(row[0])
             self.mariadb = "mariadb" in version.lower()
             if self._url.option("ssl", "preferred") in ("required", "verify_ca", "verify_identity"):
                 cursor.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
@@ -253,18 +290,24 @@ class MySQLSession:
             columns.append(Column(column[0], type_name(column[1], charset)))
         return columns
 
-    def fetch(self, count: int) -> Sequence[Sequence[Any]]:
+    def fetch(self, count: int) -> Sequence[Row]:
         if not self._running:
             return ()
-        rows: Sequence[Sequence[Any]] = self._cursor.fetchmany(count)
+        assert self._cursor is not None, "fetch() before execute()"
+        rows = self._cursor.fetchmany(count)
         if len(rows) < count:
             self._running = False
         return rows
 
     def cancel(self) -> None:
         """``KILL QUERY`` for our statement, from a second connection with the same login."""
-        options = dict(self._options, database=None, connect_timeout=10, read_timeout=10)
-        killer = pymysql.connect(**options)
+        options: _ConnectOptions = {
+            **self._options,
+            "database": None,
+            "connect_timeout": 10,
+            "read_timeout": 10,
+        }
+        killer: _Connection = pymysql.connect(**options)
         try:
             with killer.cursor() as cursor:
                 cursor.execute(f"KILL QUERY {int(self._thread_id)}")

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Optional
 
 import oracledb
 
 from koncis_diag.collect.base import Column
 from koncis_diag.collect.databases import DEFAULT_PORTS, DatabaseURL
 from koncis_diag.collect.databases.session import scrub
-from koncis_diag.collect.databases.values import QueryLimits
+from koncis_diag.collect.databases.values import QueryLimits, Row
 from koncis_diag.errors import CollectionError
 
 PROGRAM_NAME = "koncis-diag"
@@ -56,7 +56,9 @@ def describe_oracle_error(error: BaseException, display: str) -> str:
     return f"query failed: {text}"
 
 
-def _output_type_handler(cursor: Any, metadata: Any) -> Any:
+def _output_type_handler(
+    cursor: oracledb.Cursor, metadata: oracledb.FetchInfo
+) -> Optional[oracledb.Var]:
     """LOBs as plain values, fetched with the row (bounded by the cell limits later)."""
     if metadata.type_code in (oracledb.DB_TYPE_CLOB, oracledb.DB_TYPE_NCLOB):
         return cursor.var(oracledb.DB_TYPE_LONG, arraysize=cursor.arraysize)
@@ -73,25 +75,23 @@ class OracleSession:
         self._url = url
         self._display = url.display()
         self._password = password
-        self._cursor: Any = None
-        options: dict[str, Any] = {
-            "user": url.user,
-            "password": password,
-            "host": url.host,
-            "port": url.port or DEFAULT_PORTS["oracle"],
-            "protocol": url.option("protocol", "tcp"),
-            "tcp_connect_timeout": max(2.0, min(30.0, limits.timeout)),
-            "program": PROGRAM_NAME,
-        }
-        if url.option("sid"):
-            options["sid"] = url.option("sid")
-        else:
-            options["service_name"] = url.database
+        self._cursor: Optional[oracledb.Cursor] = None
+        sid = url.option("sid") or None
         schema = url.option("schema")
         if schema is not None and not _SCHEMA_NAME.fullmatch(schema):
             raise CollectionError(f"invalid Oracle schema name {schema!r}")
         try:
-            self._connection = oracledb.connect(**options)
+            self._connection = oracledb.connect(
+                user=url.user,
+                password=password,
+                host=url.host,
+                port=url.port or DEFAULT_PORTS["oracle"],
+                protocol=url.option("protocol", "tcp"),
+                tcp_connect_timeout=max(2.0, min(30.0, limits.timeout)),
+                program=PROGRAM_NAME,
+                sid=sid,
+                service_name=None if sid else url.database,
+            )
             self._connection.call_timeout = int((limits.timeout * 2 + 5) * 1000)
             self._connection.outputtypehandler = _output_type_handler
             with self._connection.cursor() as cursor:
@@ -103,19 +103,19 @@ class OracleSession:
             raise CollectionError(scrub(message, [password or ""])) from None
 
     def execute(self, sql: str) -> list[Column]:
-        self._cursor = self._connection.cursor()
-        self._cursor.arraysize = 1000
-        self._cursor.prefetchrows = 1000
-        self._cursor.execute(sql)
+        cursor = self._cursor = self._connection.cursor()
+        cursor.arraysize = 1000
+        cursor.prefetchrows = 1000
+        cursor.execute(sql)
         columns = []
-        for column in self._cursor.description or ():
+        for column in cursor.description or ():
             kind = getattr(column.type_code, "name", str(column.type_code))
             columns.append(Column(column.name, kind.replace("DB_TYPE_", "")))
         return columns
 
-    def fetch(self, count: int) -> Sequence[Sequence[Any]]:
-        rows: Sequence[Sequence[Any]] = self._cursor.fetchmany(count)
-        return rows
+    def fetch(self, count: int) -> Sequence[Row]:
+        assert self._cursor is not None, "fetch() before execute()"
+        return self._cursor.fetchmany(count)
 
     def cancel(self) -> None:
         self._connection.cancel()

@@ -15,16 +15,17 @@ connecting rather than as startup options, so the session also works through pgb
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Literal, Optional, TypedDict, Union, get_args
 
 import psycopg
 from psycopg import sql as psycopg_sql
+from psycopg.rows import TupleRow
 from psycopg.types.string import TextLoader
 
 from koncis_diag.collect.base import Column
 from koncis_diag.collect.databases import DEFAULT_PORTS, DatabaseURL
 from koncis_diag.collect.databases.session import scrub, shutdown_socket
-from koncis_diag.collect.databases.values import QueryLimits
+from koncis_diag.collect.databases.values import QueryLimits, Row
 from koncis_diag.errors import CollectionError
 
 APPLICATION_NAME = "koncis-diag"
@@ -36,6 +37,33 @@ SYSTEM_ROOT_CERTS = "system"
 _CURSOR_NAME = "koncis_diag_result"
 #: Statements a server-side cursor can be declared for; others (SHOW, EXPLAIN) use a client one.
 _SERVER_CURSOR_STATEMENTS = ("SELECT", "WITH", "VALUES", "TABLE")
+
+_TlsParameter = Literal["sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl"]
+#: URL options passed on to libpq as they are.
+_TLS_PARAMETERS: tuple[_TlsParameter, ...] = get_args(_TlsParameter)
+
+
+class _ConnectParams(TypedDict, total=False):
+    """The libpq parameters ``psycopg.connect`` is given (only those with a value)."""
+
+    host: str
+    port: int
+    dbname: str
+    user: str
+    connect_timeout: int
+    application_name: str
+    password: str
+    sslmode: str
+    sslrootcert: str
+    sslcert: str
+    sslkey: str
+    sslcrl: str
+    require_auth: str
+
+
+_Connection = psycopg.Connection[TupleRow]
+#: A server-side cursor for a streamed result, a client-side one for SHOW and EXPLAIN.
+_Cursor = Union[psycopg.ServerCursor[TupleRow], psycopg.Cursor[TupleRow]]
 
 
 def connect_timeout_seconds(timeout: float) -> int:
@@ -93,22 +121,23 @@ class PostgresSession:
         self._display = url.display()
         self._password = password
         self._limits = limits
-        self._cursor: Any = None
+        self._cursor: Optional[_Cursor] = None
         self._connection = self._connect()
 
-    def _connect(self) -> Any:
+    def _connect(self) -> _Connection:
         url = self._url
-        params: dict[str, Any] = {
-            "host": url.host,
-            "port": url.port or DEFAULT_PORTS["postgresql"],
-            "dbname": url.database or url.user or "postgres",
-            "user": url.user,
-            "connect_timeout": connect_timeout_seconds(self._limits.timeout),
-            "application_name": APPLICATION_NAME,
-        }
+        params: _ConnectParams = {}
+        if url.host is not None:
+            params["host"] = url.host
+        params["port"] = url.port or DEFAULT_PORTS["postgresql"]
+        params["dbname"] = url.database or url.user or "postgres"
+        if url.user is not None:
+            params["user"] = url.user
+        params["connect_timeout"] = connect_timeout_seconds(self._limits.timeout)
+        params["application_name"] = APPLICATION_NAME
         if self._password is not None:
             params["password"] = self._password
-        for name in ("sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl"):
+        for name in _TLS_PARAMETERS:
             value = url.option(name)
             if value is not None:
                 params[name] = value
@@ -118,7 +147,7 @@ class PostgresSession:
         if params.get("sslmode") in ("verify-ca", "verify-full") and "sslrootcert" not in params:
             params["sslrootcert"] = SYSTEM_ROOT_CERTS
         try:
-            connection = psycopg.connect(**{k: v for k, v in params.items() if v is not None})
+            connection = psycopg.connect(**params)
         except psycopg.Error as error:
             message = describe_postgres_error(error, self._display)
             raise CollectionError(scrub(message, [self._password or ""])) from None
@@ -130,7 +159,7 @@ class PostgresSession:
             raise CollectionError(scrub(message, [self._password or ""])) from None
         return connection
 
-    def _prepare(self, connection: Any) -> None:
+    def _prepare(self, connection: _Connection) -> None:
         timeout_ms = max(1, int(self._limits.timeout * 1000))
         connection.autocommit = True
         settings = [
@@ -155,15 +184,17 @@ class PostgresSession:
         connection.read_only = True  # every transaction starts with BEGIN READ ONLY
 
     def execute(self, sql: str) -> list[Column]:
+        cursor: _Cursor
         if _is_server_cursor_statement(sql):
-            self._cursor = self._connection.cursor(name=_CURSOR_NAME)
-            self._cursor.itersize = 2000
+            cursor = self._connection.cursor(name=_CURSOR_NAME)
+            cursor.itersize = 2000
         else:
-            self._cursor = self._connection.cursor()
-        self._cursor.execute(sql)
-        return [self._column(column) for column in self._cursor.description or ()]
+            cursor = self._connection.cursor()
+        self._cursor = cursor
+        cursor.execute(sql)
+        return [self._column(column) for column in cursor.description or ()]
 
-    def _column(self, column: Any) -> Column:
+    def _column(self, column: psycopg.Column) -> Column:
         type_name = getattr(column, "type_display", "") or ""
         if type_name.isdigit():  # an extension's type psycopg does not know: ask the server
             type_name = self._type_name(int(type_name)) or type_name
@@ -175,9 +206,9 @@ class PostgresSession:
             row = cursor.fetchone()
         return str(row[0]) if row and row[0] else None
 
-    def fetch(self, count: int) -> Sequence[Sequence[Any]]:
-        rows: Sequence[Sequence[Any]] = self._cursor.fetchmany(count)
-        return rows
+    def fetch(self, count: int) -> Sequence[Row]:
+        assert self._cursor is not None, "fetch() before execute()"
+        return self._cursor.fetchmany(count)
 
     def cancel(self) -> None:
         cancel_safe = getattr(self._connection, "cancel_safe", None)

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from typing import Callable, Optional, Union
 
-from koncis_diag.collect.base import CollectContext, Column
+from koncis_diag.collect.base import Cell, CollectContext, Column
 from koncis_diag.collect.databases import DatabaseURL, DatabaseURLError, parse_database_url
 from koncis_diag.collect.databases.connections import ConnectTarget, credentials_for
 from koncis_diag.collect.databases.drivers import open_session
@@ -120,14 +120,14 @@ class RunningQuery:
             )
             self.columns = self._server.start()
 
-    def rows(self, on_truncated: Callable[[str], None]) -> Iterator[tuple[object, ...]]:
+    def rows(self, on_truncated: Callable[[str], None]) -> Iterator[tuple[Cell, ...]]:
         def truncated(note: str) -> None:
             self.truncated = True
             on_truncated(note)
 
         return ClosingIterator(self._rows(truncated), self.close)
 
-    def _rows(self, on_truncated: Callable[[str], None]) -> Iterator[tuple[object, ...]]:
+    def _rows(self, on_truncated: Callable[[str], None]) -> Iterator[tuple[Cell, ...]]:
         try:
             if self._server is not None:
                 yield from self._server.rows(on_truncated)

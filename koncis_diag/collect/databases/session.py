@@ -21,16 +21,46 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any, Callable, Optional, Protocol, TypeVar
+from types import TracebackType
+from typing import Callable, Optional, Protocol, TypeVar
 
-from koncis_diag.collect.base import Column
-from koncis_diag.collect.databases.values import CellConverter, QueryLimits
+from koncis_diag.collect.base import Cell, Column
+from koncis_diag.collect.databases.values import CellConverter, QueryLimits, Row
 from koncis_diag.errors import CollectionError
 
 #: Rows asked from the driver at a time (server-side cursors fetch this many per round trip).
 BATCH_SIZE = 2000
 
 _T = TypeVar("_T")
+
+#: One column of a DB-API 2 ``cursor.description`` (PEP 249): name, type code, display size,
+#: internal size, precision, scale, nullable.
+DescribedColumn = tuple[str, int, object, object, object, object, object]
+
+
+class DbApiCursor(Protocol):
+    """What the sessions use of a DB-API 2 cursor, for the drivers that ship no types
+    (PyMySQL, python-tds)."""
+
+    @property
+    def description(self) -> Optional[Sequence[DescribedColumn]]: ...
+
+    def execute(self, query: str) -> object: ...
+
+    def fetchone(self) -> Optional[Row]: ...
+
+    def fetchmany(self, size: int) -> Sequence[Row]: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> DbApiCursor: ...
+
+    def __exit__(
+        self,
+        kind: Optional[type[BaseException]],
+        value: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> None: ...
 
 
 class DriverSession(Protocol):
@@ -43,7 +73,7 @@ class DriverSession(Protocol):
         """Start the statement; the result's columns (name, type as the database names it)."""
         ...
 
-    def fetch(self, count: int) -> Sequence[Sequence[Any]]:
+    def fetch(self, count: int) -> Sequence[Row]:
         """Up to ``count`` rows; fewer (or none) at the end of the result."""
         ...
 
@@ -215,7 +245,7 @@ class ServerQuery:
         self.columns = self._call(lambda: self._session.execute(self._sql))
         return self.columns
 
-    def rows(self, on_truncated: Callable[[str], None]) -> Iterator[tuple[Any, ...]]:
+    def rows(self, on_truncated: Callable[[str], None]) -> Iterator[tuple[Cell, ...]]:
         """Converted rows, at most ``max_rows`` and about ``max_bytes``; ``on_truncated``
         receives a note when the result was cut."""
         size = 0

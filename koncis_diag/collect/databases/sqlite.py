@@ -19,7 +19,7 @@ import stat
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional, TypeVar
 from urllib.parse import quote
 
 from koncis_diag.collect.databases.guard import (
@@ -28,7 +28,10 @@ from koncis_diag.collect.databases.guard import (
     PRAGMAS_WITH_ARGUMENT,
     READ_ONLY_PRAGMAS,
 )
+from koncis_diag.collect.databases.values import Row
 from koncis_diag.errors import CollectionError
+
+_T = TypeVar("_T")
 
 #: Rows fetched from SQLite at a time.
 BATCH_SIZE = 500
@@ -80,7 +83,7 @@ class _TimeBudget:
     def expired(self) -> bool:
         return self._deadline is not None and time.monotonic() > self._deadline
 
-    def run(self, call: Callable[[], Any]) -> Any:
+    def run(self, call: Callable[[], _T]) -> _T:
         self._deadline = time.monotonic() + self.remaining
         try:
             return call()
@@ -129,7 +132,7 @@ def connect_read_only(host_path: Path, shown_path: str) -> sqlite3.Connection:
     return connection
 
 
-def _storage_class(value: Any) -> str:
+def _storage_class(value: object) -> str:
     if isinstance(value, (bool, int)):
         return "INTEGER"
     if isinstance(value, float):
@@ -141,7 +144,7 @@ def _storage_class(value: Any) -> str:
     return ""
 
 
-def infer_column_types(width: int, rows: Sequence[Sequence[Any]]) -> list[str]:
+def infer_column_types(width: int, rows: Sequence[Row]) -> list[str]:
     """Per column: the storage class of its non-NULL values; INTEGER+REAL → REAL; other
     mixes or only NULLs → ``""``."""
     types: list[str] = []
@@ -174,7 +177,7 @@ class SQLiteQuery:
         self._sql = sql
         self._max_rows = max_rows
         self._budget = _TimeBudget(timeout)
-        self._first_batch: list[tuple[Any, ...]] = []
+        self._first_batch: list[Row] = []
         self.column_names: list[str] = []
         self.column_types: list[str] = []
         self.truncated = False
@@ -184,7 +187,7 @@ class SQLiteQuery:
     def _should_interrupt(self) -> int:
         return 1 if self._budget.expired() else 0
 
-    def _call(self, call: Callable[[], Any]) -> Any:
+    def _call(self, call: Callable[[], _T]) -> _T:
         try:
             return self._budget.run(call)
         except (sqlite3.Error, sqlite3.Warning) as error:
@@ -198,7 +201,7 @@ class SQLiteQuery:
         self._first_batch = self._call(lambda: self._cursor.fetchmany(wanted))
         self.column_types = infer_column_types(len(self.column_names), self._first_batch)
 
-    def rows(self, on_truncated: Callable[[], None]) -> Iterator[tuple[Any, ...]]:
+    def rows(self, on_truncated: Callable[[], None]) -> Iterator[Row]:
         """Rows, at most ``max_rows``; ``on_truncated`` is called when more rows existed."""
         try:
             sent = 0

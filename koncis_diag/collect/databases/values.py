@@ -16,7 +16,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Optional
+from typing import Optional
+
+from koncis_diag.collect.base import Cell
+
+#: A row as a driver returns it. Its values are whatever the driver makes of each column type
+#: (str, int, Decimal, datetime, bytes, a driver's own objects…): truly dynamic, so ``object``,
+#: and ``CellConverter.convert`` checks each one.
+Row = Sequence[object]
 
 #: Binary values larger than this are replaced by a placeholder (their hex would be twice this).
 DEFAULT_MAX_BINARY = 64 * 1024
@@ -43,12 +50,12 @@ def _decimal_text(value: Decimal) -> str:
     return format(value, "f")
 
 
-def _json_default(value: Any) -> Any:
+def _json_default(value: object) -> str:
     converted = _scalar_text(value)
     return converted if converted is not None else str(value)
 
 
-def _scalar_text(value: Any) -> Optional[str]:
+def _scalar_text(value: object) -> Optional[str]:
     """Text for the common non-text types; None when ``value`` is not one of them."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -94,9 +101,9 @@ class CellConverter:
     cut_text: int = 0
     notes: list[str] = field(default_factory=list)
 
-    def convert_row(self, row: Sequence[Any]) -> tuple[tuple[Any, ...], int]:
+    def convert_row(self, row: Row) -> tuple[tuple[Cell, ...], int]:
         """The converted row and an estimate of its CSV size in bytes."""
-        cells = []
+        cells: list[Cell] = []
         size = 1  # the newline
         for value in row:
             cell = self.convert(value)
@@ -111,7 +118,7 @@ class CellConverter:
                 size += len(str(cell)) + 1
         return tuple(cells), size
 
-    def convert(self, value: Any) -> Any:
+    def convert(self, value: object) -> Cell:
         if value is None:
             return None
         if isinstance(value, str):

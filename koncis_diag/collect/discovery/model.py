@@ -3,7 +3,35 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional, TypedDict
+
+
+class FactJson(TypedDict):
+    value: str
+    evidence: list[str]
+
+
+class ProcessJson(TypedDict):
+    pid: int
+    user: Optional[str]
+    cwd: Optional[str]
+    exe: Optional[str]
+    create_time: Optional[float]
+
+
+class InstallationJson(TypedDict):
+    """An installation as ``discover --json`` shows it."""
+
+    product: str
+    running: bool
+    home: Optional[FactJson]
+    install: Optional[FactJson]
+    version: Optional[FactJson]
+    shared_home: Optional[FactJson]
+    node_id: Optional[FactJson]
+    database_type: Optional[FactJson]
+    database_config: Optional[FactJson]
+    processes: list[ProcessJson]
 
 
 @dataclass(frozen=True)
@@ -13,7 +41,7 @@ class Fact:
     value: str
     evidence: tuple[str, ...]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> FactJson:
         return {"value": self.value, "evidence": list(self.evidence)}
 
 
@@ -38,7 +66,7 @@ class ProcessFacts:
                 found[name] = value
         return found
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> ProcessJson:
         return {
             "pid": self.pid,
             "user": self.user,
@@ -89,8 +117,8 @@ class Installation:
             found[f"{prefix}_database_config"] = self.database_config.value
         return found
 
-    def to_json(self) -> dict[str, Any]:
-        def fact(value: Optional[Fact]) -> Optional[dict[str, Any]]:
+    def to_json(self) -> InstallationJson:
+        def fact(value: Optional[Fact]) -> Optional[FactJson]:
             return value.to_json() if value is not None else None
 
         return {
