@@ -13,7 +13,7 @@ from koncis_diag.collect.base import CollectContext, Planned
 from koncis_diag.collect.registry import REGISTRY
 from koncis_diag.errors import CollectionError
 from koncis_diag.redaction.weakening import RuleChange, rule_changes
-from koncis_diag.spec import BUNDLE_FOLDER, Item, Spec, SystemItem
+from koncis_diag.spec import BUNDLE_FOLDER, Spec
 from koncis_diag.spec.signing import BUILTIN, SpecTrust, risks_of
 
 
@@ -165,10 +165,3 @@ def make_plan(
         trust=trust,
         risks=risks_of(spec, changes),
     )
-
-
-def describe_item(item: Item) -> str:
-    """One-line summary of an item for tables."""
-    if isinstance(item, SystemItem):
-        return "system snapshot (psutil)"
-    return item.kind
