@@ -1,0 +1,317 @@
+"""One schema per hand-written mapping, declared once as a frozen dataclass, and one binder that
+reads a ``yamlio.YamlDocument`` value into it.
+
+A model's fields are the mapping's keys: their order is the order keys are checked and listed
+in messages, a field without a default is a required key, and its default is the value of a key
+left out (nowhere else). Per-field metadata is declared with :func:`key`::
+
+    @dataclass(frozen=True)
+    class Above:
+        group: str = key(parse=nonempty_text)   # required (no default)
+        value: float = key(parse=number)
+
+    @dataclass(frozen=True)
+    class Connection:
+        name: str = derived()                    # not a key: given by the caller
+        from_file: Optional[str] = key(None, name="from", parse=server_path)
+
+    above = bind(Above, doc, ("checks", 0, "pattern", "above"), raw_value)
+
+``key(default, *, name=, parse=, example=, doc=)``: ``name`` is the key as written when it is not
+the field's name (``from``); ``parse(site, value)`` turns the raw value into the field's value
+(default: by the field's type, ``str``/``bool``/``int``/``float`` -> :func:`text`, :func:`flag`,
+:func:`positive_int`, :func:`number`); ``example`` is the documented example, shown by list
+parsers (``expected a list like [java, -version]``); ``doc`` a one-line description.
+``derived(default)`` marks a field the document does not hold (``kind``, ``location``): the
+caller passes it in ``values=``.
+
+A parser receives a :class:`Site` (the document, the value's path, the field's metadata and the
+caller's ``context``, e.g. the spec reader that substitutes variables) and raises
+``site.error(problem)`` for a bad value: every message is ``file:line:col: field: problem``.
+
+:func:`bind` = :meth:`Schema.check` (a mapping; unknown keys refused with "did you mean";
+missing required keys) + :meth:`Schema.build` (each present key parsed, in field order; absent
+keys take ``values`` or the dataclass default). Cross-key rules ("give exactly one of ...") go
+between the two. The protections of ``yamlio`` (positions, duplicate keys, alias budget) apply
+because the binder only ever reads a loaded ``YamlDocument``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable, Dict, Optional, Tuple, TypeVar  # noqa: UP035
+
+from koncis_diag.errors import InputError
+from koncis_diag.yamlio import (
+    KeyPath,
+    Origin,
+    YamlDocument,
+    check_keys,
+    describe_value,
+    expect_bool,
+    expect_list,
+    expect_mapping,
+    expect_positive_int,
+    expect_text,
+)
+
+T = TypeVar("T")
+
+_META = "koncis_diag.binder"
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldInfo:
+    """What :func:`key` and :func:`derived` record on a field."""
+
+    name: Optional[str] = None  # the key as written; None: a derived field (not a key)
+    parse: Optional[Parser] = None
+    example: str = ""
+    doc: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Site:
+    """Where a value is being read: what a parser needs to read it and to point at it."""
+
+    doc: YamlDocument
+    path: KeyPath
+    context: object = None  # the caller's (e.g. the spec's DocReader); parsers cast it
+    example: str = ""  # the field's documented example
+
+    def at(self, *more: str | int) -> Site:
+        """The site of a value inside this one (a list element, a nested key)."""
+        return dataclasses.replace(self, path=(*self.path, *more))
+
+    def origin(self, *, at_key: bool = False) -> Origin:
+        return self.doc.origin(self.path, at_key=at_key)
+
+    def error(self, problem: str, *, at_key: bool = False) -> InputError:
+        return self.doc.error(self.path, problem, at_key=at_key)
+
+
+Parser = Callable[[Site, Any], Any]
+
+
+def key(
+    default: Any = dataclasses.MISSING,
+    *,
+    name: Optional[str] = None,
+    parse: Optional[Parser] = None,
+    example: str = "",
+    doc: str = "",
+    default_factory: Any = dataclasses.MISSING,
+) -> Any:
+    """A field read from the key ``name`` (default: the field's name); no default = required."""
+    meta = {_META: FieldInfo(name or "", parse, example, doc)}
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def derived(
+    default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING
+) -> Any:
+    """A field the document does not hold (the caller passes it to :func:`bind` in ``values``)."""
+    meta = {_META: FieldInfo(None)}
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+# --------------------------------------------------------------------------------------------
+# Parsers shared by the schemas
+# --------------------------------------------------------------------------------------------
+
+
+def text(site: Site, value: Any) -> str:
+    """Text; a number or boolean counts as the text it was written as (``1.10``, ``on``)."""
+    return expect_text(site.doc, site.path, value)
+
+
+def nonempty_text(site: Site, value: Any) -> str:
+    result = text(site, value)
+    if not result.strip():
+        raise site.error("empty text")
+    return result
+
+
+def flag(site: Site, value: Any) -> bool:
+    return expect_bool(site.doc, site.path, value)
+
+
+def positive_int(site: Site, value: Any) -> int:
+    return expect_positive_int(site.doc, site.path, value)
+
+
+def number(site: Site, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise site.error(f"expected a number, got {describe_value(value)}")
+    return float(value)
+
+
+def mapping(site: Site, value: Any) -> Dict[str, Any]:  # noqa: UP006
+    return expect_mapping(site.doc, site.path, value)
+
+
+def elements(site: Site, value: Any) -> list[tuple[Site, Any]]:
+    """The elements of a list (``expected a list like <example>``), each with its site."""
+    entries = expect_list(site.doc, site.path, value, example=site.example)
+    return [(site.at(index), entry) for index, entry in enumerate(entries)]
+
+
+def one_of(
+    noun: str,
+    choices: Sequence[str],
+    *,
+    read: Optional[Parser] = None,
+    suggest: bool = True,
+    separator: str = ", ",
+) -> Parser:
+    """A value (read by ``read``, default :func:`text`) that must be one of ``choices``:
+    ``unknown <noun> "x" (did you mean 'y'?); expected one of: a, b`` (the suggestion only
+    when ``suggest``)."""
+
+    def parse(site: Site, value: Any) -> str:
+        chosen: str = (read or text)(site, value)
+        if chosen in choices:
+            return chosen
+        close = difflib.get_close_matches(chosen, list(choices), n=1) if suggest else []
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise site.error(
+            f"unknown {noun} {describe_value(chosen)}{hint}; expected one of: "
+            + separator.join(choices)
+        )
+
+    return parse
+
+
+_BY_TYPE: dict[str, Parser] = {"str": text, "bool": flag, "int": positive_int, "float": number}
+
+
+def _by_type(annotation: object) -> Optional[Parser]:
+    """The parser for a field written ``str``, ``Optional[int]``, ... (annotations are text)."""
+    name = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    if name.startswith("Optional[") and name.endswith("]"):
+        name = name[len("Optional[") : -1]
+    return _BY_TYPE.get(name)
+
+
+# --------------------------------------------------------------------------------------------
+# Schemas and binding
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyField:
+    field: str  # the dataclass field
+    key: str  # the key as written
+    parse: Parser
+    required: bool
+    example: str
+
+
+class Schema:
+    """The keys of one model, derived once from its dataclass fields."""
+
+    def __init__(self, model: type) -> None:
+        self.model = model
+        self.fields: list[KeyField] = []
+        for f in dataclasses.fields(model):
+            info = f.metadata.get(_META)
+            if info is None or info.name is None:
+                continue  # derived (or a plain field): not read from the document
+            parse = info.parse or _by_type(f.type)
+            if parse is None:
+                raise TypeError(f"{model.__name__}.{f.name}: give parse= for type {f.type}")
+            required = f.default is dataclasses.MISSING and (
+                f.default_factory is dataclasses.MISSING
+            )
+            self.fields.append(KeyField(f.name, info.name or f.name, parse, required, info.example))
+        self.keys: Tuple[str, ...] = tuple(k.key for k in self.fields)  # noqa: UP006
+        self.required: Tuple[str, ...] = tuple(k.key for k in self.fields if k.required)  # noqa: UP006
+
+    def check(
+        self,
+        doc: YamlDocument,
+        path: KeyPath,
+        value: Any,
+        *,
+        also_allowed: Sequence[str] = (),
+        required: Optional[Sequence[str]] = None,
+    ) -> dict[str, Any]:
+        """The mapping at ``path``: unknown keys refused (closest key suggested), then missing
+        required ones (``required`` replaces the declared ones when given)."""
+        options = expect_mapping(doc, path, value)
+        allowed = [*self.keys, *also_allowed]
+        needed = self.required if required is None else required
+        check_keys(doc, path, options, allowed=allowed, required=needed)
+        return options
+
+    def build(
+        self,
+        doc: YamlDocument,
+        path: KeyPath,
+        options: Mapping[str, Any],
+        *,
+        context: object = None,
+        values: Optional[Mapping[str, Any]] = None,
+    ) -> Any:
+        """The model from a checked mapping: each key present parsed in field order; a field
+        absent takes ``values[field]`` if given, else its declared default."""
+        given = dict(values or {})
+        for kf in self.fields:
+            if kf.key in options:
+                site = Site(doc, (*path, kf.key), context, kf.example)
+                given[kf.field] = kf.parse(site, options[kf.key])
+        return self.model(**given)
+
+
+_SCHEMAS: dict[type, Schema] = {}
+
+
+def schema(model: type) -> Schema:
+    """The (cached) schema of a dataclass declared with :func:`key` fields."""
+    found = _SCHEMAS.get(model)
+    if found is None:
+        found = _SCHEMAS[model] = Schema(model)
+    return found
+
+
+def bind(
+    model: type[T],
+    doc: YamlDocument,
+    path: KeyPath,
+    value: Any,
+    *,
+    context: object = None,
+    values: Optional[Mapping[str, Any]] = None,
+    also_allowed: Sequence[str] = (),
+) -> T:
+    """The value at ``path`` read into ``model`` (see the module docstring)."""
+    found = schema(model)
+    options = found.check(doc, path, value, also_allowed=also_allowed)
+    result: T = found.build(doc, path, options, context=context, values=values)
+    return result
+
+
+__all__ = [
+    "FieldInfo",
+    "Parser",
+    "Schema",
+    "Site",
+    "bind",
+    "derived",
+    "elements",
+    "flag",
+    "key",
+    "mapping",
+    "nonempty_text",
+    "number",
+    "one_of",
+    "positive_int",
+    "schema",
+    "text",
+]
