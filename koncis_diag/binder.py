@@ -17,8 +17,10 @@ left out (nowhere else). Per-field metadata is declared with :func:`key`::
 
     above = bind(Above, doc, ("checks", 0, "pattern", "above"), raw_value)
 
-``key(default, *, name=, parse=, example=, doc=)``: ``name`` is the key as written when it is not
-the field's name (``from``); ``parse(site, value)`` turns the raw value into the field's value
+``key(default, *, name=, parse=, example=, doc=, absent=)``: ``name`` is the key as written when
+it is not the field's name (``from``); ``absent`` the value of a key left out when the field
+cannot have a Python default (dataclasses list defaulted fields last, while the field order is the
+documented key order); ``parse(site, value)`` turns the raw value into the field's value
 (default: by the field's type, ``str``/``bool``/``int``/``float`` -> :func:`text`, :func:`flag`,
 :func:`positive_int`, :func:`number`); ``example`` is the documented example, shown by list
 parsers (``expected a list like [java, -version]``); ``doc`` a one-line description.
@@ -31,8 +33,10 @@ caller's ``context``, e.g. the spec reader that substitutes variables) and raise
 
 :func:`bind` = :meth:`Schema.check` (a mapping; unknown keys refused with "did you mean";
 missing required keys) + :meth:`Schema.build` (each present key parsed, in field order; absent
-keys take ``values`` or the dataclass default). Cross-key rules ("give exactly one of ...") go
-between the two. The protections of ``yamlio`` (positions, duplicate keys, alias budget) apply
+keys take ``values``, ``absent`` or the dataclass default). Cross-key rules ("give exactly one of
+...") go between the two; :meth:`Schema.parse` gives the parsed values without building (when the
+caller adds a value read from elsewhere). :func:`nested` binds a mapping inside a mapping;
+:func:`one_of` and :func:`elements` build parsers for choices and lists. The protections of ``yamlio`` (positions, duplicate keys, alias budget) apply
 because the binder only ever reads a loaded ``YamlDocument``.
 """
 
@@ -60,6 +64,7 @@ from koncis_diag.yamlio import (
 T = TypeVar("T")
 
 _META = "koncis_diag.binder"
+_NOTHING: Any = object()  # no ``absent`` value given
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +75,7 @@ class FieldInfo:
     parse: Optional[Parser] = None
     example: str = ""
     doc: str = ""
+    absent: Any = _NOTHING  # the value of the key left out, when not the default
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,9 +109,12 @@ def key(
     example: str = "",
     doc: str = "",
     default_factory: Any = dataclasses.MISSING,
+    absent: Any = _NOTHING,
 ) -> Any:
-    """A field read from the key ``name`` (default: the field's name); no default = required."""
-    meta = {_META: FieldInfo(name or "", parse, example, doc)}
+    """A field read from the key ``name`` (default: the field's name); no default = required.
+    ``absent`` is the value of a key left out for a field that cannot have a Python default (a
+    dataclass lists fields with defaults last; the field order is the documented key order)."""
+    meta = {_META: FieldInfo(name or "", parse, example, doc, absent)}
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -219,6 +228,7 @@ class Schema:
     def __init__(self, model: type) -> None:
         self.model = model
         self.fields: list[KeyField] = []
+        self.absent: dict[str, Any] = {}  # field -> value when its key is left out
         for f in dataclasses.fields(model):
             info = f.metadata.get(_META)
             if info is None or info.name is None:
@@ -226,10 +236,15 @@ class Schema:
             parse = info.parse or _by_type(f.type)
             if parse is None:
                 raise TypeError(f"{model.__name__}.{f.name}: give parse= for type {f.type}")
-            required = f.default is dataclasses.MISSING and (
-                f.default_factory is dataclasses.MISSING
+            required = (
+                f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING
+                and info.absent is _NOTHING
             )
-            self.fields.append(KeyField(f.name, info.name or f.name, parse, required, info.example))
+            key_name = info.name or f.name
+            self.fields.append(KeyField(f.name, key_name, parse, required, info.example))
+            if info.absent is not _NOTHING:
+                self.absent[f.name] = info.absent
         self.keys: Tuple[str, ...] = tuple(k.key for k in self.fields)  # noqa: UP006
         self.required: Tuple[str, ...] = tuple(k.key for k in self.fields if k.required)  # noqa: UP006
 
@@ -250,6 +265,18 @@ class Schema:
         check_keys(doc, path, options, allowed=allowed, required=needed)
         return options
 
+    def parse(
+        self,
+        doc: YamlDocument,
+        path: KeyPath,
+        options: Mapping[str, Any],
+        *,
+        context: object = None,
+    ) -> dict[str, Any]:
+        """The fields' values by field name: the keys present in a checked mapping parsed in
+        field order, the keys left out with their ``absent`` value (others keep the default)."""
+        return {**self.absent, **self._present(doc, path, options, context)}
+
     def build(
         self,
         doc: YamlDocument,
@@ -260,13 +287,19 @@ class Schema:
         values: Optional[Mapping[str, Any]] = None,
     ) -> Any:
         """The model from a checked mapping: each key present parsed in field order; a field
-        absent takes ``values[field]`` if given, else its declared default."""
-        given = dict(values or {})
+        absent takes ``values[field]`` if given, else its ``absent`` value or default."""
+        present = self._present(doc, path, options, context)
+        return self.model(**{**self.absent, **(values or {}), **present})
+
+    def _present(
+        self, doc: YamlDocument, path: KeyPath, options: Mapping[str, Any], context: object
+    ) -> dict[str, Any]:
+        parsed = {}
         for kf in self.fields:
             if kf.key in options:
                 site = Site(doc, (*path, kf.key), context, kf.example)
-                given[kf.field] = kf.parse(site, options[kf.key])
-        return self.model(**given)
+                parsed[kf.field] = kf.parse(site, options[kf.key])
+        return parsed
 
 
 _SCHEMAS: dict[type, Schema] = {}
@@ -297,6 +330,15 @@ def bind(
     return result
 
 
+def nested(model: type) -> Parser:
+    """A parser for a mapping bound to ``model`` (same context)."""
+
+    def parse(site: Site, value: Any) -> Any:
+        return bind(model, site.doc, site.path, value, context=site.context)
+
+    return parse
+
+
 __all__ = [
     "FieldInfo",
     "Parser",
@@ -308,6 +350,7 @@ __all__ = [
     "flag",
     "key",
     "mapping",
+    "nested",
     "nonempty_text",
     "number",
     "one_of",

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import pytest
 
-from koncis_diag.binder import Site, bind, derived, elements, key, one_of, schema, text
+from koncis_diag.binder import Site, bind, derived, elements, key, nested, one_of, schema, text
 from koncis_diag.errors import InputError
 from koncis_diag.yamlio import load_yaml_text
 
@@ -87,3 +87,20 @@ def test_a_field_without_a_parser_is_refused_when_declared() -> None:
 
     with pytest.raises(TypeError, match="give parse="):
         schema(Bad)
+
+
+@dataclass(frozen=True)
+class Ordered:
+    optional_first: tuple[str, ...] = key(absent=("x",), parse=_words, example="[a]")
+    needed: str = key()
+    inner: Optional[Sample] = key(None, parse=nested(Sample))
+
+
+def test_absent_keeps_the_documented_order_and_nested_binds() -> None:
+    assert schema(Ordered).keys == ("optional_first", "needed", "inner")
+    assert schema(Ordered).required == ("needed",)
+    doc = load_yaml_text("x: {needed: n, inner: {name: a, wordz: []}}", source_name="s.yaml")
+    with pytest.raises(InputError, match=r"x.inner.wordz: unknown key, did you mean 'words'\?"):
+        bind(Ordered, doc, ("x",), doc.data["x"])
+    doc = load_yaml_text("x: {needed: n}", source_name="s.yaml")
+    assert bind(Ordered, doc, ("x",), doc.data["x"]) == Ordered(("x",), "n")
