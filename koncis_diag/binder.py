@@ -245,8 +245,11 @@ class Schema:
             self.fields.append(KeyField(f.name, key_name, parse, required, info.example))
             if info.absent is not _NOTHING:
                 self.absent[f.name] = info.absent
-        self.keys: Tuple[str, ...] = tuple(k.key for k in self.fields)  # noqa: UP006
-        self.required: Tuple[str, ...] = tuple(k.key for k in self.fields if k.required)  # noqa: UP006
+        # two fields may read one key (a query's database: its text and its connection)
+        self.keys: Tuple[str, ...] = tuple(dict.fromkeys(k.key for k in self.fields))  # noqa: UP006
+        self.required: Tuple[str, ...] = tuple(  # noqa: UP006
+            dict.fromkeys(k.key for k in self.fields if k.required)
+        )
 
     def check(
         self,
