@@ -135,37 +135,37 @@ def derived(
 # --------------------------------------------------------------------------------------------
 
 
-def text(site: Site, value: Any) -> str:
+def text(site: Site, value: object) -> str:
     """Text; a number or boolean counts as the text it was written as (``1.10``, ``on``)."""
     return expect_text(site.doc, site.path, value)
 
 
-def nonempty_text(site: Site, value: Any) -> str:
+def nonempty_text(site: Site, value: object) -> str:
     result = text(site, value)
     if not result.strip():
         raise site.error("empty text")
     return result
 
 
-def flag(site: Site, value: Any) -> bool:
+def flag(site: Site, value: object) -> bool:
     return expect_bool(site.doc, site.path, value)
 
 
-def positive_int(site: Site, value: Any) -> int:
+def positive_int(site: Site, value: object) -> int:
     return expect_positive_int(site.doc, site.path, value)
 
 
-def number(site: Site, value: Any) -> float:
+def number(site: Site, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise site.error(f"expected a number, got {describe_value(value)}")
     return float(value)
 
 
-def mapping(site: Site, value: Any) -> Dict[str, Any]:  # noqa: UP006
+def mapping(site: Site, value: object) -> Dict[str, Any]:  # noqa: UP006
     return expect_mapping(site.doc, site.path, value)
 
 
-def elements(site: Site, value: Any) -> list[tuple[Site, Any]]:
+def elements(site: Site, value: object) -> list[tuple[Site, object]]:
     """The elements of a list (``expected a list like <example>``), each with its site."""
     entries = expect_list(site.doc, site.path, value, example=site.example)
     return [(site.at(index), entry) for index, entry in enumerate(entries)]
@@ -183,7 +183,7 @@ def one_of(
     ``unknown <noun> "x" (did you mean 'y'?); expected one of: a, b`` (the suggestion only
     when ``suggest``)."""
 
-    def parse(site: Site, value: Any) -> str:
+    def parse(site: Site, value: object) -> str:
         chosen: str = (read or text)(site, value)
         if chosen in choices:
             return chosen
@@ -255,7 +255,7 @@ class Schema:
         self,
         doc: YamlDocument,
         path: KeyPath,
-        value: Any,
+        value: object,
         *,
         also_allowed: Sequence[str] = (),
         required: Optional[Sequence[str]] = None,
@@ -320,7 +320,7 @@ def bind(
     model: type[T],
     doc: YamlDocument,
     path: KeyPath,
-    value: Any,
+    value: object,
     *,
     context: object = None,
     values: Optional[Mapping[str, Any]] = None,
@@ -336,7 +336,7 @@ def bind(
 def nested(model: type) -> Parser:
     """A parser for a mapping bound to ``model`` (same context)."""
 
-    def parse(site: Site, value: Any) -> Any:
+    def parse(site: Site, value: object) -> Any:
         return bind(model, site.doc, site.path, value, context=site.context)
 
     return parse

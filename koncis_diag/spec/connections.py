@@ -8,7 +8,7 @@ the spec names (its login carries the password itself).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from koncis_diag.binder import schema
 from koncis_diag.spec.model import Connection
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from koncis_diag.spec.reader import DocReader
 
 
-def read_connection(reader: DocReader, name: str, path: KeyPath, body: Any) -> Connection:
+def read_connection(reader: DocReader, name: str, path: KeyPath, body: object) -> Connection:
     """One entry of ``connections:`` (``from:`` a settings file, or ``url:`` with where its
     password comes from), with every check that keeps passwords where the admin meant."""
     check_name(name, reader.origin(path, at_key=True))

@@ -35,12 +35,12 @@ def _reader(site: Site) -> DocReader:
     return cast("DocReader", site.context)
 
 
-def substituted(site: Site, value: Any) -> str:
+def substituted(site: Site, value: object) -> str:
     """Text with ``${variables}`` substituted."""
     return _reader(site).text(site.path, value, substitute=True)
 
 
-def _texts(site: Site, value: Any) -> list[tuple[Site, str]]:
+def _texts(site: Site, value: object) -> list[tuple[Site, str]]:
     """A list of text, or one text meaning a list of one; variables substituted."""
     return [
         (site.at(*p[len(site.path) :]), text)
@@ -48,18 +48,18 @@ def _texts(site: Site, value: Any) -> list[tuple[Site, str]]:
     ]
 
 
-def name(site: Site, value: Any) -> str:
+def name(site: Site, value: object) -> str:
     return check_name(_reader(site).text(site.path, value), site.origin())
 
 
-def paths(site: Site, value: Any) -> tuple[str, ...]:
+def paths(site: Site, value: object) -> tuple[str, ...]:
     found = tuple(check_path(text, at.origin()) for at, text in _texts(site, value))
     if not found:
         raise site.error("no paths: give at least one path or glob")
     return found
 
 
-def excludes(site: Site, value: Any) -> tuple[str, ...]:
+def excludes(site: Site, value: object) -> tuple[str, ...]:
     found = []
     for at, text in _texts(site, value):
         if not text or "\0" in text:
@@ -68,45 +68,45 @@ def excludes(site: Site, value: Any) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _maybe_substituted(site: Site, value: Any) -> Any:
+def _maybe_substituted(site: Site, value: object) -> Any:
     """Text values of since/max_size may use variables (``since: ${log_since}``)."""
     return substituted(site, value) if isinstance(value, str) else value
 
 
-def since(site: Site, value: Any) -> Since:
+def since(site: Site, value: object) -> Since:
     return parse_since(_maybe_substituted(site, value), site.origin())
 
 
-def size(site: Site, value: Any) -> int:
+def size(site: Site, value: object) -> int:
     return parse_size(_maybe_substituted(site, value), site.origin())
 
 
-def plain_size(site: Site, value: Any) -> int:
+def plain_size(site: Site, value: object) -> int:
     return parse_size(value, site.origin())
 
 
-def duration(site: Site, value: Any) -> float:
+def duration(site: Site, value: object) -> float:
     return parse_duration(value, site.origin())
 
 
-def database(site: Site, value: Any) -> str:
+def database(site: Site, value: object) -> str:
     """A query's ``database``: a URL, or the name of a declared connection."""
     return _reader(site).database(site.path, value)[0]
 
 
-def connection(site: Site, value: Any) -> Optional[Connection]:
+def connection(site: Site, value: object) -> Optional[Connection]:
     """The connection a query's ``database`` names (None for a URL)."""
     return _reader(site).database(site.path, value)[1]
 
 
-def _sql_text(site: Site, value: Any) -> str:
+def _sql_text(site: Site, value: object) -> str:
     sql = substituted(site, value).strip()
     if not sql:
         raise site.error("empty SQL")
     return sql
 
 
-def sql_variants(site: Site, value: Any) -> tuple[tuple[str, str], ...]:
+def sql_variants(site: Site, value: object) -> tuple[tuple[str, str], ...]:
     """``sql: {postgresql: TEXT, mysql: TEXT, ..., default: TEXT}``; () for ``sql: TEXT``."""
     if not isinstance(value, dict):
         _sql_text(site, value)
@@ -117,14 +117,14 @@ def sql_variants(site: Site, value: Any) -> tuple[tuple[str, str], ...]:
     return tuple((kind, _sql_text(site.at(kind), text)) for kind, text in value.items())
 
 
-def sql(site: Site, value: Any) -> str:
+def sql(site: Site, value: object) -> str:
     """``sql: TEXT``, or the ``default`` of ``sql: {postgresql: ..., default: ...}`` ("")."""
     if not isinstance(value, dict):
         return _sql_text(site, value)
     return dict(sql_variants(site, value)).get("default", "")
 
 
-def argv(site: Site, value: Any) -> tuple[str, ...]:
+def argv(site: Site, value: object) -> tuple[str, ...]:
     entries = elements(site, value)
     if not entries:
         raise site.error("empty argv: give the program and its arguments")
@@ -137,7 +137,7 @@ def argv(site: Site, value: Any) -> tuple[str, ...]:
     return args
 
 
-def env(site: Site, value: Any) -> tuple[tuple[str, str], ...]:
+def env(site: Site, value: object) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, dict):
         raise site.error(
             f"expected a mapping of variable names to values, found {describe_value(value)}"
@@ -154,21 +154,21 @@ def env(site: Site, value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(found)
 
 
-def _stripped(site: Site, value: Any) -> str:
+def _stripped(site: Site, value: object) -> str:
     return substituted(site, value).strip()
 
 
 product = one_of("product", PRODUCT_CHOICES, read=_stripped)
 
 
-def dump_count(site: Site, value: Any) -> int:
+def dump_count(site: Site, value: object) -> int:
     count = positive_int(site, value)
     if count > MAX_THREAD_DUMPS:
         raise site.error(f"at most {MAX_THREAD_DUMPS} thread dumps, got {count}")
     return count
 
 
-def dump_interval(site: Site, value: Any) -> float:
+def dump_interval(site: Site, value: object) -> float:
     interval = duration(site, value)
     if interval > MAX_DUMP_INTERVAL:
         raise site.error(f"at most 10m between thread dumps, got {describe_value(value)}")
@@ -178,19 +178,19 @@ def dump_interval(site: Site, value: Any) -> float:
 # -- connections -------------------------------------------------------------------------------
 
 
-def server_path(site: Site, value: Any) -> str:
+def server_path(site: Site, value: object) -> str:
     return check_path(substituted(site, value), site.origin())
 
 
-def url(site: Site, value: Any) -> str:
+def url(site: Site, value: object) -> str:
     return check_database_url(_stripped(site, value), site.origin())
 
 
-def env_name(site: Site, value: Any) -> str:
+def env_name(site: Site, value: object) -> str:
     return check_env_name(_reader(site).text(site.path, value), site.origin())
 
 
-def password_file(site: Site, value: Any) -> str:
+def password_file(site: Site, value: object) -> str:
     path = server_path(site, value)
     if never_a_password_file(path):
         raise site.error(f"{path} cannot be a password file (an account, key or system file)")
@@ -200,7 +200,7 @@ def password_file(site: Site, value: Any) -> str:
 # -- redaction ---------------------------------------------------------------------------------
 
 
-def rules_files(site: Site, value: Any) -> tuple[str, ...]:
+def rules_files(site: Site, value: object) -> tuple[str, ...]:
     found = []
     for at, text in _texts(site, value):
         if not text or "\0" in text:
@@ -212,7 +212,7 @@ def rules_files(site: Site, value: Any) -> tuple[str, ...]:
     return tuple(found)
 
 
-def keywords(site: Site, value: Any) -> tuple[str, ...]:
+def keywords(site: Site, value: object) -> tuple[str, ...]:
     found = []
     for at, text in _texts(site, value):
         if len(text.strip()) < MIN_KEYWORD_LENGTH:

@@ -44,7 +44,7 @@ class ItemReader:
         self.reader = reader
         self.doc = reader.doc
 
-    def item(self, index: int, entry: Any) -> tuple[Item, KeyPath]:
+    def item(self, index: int, entry: object) -> tuple[Item, KeyPath]:
         """The item and the path to point at when its name is a duplicate."""
         path: KeyPath = ("collect", index)
         if not isinstance(entry, dict):

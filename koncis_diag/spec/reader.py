@@ -91,11 +91,11 @@ class DocReader:
         pos = self.doc.position(path, at_key=True)
         return Location(self.doc.source_name, pos.line, pos.column)
 
-    def text(self, path: KeyPath, value: Any, *, substitute: bool = False) -> str:
+    def text(self, path: KeyPath, value: object, *, substitute: bool = False) -> str:
         text = expect_text(self.doc, path, value)
         return self.vars.substitute(text, self.origin(path)) if substitute else text
 
-    def text_list(self, path: KeyPath, value: Any, *, example: str) -> list[tuple[KeyPath, str]]:
+    def text_list(self, path: KeyPath, value: object, *, example: str) -> list[tuple[KeyPath, str]]:
         """A list of text, or a single text meaning a list of one; variables substituted."""
         if isinstance(value, list):
             return [
@@ -119,7 +119,7 @@ class DocReader:
             required.append("collect")
         check_keys(self.doc, (), data, allowed=allowed, required=required)
 
-    def _check_version(self, version: Any) -> None:
+    def _check_version(self, version: object) -> None:
         origin = self.origin(("version",))
         if isinstance(version, bool) or not isinstance(version, int):
             raise origin.error(f"expected {SPEC_VERSION}, got {describe_value(version)}")
@@ -178,10 +178,10 @@ class DocReader:
             result[name] = self._connection(name, ("connections", name), body)
         return result
 
-    def _connection(self, name: str, path: KeyPath, body: Any) -> Connection:
+    def _connection(self, name: str, path: KeyPath, body: object) -> Connection:
         return read_connection(self, name, path, body)
 
-    def database(self, path: KeyPath, value: Any) -> tuple[str, Optional[Connection]]:
+    def database(self, path: KeyPath, value: object) -> tuple[str, Optional[Connection]]:
         """A query's ``database``: a URL, or the name of a declared connection."""
         text = self.text(path, value, substitute=True).strip()
         origin = self.origin(path)

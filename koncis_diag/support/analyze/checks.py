@@ -22,9 +22,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Tuple, Union  # noqa: UP035
+from typing import Optional, Tuple, Union  # noqa: UP035
 
 from koncis_diag.binder import (
+    Parser,
     Site,
     derived,
     elements,
@@ -73,8 +74,8 @@ class Glob:
 # --------------------------------------------------------------------------------------------
 
 
-def _regex(flags: int) -> Any:
-    def parse(site: Site, value: Any) -> re.Pattern[str]:
+def _regex(flags: int) -> Parser:
+    def parse(site: Site, value: object) -> re.Pattern[str]:
         text = nonempty_text(site, value)
         try:
             regex = re.compile(text, flags)
@@ -90,7 +91,7 @@ def _regex(flags: int) -> Any:
 regex = _regex(0)
 
 
-def _globs(site: Site, value: Any) -> tuple[Glob, ...]:
+def _globs(site: Site, value: object) -> tuple[Glob, ...]:
     found = []
     for at, entry in elements(site, [value] if isinstance(value, str) else value):
         pattern = nonempty_text(at, entry)
@@ -103,7 +104,7 @@ def _globs(site: Site, value: Any) -> tuple[Glob, ...]:
     return tuple(found)
 
 
-def _json_paths(site: Site, value: Any) -> JsonPaths:
+def _json_paths(site: Site, value: object) -> JsonPaths:
     entries = expect_list(
         site.doc, site.path, [value] if isinstance(value, str) else value, example=site.example
     )
@@ -122,7 +123,7 @@ def _json_paths(site: Site, value: Any) -> JsonPaths:
     return tuple(result)
 
 
-def _excludes(site: Site, value: Any) -> tuple[tuple[str, re.Pattern[str]], ...]:
+def _excludes(site: Site, value: object) -> tuple[tuple[str, re.Pattern[str]], ...]:
     result = []
     for json_path, pattern in expect_mapping(site.doc, site.path, value).items():
         if not _JSON_PATH.fullmatch(json_path) or "*" in json_path:
@@ -134,18 +135,18 @@ def _excludes(site: Site, value: Any) -> tuple[tuple[str, re.Pattern[str]], ...]
     return tuple(result)
 
 
-def _duration(site: Site, value: Any) -> float:
+def _duration(site: Site, value: object) -> float:
     return parse_duration(value, site.origin())
 
 
-def _lookahead(site: Site, value: Any) -> int:
+def _lookahead(site: Site, value: object) -> int:
     lines = positive_int(site, value)
     if lines > 50:
         raise site.error("at most 50 lines")
     return lines
 
 
-def _check_id(site: Site, value: Any) -> str:
+def _check_id(site: Site, value: object) -> str:
     check_id = nonempty_text(site, value)
     if not _ID.fullmatch(check_id):
         raise site.error(
@@ -155,11 +156,11 @@ def _check_id(site: Site, value: Any) -> str:
     return check_id
 
 
-def _prose(site: Site, value: Any) -> str:
+def _prose(site: Site, value: object) -> str:
     return " ".join(nonempty_text(site, value).split())
 
 
-def _op_text(site: Site, value: Any) -> str:
+def _op_text(site: Site, value: object) -> str:
     return nonempty_text(site, value).strip()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 from koncis_diag.binder import schema
 from koncis_diag.support.analyze.checks import (
@@ -76,7 +76,7 @@ class _ChecksReader:
             checks.append(check)
         return checks
 
-    def _check(self, path: KeyPath, entry: Any) -> Check:
+    def _check(self, path: KeyPath, entry: object) -> Check:
         check_schema = schema(Check)
         options = check_schema.check(self.doc, path, entry, also_allowed=RULE_KINDS)
         fields = check_schema.parse(self.doc, path, options)
@@ -93,7 +93,7 @@ class _ChecksReader:
         pos = self.doc.position(path)
         return Check(**fields, rule=rule, origin=f"{self.doc.source_name}:{pos.line}")
 
-    def _rule(self, path: KeyPath, value: Any, model: type[Rule]) -> Rule:
+    def _rule(self, path: KeyPath, value: object, model: type[Rule]) -> Rule:
         """The rule bound to its kind's schema, then the rules between its keys."""
         rule_schema = schema(model)
         options = rule_schema.check(self.doc, path, value)
