@@ -45,7 +45,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from collections.abc import Mapping, Sequence
-from typing import Any, Callable, Dict, Optional, Tuple, TypeVar  # noqa: UP035
+from typing import Any, Callable, Dict, Optional, Tuple, TypeVar, Union  # noqa: UP035
 
 from koncis_diag.errors import InputError
 from koncis_diag.yamlio import (
@@ -87,7 +87,7 @@ class Site:
     context: object = None  # the caller's (e.g. the spec's DocReader); parsers cast it
     example: str = ""  # the field's documented example
 
-    def at(self, *more: str | int) -> Site:
+    def at(self, *more: Union[str, int]) -> Site:
         """The site of a value inside this one (a list element, a nested key)."""
         return dataclasses.replace(self, path=(*self.path, *more))
 
