@@ -131,7 +131,7 @@ Privacy: keep this bundle only as long as the support case needs it, then delete
 """
 
 
-def json_bytes(data: Any) -> bytes:
+def json_bytes(data: object) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8")
 
 

@@ -8,25 +8,19 @@ the spec names (its login carries the password itself).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from koncis_diag.binder import schema
 from koncis_diag.spec.model import Connection
-from koncis_diag.spec.values import (
-    check_database_url,
-    check_env_name,
-    never_a_password_file,
-    sqlserver_password_problem,
-)
-from koncis_diag.spec.variables import check_name, check_path
-from koncis_diag.yamlio import KeyPath, check_keys, describe_value
+from koncis_diag.spec.values import sqlserver_password_problem
+from koncis_diag.spec.variables import check_name
+from koncis_diag.yamlio import KeyPath, describe_value
 
 if TYPE_CHECKING:
     from koncis_diag.spec.reader import DocReader
 
-CONNECTION_KEYS = ("from", "url", "password_env", "password_file")
 
-
-def read_connection(reader: DocReader, name: str, path: KeyPath, body: Any) -> Connection:
+def read_connection(reader: DocReader, name: str, path: KeyPath, body: object) -> Connection:
     """One entry of ``connections:`` (``from:`` a settings file, or ``url:`` with where its
     password comes from), with every check that keeps passwords where the admin meant."""
     check_name(name, reader.origin(path, at_key=True))
@@ -43,47 +37,31 @@ def read_connection(reader: DocReader, name: str, path: KeyPath, body: Any) -> C
             "variable) or password_file: PATH (a file on the server)",
             at_key=True,
         )
-    check_keys(reader.doc, path, body, allowed=CONNECTION_KEYS)
+    connection_schema = schema(Connection)
+    connection_schema.check(reader.doc, path, body)
     if ("from" in body) == ("url" in body):
         raise reader.origin(path, at_key=True).error(
             "give exactly one of 'from' (the application's configuration file) and 'url'"
         )
-    from_file = url = password_env = password_file = None
-    if "from" in body:
-        from_file = check_path(
-            reader.text((*path, "from"), body["from"], substitute=True),
-            reader.origin((*path, "from")),
-        )
-    else:
-        url = reader.text((*path, "url"), body["url"], substitute=True).strip()
-        check_database_url(url, reader.origin((*path, "url")))
     if "password_env" in body and "password_file" in body:
         raise reader.doc.error(
             (*path, "password_file"),
             "give password_env or password_file, not both",
             at_key=True,
         )
-    if "password_env" in body:
-        env_path: KeyPath = (*path, "password_env")
-        password_env = check_env_name(
-            reader.text(env_path, body["password_env"]), reader.origin(env_path)
+    values = {"name": name, "location": reader.location(path)}
+    found: Connection = connection_schema.build(
+        reader.doc, path, body, context=reader, values=values
+    )
+    url, password_env = found.url, found.password_env
+    if url is not None and password_env and password_env.upper().startswith("KONCIS_DB_PASSWORD"):
+        raise reader.origin((*path, "password_env")).error(
+            f"{password_env} holds the password of the application's own database: it "
+            "is never sent to a URL the run instructions write"
         )
-        if url is not None and password_env.upper().startswith("KONCIS_DB_PASSWORD"):
-            raise reader.origin(env_path).error(
-                f"{password_env} holds the password of the application's own database: it "
-                "is never sent to a URL the run instructions write"
-            )
-    if "password_file" in body:
-        file_path: KeyPath = (*path, "password_file")
-        password_file = check_path(
-            reader.text(file_path, body["password_file"], substitute=True),
-            reader.origin(file_path),
-        )
-        if never_a_password_file(password_file):
-            raise reader.origin(file_path).error(
-                f"{password_file} cannot be a password file (an account, key or system file)"
-            )
-    problem = sqlserver_password_problem(url) if url and (password_env or password_file) else None
+    problem = (
+        sqlserver_password_problem(url) if url and (password_env or found.password_file) else None
+    )
     if problem is not None:
         raise reader.origin((*path, "url")).error(problem)
-    return Connection(name, from_file, url, password_env, password_file, reader.location(path))
+    return found

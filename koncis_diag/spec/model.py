@@ -3,7 +3,9 @@
 A spec is loaded from YAML written by hand (see ``docs/run-instructions.md``), from a built-in
 profile (``koncis_diag/spec/profiles/``) or built from command-line flags, validated, and turned into
 immutable objects. Everything below the spec (plan, collectors, pipeline) only ever sees these
-objects, never raw YAML. Validation lives in ``reader.py`` and ``items.py``; variables in ``variables.py``.
+objects, never raw YAML. Each mapping's keys, defaults and parsers are declared once on these
+dataclasses (``koncis_diag.binder`` fields; the parsers are in ``fields.py``); the document-level
+rules live in ``reader.py``, ``items.py`` and ``connections.py``; variables in ``variables.py``.
 """
 
 from __future__ import annotations
@@ -14,12 +16,19 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union, cast
 
+import koncis_diag.spec.fields as f
+from koncis_diag import binder
+from koncis_diag.binder import derived, key
 from koncis_diag.errors import InputError
+from koncis_diag.spec.fields import PRODUCT_CHOICES, PRODUCTS
 from koncis_diag.spec.units import Since, parse_since, parse_size
 from koncis_diag.spec.variables import Variables, check_name, check_path
 from koncis_diag.yamlio import Origin, load_yaml_file, printable
+
+if TYPE_CHECKING:
+    from koncis_diag.spec.reader import DocReader
 
 # --------------------------------------------------------------------------------------------
 # Model (the contract the rest of the package relies on)
@@ -42,15 +51,19 @@ class Location:
 class FilesItem:
     """``files`` (logs, any text) or ``config`` (configuration files: structured redaction)."""
 
-    kind: str  # "files" | "config"
-    name: str
-    paths: tuple[str, ...]  # glob patterns (``**`` allowed), variables already substituted
-    exclude: tuple[str, ...] = ()  # glob patterns matched against the full path
-    since: Optional[Since] = None
-    max_size: Optional[int] = None  # bytes per file; larger files keep their newest part
-    follow_symlinks: bool = False  # follow symlinks that leave the pattern's base directory
-    location: Optional[Location] = None
-    optional: bool = False  # a normal absence (nothing matches) is not a failure
+    kind: str = derived()  # "files" | "config"
+    name: str = key(parse=f.name)
+    #: glob patterns (``**`` allowed), variables already substituted
+    paths: tuple[str, ...] = key(parse=f.paths, example='["/var/log/app/*.log"]')
+    #: glob patterns matched against the full path
+    exclude: tuple[str, ...] = key((), parse=f.excludes, example='["*.tmp"]')
+    since: Optional[Since] = key(None, parse=f.since)
+    #: bytes per file; larger files keep their newest part (read: DEFAULT_MAX_SIZE[kind])
+    max_size: Optional[int] = key(None, parse=f.size)
+    #: follow symlinks that leave the pattern's base directory
+    follow_symlinks: bool = key(False)
+    location: Optional[Location] = derived(None)
+    optional: bool = key(False)  # a normal absence (nothing matches) is not a failure
 
 
 @dataclass(frozen=True)
@@ -63,12 +76,13 @@ class Connection:
     ``password_file`` a file on the server that holds it.
     """
 
-    name: str
-    from_file: Optional[str] = None  # server path, variables substituted
-    url: Optional[str] = None
-    password_env: Optional[str] = None
-    password_file: Optional[str] = None  # server path
-    location: Optional[Location] = None
+    name: str = derived()
+    #: server path, variables substituted
+    from_file: Optional[str] = key(None, name="from", parse=f.server_path)
+    url: Optional[str] = key(None, parse=f.url)
+    password_env: Optional[str] = key(None, parse=f.env_name)
+    password_file: Optional[str] = key(None, parse=f.password_file)  # server path
+    location: Optional[Location] = derived(None)
 
 
 def _sql_for(default: str, variants: tuple[tuple[str, str], ...], kind: str) -> Optional[str]:
@@ -86,18 +100,18 @@ class QueryItem:
     ``sql_for(kind)``; ``sql`` then holds the ``default`` variant, or ``""`` when there is none.
     """
 
-    name: str
-    database: (
-        str  # URL, e.g. ``sqlite:///path/app.db``, or a connection name; variables substituted
-    )
-    sql: str
-    max_rows: int = 10_000
-    timeout: float = 30.0  # seconds
-    location: Optional[Location] = None
-    kind: str = "query"
-    connection: Optional[Connection] = None
-    sql_variants: tuple[tuple[str, str], ...] = ()  # (database kind or "default", SQL)
-    optional: bool = False  # a normal absence (nothing matches) is not a failure
+    name: str = key(parse=f.name)
+    #: URL, e.g. ``sqlite:///path/app.db``, or a connection name; variables substituted
+    database: str = key(parse=f.database)
+    sql: str = key(parse=f.sql)
+    max_rows: int = key(10_000)
+    timeout: float = key(30.0, parse=f.duration)  # seconds
+    location: Optional[Location] = derived(None)
+    kind: str = derived("query")
+    connection: Optional[Connection] = key(None, name="database", parse=f.connection)
+    #: (database kind or "default", SQL)
+    sql_variants: tuple[tuple[str, str], ...] = key((), name="sql", parse=f.sql_variants)
+    optional: bool = key(False)  # a normal absence (nothing matches) is not a failure
 
     def sql_for(self, kind: str) -> Optional[str]:
         """The SQL to run on a database of ``kind`` (``postgresql``, ``mysql``, ``sqlserver``,
@@ -107,57 +121,55 @@ class QueryItem:
 
 @dataclass(frozen=True)
 class SystemItem:
-    name: str = "system"
-    top_processes: int = 15
-    location: Optional[Location] = None
-    kind: str = "system"
-    optional: bool = False  # a normal absence (nothing matches) is not a failure
+    name: str = key("system", parse=f.name)
+    top_processes: int = key(15)
+    location: Optional[Location] = derived(None)
+    kind: str = derived("system")
+    optional: bool = key(False)  # a normal absence (nothing matches) is not a failure
 
 
 @dataclass(frozen=True)
 class CommandItem:
-    name: str
-    argv: tuple[str, ...]  # never run through a shell
-    timeout: float = 60.0  # seconds; the whole process group is killed at the limit
-    max_output: int = 10 * 1024 * 1024  # bytes kept per stream (stdout, stderr); newest part
-    location: Optional[Location] = None
-    kind: str = "command"
+    name: str = key(parse=f.name)
+    argv: tuple[str, ...] = key(parse=f.argv, example="[java, -version]")  # never via a shell
+    #: seconds; the whole process group is killed at the limit
+    timeout: float = key(60.0, parse=f.duration)
+    #: bytes kept per stream (stdout, stderr); newest part
+    max_output: int = key(10 * 1024 * 1024, parse=f.plain_size)
+    location: Optional[Location] = derived(None)
+    kind: str = derived("command")
     #: Variables the spec sets for the program, on top of the minimal environment (PATH, HOME,
     #: LANG): fixed values written in the spec, shown on the plan before the argv.
-    env: tuple[tuple[str, str], ...] = ()
-    optional: bool = False  # a normal absence (nothing matches) is not a failure
-
-
-#: Products the tool knows; ``any`` in an item means whichever of them is running.
-PRODUCTS = ("jira", "confluence", "bitbucket")
-PRODUCT_CHOICES = (*PRODUCTS, "any")
+    env: tuple[tuple[str, str], ...] = key((), parse=f.env)
+    optional: bool = key(False)  # a normal absence (nothing matches) is not a failure
 
 
 @dataclass(frozen=True)
 class ThreadDumpItem:
     """``count`` thread dumps of the product's JVM, ``interval`` seconds apart (``jcmd``)."""
 
-    name: str = "threaddumps"
-    count: int = 3
-    interval: float = 5.0  # seconds between the starts of two dumps
-    product: str = "any"  # one of PRODUCT_CHOICES
-    pid: Optional[int] = None  # dump this process instead of looking for the product
-    timeout: float = 30.0  # per dump; the dumping tool is killed at the limit
-    location: Optional[Location] = None
-    kind: str = "threaddump"
-    optional: bool = False  # a normal absence (nothing matches) is not a failure
+    name: str = key("threaddumps", parse=f.name)
+    count: int = key(3, parse=f.dump_count)
+    interval: float = key(5.0, parse=f.dump_interval)  # seconds between the starts of two dumps
+    product: str = key("any", parse=f.product)  # one of PRODUCT_CHOICES
+    pid: Optional[int] = key(None)  # dump this process instead of looking for the product
+    #: per dump; the dumping tool is killed at the limit
+    timeout: float = key(30.0, parse=f.duration)
+    location: Optional[Location] = derived(None)
+    kind: str = derived("threaddump")
+    optional: bool = key(False)  # a normal absence (nothing matches) is not a failure
 
 
 @dataclass(frozen=True)
 class JvmItem:
     """Facts about the product's running JVM: version, arguments, heap settings, uptime."""
 
-    name: str = "jvm"
-    product: str = "any"
-    pid: Optional[int] = None
-    location: Optional[Location] = None
-    kind: str = "jvm"
-    optional: bool = False  # a normal absence (nothing matches) is not a failure
+    name: str = key("jvm", parse=f.name)
+    product: str = key("any", parse=f.product)
+    pid: Optional[int] = key(None)
+    location: Optional[Location] = derived(None)
+    kind: str = derived("jvm")
+    optional: bool = key(False)  # a normal absence (nothing matches) is not a failure
 
 
 Item = Union[FilesItem, QueryItem, SystemItem, CommandItem, ThreadDumpItem, JvmItem]
@@ -179,24 +191,45 @@ class IdentityQuery:
     """A query whose values (user names, display names, e-mails) become literal redactions
     applied to everything collected; the values themselves are never written to the bundle."""
 
-    database: str  # URL or connection name, as in QueryItem
-    sql: str
-    connection: Optional[Connection] = None
-    sql_variants: tuple[tuple[str, str], ...] = ()
-    max_rows: int = 100_000
-    timeout: float = 60.0
-    location: Optional[Location] = None
+    database: str = key(parse=f.database)  # URL or connection name, as in QueryItem
+    sql: str = key(parse=f.sql)
+    connection: Optional[Connection] = key(None, name="database", parse=f.connection)
+    sql_variants: tuple[tuple[str, str], ...] = key((), name="sql", parse=f.sql_variants)
+    max_rows: int = key(100_000)
+    timeout: float = key(60.0, parse=f.duration)
+    location: Optional[Location] = derived(None)
 
     def sql_for(self, kind: str) -> Optional[str]:
         return _sql_for(self.sql, self.sql_variants, kind)
 
 
+def _identities(site: binder.Site, value: object) -> tuple[IdentityQuery, ...]:
+    reader = cast("DocReader", site.context)
+    return tuple(
+        binder.bind(
+            IdentityQuery,
+            at.doc,
+            at.path,
+            entry,
+            context=reader,
+            values={"location": reader.location(at.path)},
+        )
+        for at, entry in binder.elements(site, value)
+    )
+
+
 @dataclass(frozen=True)
 class RedactSettings:
-    rules: tuple[str, ...] = ()  # extra rules files (absolute paths), merged over the defaults
-    keywords: tuple[str, ...] = ()  # literal values pseudonymised everywhere
-    location: Optional[Location] = None
-    identities: tuple[IdentityQuery, ...] = ()
+    #: extra rules files (absolute paths), merged over the defaults
+    rules: tuple[str, ...] = key((), parse=f.rules_files, example="[extra-rules.yaml]")
+    #: literal values pseudonymised everywhere
+    keywords: tuple[str, ...] = key((), parse=f.keywords, example="[acme, acme-corp.example]")
+    location: Optional[Location] = derived(None)
+    identities: tuple[IdentityQuery, ...] = key(
+        (),
+        parse=_identities,
+        example="[{database: app, sql: SELECT user_name FROM cwd_user}]",
+    )
 
 
 #: How long support keeps a bundle unless the spec says otherwise (``retention:``).

@@ -9,12 +9,12 @@ encryption. The profile documents are read with the same code as the spec itself
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Optional
 
+from koncis_diag.binder import bind
 from koncis_diag.spec.connections import read_connection
 from koncis_diag.spec.items import ItemReader
 from koncis_diag.spec.model import (
@@ -47,11 +47,9 @@ from koncis_diag.yamlio import (
     describe_value,
     expect_list,
     expect_mapping,
-    expect_positive_int,
     expect_text,
 )
 
-MIN_KEYWORD_LENGTH = 3
 #: Top-level keys starting with this are ignored: a place to define YAML anchors (&name).
 EXTENSION_PREFIX = "x-"
 MIN_RETENTION = timedelta(days=1)
@@ -69,7 +67,6 @@ _TOP_KEYS = (
     "retention",
     "encrypt_to",
 )
-_IDENTITY_KEYS = ("database", "sql", "max_rows", "timeout")
 
 
 class DocReader:
@@ -94,11 +91,11 @@ class DocReader:
         pos = self.doc.position(path, at_key=True)
         return Location(self.doc.source_name, pos.line, pos.column)
 
-    def text(self, path: KeyPath, value: Any, *, substitute: bool = False) -> str:
+    def text(self, path: KeyPath, value: object, *, substitute: bool = False) -> str:
         text = expect_text(self.doc, path, value)
         return self.vars.substitute(text, self.origin(path)) if substitute else text
 
-    def text_list(self, path: KeyPath, value: Any, *, example: str) -> list[tuple[KeyPath, str]]:
+    def text_list(self, path: KeyPath, value: object, *, example: str) -> list[tuple[KeyPath, str]]:
         """A list of text, or a single text meaning a list of one; variables substituted."""
         if isinstance(value, list):
             return [
@@ -122,7 +119,7 @@ class DocReader:
             required.append("collect")
         check_keys(self.doc, (), data, allowed=allowed, required=required)
 
-    def _check_version(self, version: Any) -> None:
+    def _check_version(self, version: object) -> None:
         origin = self.origin(("version",))
         if isinstance(version, bool) or not isinstance(version, int):
             raise origin.error(f"expected {SPEC_VERSION}, got {describe_value(version)}")
@@ -181,10 +178,10 @@ class DocReader:
             result[name] = self._connection(name, ("connections", name), body)
         return result
 
-    def _connection(self, name: str, path: KeyPath, body: Any) -> Connection:
+    def _connection(self, name: str, path: KeyPath, body: object) -> Connection:
         return read_connection(self, name, path, body)
 
-    def database(self, path: KeyPath, value: Any) -> tuple[str, Optional[Connection]]:
+    def database(self, path: KeyPath, value: object) -> tuple[str, Optional[Connection]]:
         """A query's ``database``: a URL, or the name of a declared connection."""
         text = self.text(path, value, substitute=True).strip()
         origin = self.origin(path)
@@ -228,63 +225,14 @@ class DocReader:
             return None
         path: KeyPath = ("redact",)
         value = self.data["redact"]
-        options = expect_mapping(self.doc, path, {} if value is None else value)
-        check_keys(self.doc, path, options, allowed=("rules", "keywords", "identities"))
-        rules = []
-        for p, text in self.text_list(
-            (*path, "rules"), options.get("rules", []), example="[extra-rules.yaml]"
-        ):
-            if not text or "\0" in text:
-                raise self.origin(p).error("a rules path cannot be empty or contain NUL")
-            resolved = os.path.normpath(os.path.join(self.base_dir, text))
-            if not os.path.isfile(resolved):
-                raise self.origin(p).error(f"rules file not found: {resolved}")
-            rules.append(resolved)
-        keywords = []
-        for p, text in self.text_list(
-            (*path, "keywords"), options.get("keywords", []), example="[acme, acme-corp.example]"
-        ):
-            if len(text.strip()) < MIN_KEYWORD_LENGTH:
-                raise self.origin(p).error(
-                    f"keyword {describe_value(text)} is too short (at least "
-                    f"{MIN_KEYWORD_LENGTH} characters): it would be replaced inside other words"
-                )
-            keywords.append(text.strip())
-        identities = self._identities((*path, "identities"), options.get("identities", []))
-        return RedactSettings(tuple(rules), tuple(keywords), self.location(path), identities)
-
-    def _identities(self, path: KeyPath, value: Any) -> tuple[IdentityQuery, ...]:
-        example = "[{database: app, sql: SELECT user_name FROM cwd_user}]"
-        entries = expect_list(self.doc, path, value, example=example)
-        identities = []
-        for index, entry in enumerate(entries):
-            entry_path: KeyPath = (*path, index)
-            options = expect_mapping(self.doc, entry_path, entry)
-            check_keys(
-                self.doc, entry_path, options, allowed=_IDENTITY_KEYS, required=("database", "sql")
-            )
-            database, connection = self.database((*entry_path, "database"), options["database"])
-            sql, variants = ItemReader(self).sql((*entry_path, "sql"), options["sql"])
-            max_rows = 100_000
-            if "max_rows" in options:
-                max_rows = expect_positive_int(
-                    self.doc, (*entry_path, "max_rows"), options["max_rows"]
-                )
-            timeout = 60.0
-            if "timeout" in options:
-                timeout = parse_duration(options["timeout"], self.origin((*entry_path, "timeout")))
-            identities.append(
-                IdentityQuery(
-                    database,
-                    sql,
-                    connection,
-                    variants,
-                    max_rows,
-                    timeout,
-                    self.location(entry_path),
-                )
-            )
-        return tuple(identities)
+        return bind(
+            RedactSettings,
+            self.doc,
+            path,
+            {} if value is None else value,
+            context=self,
+            values={"location": self.location(path)},
+        )
 
     # -- retention and encryption --------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Optional
+from typing import Optional
 
 from koncis_diag.timestamps import parse_instant
 from koncis_diag.yamlio import NOWHERE, Origin, describe_value
@@ -46,7 +46,7 @@ _PLAIN_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 MAX_SINCE = timedelta(days=100 * 366)
 
 
-def parse_size(value: Any, origin: Origin = NOWHERE) -> int:
+def parse_size(value: object, origin: Origin = NOWHERE) -> int:
     """``50MB`` -> bytes. K, M, G, T (with or without B or iB) are powers of 1024, like ``ls``
     and ``du``; a plain integer is bytes. Must be greater than 0."""
     expected = "expected a size like 50MB"
@@ -84,7 +84,7 @@ def _duration_seconds(text: str) -> Optional[float]:
     return total if parts else None
 
 
-def parse_duration(value: Any, origin: Origin = NOWHERE) -> float:
+def parse_duration(value: object, origin: Origin = NOWHERE) -> float:
     """``30s``, ``500ms``, ``5m``, ``1h30m``, ``2d``, ``1w`` or a bare number of seconds."""
     expected = "expected a duration like 30s, 5m or 1h30m"
     seconds: Optional[float]
@@ -102,11 +102,11 @@ def parse_duration(value: Any, origin: Origin = NOWHERE) -> float:
     return seconds
 
 
-def _no_unit(number: Any) -> str:
+def _no_unit(number: object) -> str:
     return f"{number} has no unit: write {number}d for days or {number}h for hours"
 
 
-def parse_since(value: Any, origin: Origin = NOWHERE) -> Since:
+def parse_since(value: object, origin: Origin = NOWHERE) -> Since:
     """A window back from the run (``7d``, ``12h``, ``1d12h``) or an instant (``2026-11-20``,
     ``2026-11-20T08:00``, ``2026-11-20 08:00:00+02:00``); naive instants are UTC."""
 

@@ -149,7 +149,7 @@ _MANIFEST_SUMMARY_KEYS = (
 )
 
 
-def _rule_categories(report: Any) -> dict[str, str]:
+def _rule_categories(report: object) -> dict[str, str]:
     """Rule name -> category, from the redaction report's ``rules`` list when it has one."""
     rules = report.get("rules") if isinstance(report, dict) else None
     categories: dict[str, str] = {}

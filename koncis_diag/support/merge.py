@@ -243,11 +243,11 @@ def _combined_consent(sources: Sequence[_Input], created: str) -> dict[str, Any]
     """A consent record in the usual shape summing up the nodes' own records (which stay
     unchanged in their folders): items and exclusions prefixed with the node."""
 
-    def text(record: Any, key: str) -> str:
+    def text(record: object, key: str) -> str:
         value = record.get(key) if isinstance(record, dict) else None
         return value if isinstance(value, str) else "?"
 
-    def names(record: Any, key: str, node: str) -> list[str]:
+    def names(record: object, key: str, node: str) -> list[str]:
         values = record.get(key) if isinstance(record, dict) else None
         return [f"{node}/{v}" for v in values or [] if isinstance(v, str)]
 
@@ -274,7 +274,7 @@ def _combined_consent(sources: Sequence[_Input], created: str) -> dict[str, Any]
     }
 
 
-def _json_bytes(data: Any) -> bytes:
+def _json_bytes(data: object) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
 

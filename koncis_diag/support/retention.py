@@ -45,7 +45,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 # ---------------------------------------------------------------------------- the date
 
 
-def parse_retention(value: Any, origin: str = "--retention") -> int:
+def parse_retention(value: object, origin: str = "--retention") -> int:
     """``30d``, ``12w``, ``90d12h`` -> whole days (rounded up), between 1 and 3660.
 
     Same grammar as ``retention:`` in a spec (``yamlio.parse_duration``), so ``--retention``
@@ -90,7 +90,7 @@ def default_delete_after(
     return (_created_date(created) + timedelta(days=days)).isoformat()
 
 
-def delete_after_of(manifest: Any) -> tuple[Optional[date], str]:
+def delete_after_of(manifest: object) -> tuple[Optional[date], str]:
     """The last day a bundle may be kept, and a note on how it was found ("" when read from
     ``delete_after``). None when neither ``delete_after`` nor ``created`` is usable."""
     if not isinstance(manifest, dict):
@@ -126,7 +126,7 @@ class PurgeEntry:
         return asdict(self)
 
 
-def _read_manifest_from_folder(folder: Path) -> Any:
+def _read_manifest_from_folder(folder: Path) -> object:
     """``<folder>/manifest.json`` opened without following a symlink, at most 64 MiB."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
     fd = os.open(folder / MANIFEST_NAME, flags)
@@ -139,7 +139,7 @@ def _read_manifest_from_folder(folder: Path) -> Any:
     return parse_json(raw, str(folder / MANIFEST_NAME))
 
 
-def _read_manifest_from_archive(path: Path) -> Any:
+def _read_manifest_from_archive(path: Path) -> object:
     with open_bundle(path) as reader:
         if MANIFEST_NAME not in reader.names():
             raise BundleError(f"{path}: not a koncis-diag bundle ({MANIFEST_NAME} missing)")
@@ -158,7 +158,7 @@ def _archive_kind(path: Path) -> Optional[str]:
         return None
 
 
-def _manifest_of(path: Path, kind: str, identity: Optional[PathLike]) -> Any:
+def _manifest_of(path: Path, kind: str, identity: Optional[PathLike]) -> object:
     if kind == "folder":
         return _read_manifest_from_folder(path)
     if kind == "age":

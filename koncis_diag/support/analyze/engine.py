@@ -238,7 +238,7 @@ def _status(state: _CheckState) -> CheckStatus:
     return CheckStatus(state.check, "clear")
 
 
-def _text_field(mapping: Any, key: str) -> str:
+def _text_field(mapping: object, key: str) -> str:
     value = mapping.get(key) if isinstance(mapping, dict) else None
     return value if isinstance(value, str) else ""
 
