@@ -27,6 +27,7 @@ from collections.abc import Generator
 from typing import Optional
 
 from koncis_diag.redaction.continued_keys import continued_key_hits
+from koncis_diag.redaction.detector import NO_SLOTS, Anchor, Slots
 from koncis_diag.redaction.globs import compile_globs
 from koncis_diag.redaction.keyvalues import (
     BARE_VALUE,
@@ -68,7 +69,8 @@ class KeysDetector:
         self.exclude = compile_globs(rule.exclude_keys)
         literals = rule.triggers or tuple(glob_literal(g) for g in rule.keys)
         self.triggers = minimal_triggers([t.lower().encode("utf-8") for t in literals])
-        self.trigger_slots: Optional[tuple[int, ...]] = None  # set by the engine
+        self.icase = True  # the triggers are found in the lower-cased text
+        self.anchor: Optional[Anchor] = None
         self.validator: Optional[Validator] = VALIDATORS[rule.validator] if rule.validator else None
         # key token -> wanted(); the glob regexes are the dearest step and keys repeat a lot
         self._wanted: dict[bytes, bool] = {}
@@ -104,12 +106,20 @@ class KeysDetector:
             verdict = cache[key] = self.wanted(key)
         return verdict
 
-    def begin(self, batch: Batch) -> Optional[KeysCursor]:
-        firsts = batch.gate(self.triggers, True, self.trigger_slots)
+    def accel_pattern(self) -> Optional[bytes]:
+        """Never accelerated: the trigger occurrences are what the scanner needs."""
+        return None
+
+    def begin(
+        self, batch: Batch, slots: Slots = NO_SLOTS, continuing: Optional[int] = None
+    ) -> Optional[KeysCursor]:
+        trigger_slots = slots.trigger_slots
+        firsts = batch.gate(self.triggers, True, trigger_slots)
         split = continued_key_hits(self, batch) if batch.fmt == "properties" else []
         if split:
-            return SplitKeysCursor(self, batch, firsts or [-1] * len(self.triggers), split)
-        return KeysCursor(self, batch, firsts) if firsts is not None else None
+            missing = [-1] * len(self.triggers)
+            return SplitKeysCursor(self, batch, firsts or missing, split, trigger_slots)
+        return KeysCursor(self, batch, firsts, trigger_slots) if firsts is not None else None
 
 
 class KeysCursor:
@@ -118,10 +128,16 @@ class KeysCursor:
 
     __slots__ = ("_scan", "batch", "detector")
 
-    def __init__(self, detector: KeysDetector, batch: Batch, firsts: list[int]) -> None:
+    def __init__(
+        self,
+        detector: KeysDetector,
+        batch: Batch,
+        firsts: list[int],
+        trigger_slots: Optional[tuple[int, ...]] = None,
+    ) -> None:
         self.detector = detector
         self.batch = batch
-        self._scan = _scan(detector, batch, firsts)
+        self._scan = _scan(detector, batch, firsts, trigger_slots)
         next(self._scan)  # run up to the first ``yield``: ready for ``send``
 
     def next_hit(self, pos: int) -> Optional[Hit]:
@@ -136,9 +152,14 @@ class SplitKeysCursor(KeysCursor):
     __slots__ = ("_pending", "_split")
 
     def __init__(
-        self, detector: KeysDetector, batch: Batch, firsts: list[int], split: list[Hit]
+        self,
+        detector: KeysDetector,
+        batch: Batch,
+        firsts: list[int],
+        split: list[Hit],
+        trigger_slots: Optional[tuple[int, ...]],
     ) -> None:
-        super().__init__(detector, batch, firsts)
+        super().__init__(detector, batch, firsts, trigger_slots)
         self._split = split[::-1]  # the next one last: popped
         self._pending: Optional[Hit] = None
 
@@ -157,7 +178,10 @@ class SplitKeysCursor(KeysCursor):
 
 
 def _scan(
-    detector: KeysDetector, batch: Batch, firsts: list[int]
+    detector: KeysDetector,
+    batch: Batch,
+    firsts: list[int],
+    trigger_slots: Optional[tuple[int, ...]],
 ) -> Generator[Optional[Hit], int, None]:
     """Sent ``pos``, yields the next hit whose key starts at or after ``pos`` (or None).
 
@@ -166,7 +190,7 @@ def _scan(
     once it has been passed. Never refers to its cursor (no reference cycle holding the
     batch). Later calls never look before the end of the key of the last hit."""
     buf = batch.buf
-    lists = batch.occurrence_lists(detector.trigger_slots)  # from the accelerator
+    lists = batch.occurrence_lists(trigger_slots)  # from the accelerator
     lower = batch.lower if lists is None else buf
     size = batch.size
     needles = detector.triggers

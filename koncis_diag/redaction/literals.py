@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import Optional
 
+from koncis_diag.redaction.detector import NO_SLOTS, Anchor, Slots
 from koncis_diag.redaction.matching import MARKER, MARKER_PREFIX, Batch, Hit
 from koncis_diag.redaction.rules import Rule
 
@@ -41,7 +42,16 @@ class LiteralDetector:
         self.host_like = rule.shape in ("host", "auto")  # dotted values take sub-domains
         self.dot_guard = rule.shape == "host"  # single labels do not match after a dot
 
-    def begin(self, batch: Batch) -> Optional[LiteralCursor]:
+    # the one trie regex searches the batch itself: no triggers, never accelerated
+    triggers: tuple[bytes, ...] = ()
+    anchor: Optional[Anchor] = None
+
+    def accel_pattern(self) -> Optional[bytes]:
+        return None
+
+    def begin(
+        self, batch: Batch, slots: Slots = NO_SLOTS, continuing: Optional[int] = None
+    ) -> Optional[LiteralCursor]:
         if self.regex is None:
             return None
         return LiteralCursor(self, batch)
@@ -123,8 +133,16 @@ class MarkerDetector:
     so redacting twice changes nothing."""
 
     rule_index = -1
+    triggers: tuple[bytes, ...] = ()
+    icase = False
+    anchor: Optional[Anchor] = None
 
-    def begin(self, batch: Batch) -> Optional[MarkerCursor]:
+    def accel_pattern(self) -> Optional[bytes]:
+        return None
+
+    def begin(
+        self, batch: Batch, slots: Slots = NO_SLOTS, continuing: Optional[int] = None
+    ) -> Optional[MarkerCursor]:
         if MARKER_PREFIX not in batch.buf:
             return None
         return MarkerCursor(batch)
