@@ -30,7 +30,8 @@ from koncis_diag.redaction.regexcheck import (
     implies_triggers,
 )
 from koncis_diag.redaction.relax import candidate_reach
-from koncis_diag.redaction.rules import PATTERN_FLAGS, Rule
+from koncis_diag.redaction.rule_types import KeysRule, LiteralsRule, PatternRule, Rule
+from koncis_diag.redaction.rules import PATTERN_FLAGS
 from koncis_diag.redaction.validators import VALIDATORS, Validator
 
 log = logging.getLogger("koncis_diag.redaction")
@@ -67,7 +68,7 @@ Finder = Union[MultiFinder, OffsetFinder, _NoFinder]
 class PatternDetector:
     """A ``pattern`` rule: regex + optional group (or named ``fields``), validator, triggers."""
 
-    def __init__(self, rule: Rule, rule_index: int) -> None:
+    def __init__(self, rule: PatternRule, rule_index: int) -> None:
         self.rule = rule
         self.rule_index = rule_index
         flags = PATTERN_FLAGS | (re.IGNORECASE if rule.ignore_case else 0)
@@ -297,7 +298,7 @@ class BlockDetector(PatternDetector):
     keys). When the opening line has a prefix (a log timestamp, ``#6 0.245`` of a build log),
     body lines may carry a prefix of the same width."""
 
-    def __init__(self, rule: Rule, rule_index: int) -> None:
+    def __init__(self, rule: PatternRule, rule_index: int) -> None:
         super().__init__(rule, rule_index)
         assert rule.block_end is not None
         self.end_regex = re.compile(rule.block_end.encode("utf-8"), PATTERN_FLAGS)
@@ -414,13 +415,13 @@ def build_detectors(
     for index, rule in enumerate(rules):
         if not rule.enabled:
             continue
-        if rule.kind == "pattern":
+        if isinstance(rule, PatternRule):
             detectors.append(
                 BlockDetector(rule, index) if rule.block_end else PatternDetector(rule, index)
             )
-        elif rule.kind == "keys":
+        elif isinstance(rule, KeysRule):
             detectors.append(KeysDetector(rule, index))
-        elif rule.kind == "literals":
+        elif isinstance(rule, LiteralsRule):
             values = list(rule.literals) + list(literal_values.get(rule.name, ()))
             detectors.append(LiteralDetector(rule, index, values))
     return detectors

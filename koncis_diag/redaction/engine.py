@@ -22,7 +22,7 @@ from koncis_diag.redaction.learning import LearnedValues, in_comment
 from koncis_diag.redaction.literals import MarkerDetector
 from koncis_diag.redaction.matching import MARKER, Batch, Hit, marker
 from koncis_diag.redaction.pseudonyms import Pseudonymizer
-from koncis_diag.redaction.rules import Rule
+from koncis_diag.redaction.rule_types import Rule
 
 log = logging.getLogger("koncis_diag.redaction")
 

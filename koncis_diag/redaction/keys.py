@@ -43,7 +43,8 @@ from koncis_diag.redaction.keyvalues import (
     value_spans,
 )
 from koncis_diag.redaction.matching import MARKER, Batch, Hit, minimal_triggers
-from koncis_diag.redaction.rules import Rule, glob_literal
+from koncis_diag.redaction.rule_types import KeysRule
+from koncis_diag.redaction.rules import glob_literal
 from koncis_diag.redaction.validators import VALIDATORS, Validator
 
 _KEY_BYTES = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
@@ -62,7 +63,7 @@ def normalise_key(key: bytes) -> bytes:
 
 
 class KeysDetector:
-    def __init__(self, rule: Rule, rule_index: int) -> None:
+    def __init__(self, rule: KeysRule, rule_index: int) -> None:
         self.rule = rule
         self.rule_index = rule_index
         self.include = compile_globs(rule.keys)

@@ -13,7 +13,7 @@ from typing import Optional
 
 from koncis_diag.redaction.detector import NO_SLOTS, Anchor, Slots
 from koncis_diag.redaction.matching import MARKER, MARKER_PREFIX, Batch, Hit
-from koncis_diag.redaction.rules import Rule
+from koncis_diag.redaction.rule_types import LiteralsRule
 
 _LABEL_GLUE = b".-_"  # a single-label host name is not part of a longer dotted/hyphenated name
 
@@ -28,7 +28,7 @@ class LiteralDetector:
     _WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
     _LABEL = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
 
-    def __init__(self, rule: Rule, rule_index: int, values: Sequence[str]) -> None:
+    def __init__(self, rule: LiteralsRule, rule_index: int, values: Sequence[str]) -> None:
         self.rule = rule
         self.rule_index = rule_index
         self.icase = rule.ignore_case

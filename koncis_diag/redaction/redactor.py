@@ -24,7 +24,14 @@ from koncis_diag.redaction.learning import (
 )
 from koncis_diag.redaction.pseudonym_shapes import SHAPES
 from koncis_diag.redaction.pseudonyms import Pseudonymizer
-from koncis_diag.redaction.rules import CATEGORIES, LEARNED_SHAPES, MIN_LITERAL, Rule
+from koncis_diag.redaction.rule_types import (
+    LEARNED_SHAPES,
+    ColumnsRule,
+    FilesRule,
+    LiteralsRule,
+    Rule,
+)
+from koncis_diag.redaction.rules import CATEGORIES, MIN_LITERAL
 from koncis_diag.redaction.ruleset import all_rules
 from koncis_diag.redaction.stream import OVERSIZED_RULE, RedactionStream
 
@@ -51,8 +58,10 @@ class Redactor:
     def _rebuild(self) -> None:
         detectors = build_detectors(self._rules, self._extra_literals)
         self.engine = Engine(self._rules, detectors, self.pseudonymizer, self.learned)
-        self._columns = [(r, compile_globs(r.columns)) for r in self._rules if r.kind == "columns"]
-        self._files = [r for r in self._rules if r.kind == "files"]
+        self._columns = [
+            (r, compile_globs(r.columns)) for r in self._rules if isinstance(r, ColumnsRule)
+        ]
+        self._files = [r for r in self._rules if isinstance(r, FilesRule)]
         self._leak_engine = None
         self._small_cache: dict[tuple[str, bytes], tuple[bytes, dict[str, int]]] = {}
 
@@ -103,9 +112,8 @@ class Redactor:
             existing = next((r for r in self._rules if r.name == rule_name), None)
             if existing is None:
                 self._rules.append(
-                    Rule(
+                    LiteralsRule(
                         name=rule_name,
-                        kind="literals",
                         category=category,
                         action=action,
                         origin="discovered",
@@ -123,7 +131,7 @@ class Redactor:
         """What this run learned (``self.learned``) that no literal rule holds yet, filtered to
         the values specific enough to be replaced everywhere (``learning.literals_of``)."""
         known = [v for values in self._extra_literals.values() for v in values]
-        known += [v for r in self._rules if r.kind == "literals" for v in r.literals]
+        known += [v for r in self._rules if isinstance(r, LiteralsRule) for v in r.literals]
         return literals_of(self.learned.hosts, self.learned.users, known)
 
     def add_learned(self, found: Literals) -> None:
@@ -244,9 +252,8 @@ def build_redactor(
     if words:
         rules = [r for r in rules if r.name != KEYWORDS_RULE]
         rules.append(
-            Rule(
+            LiteralsRule(
                 name=KEYWORDS_RULE,
-                kind="literals",
                 category="custom",
                 action="pseudonymize",
                 origin="keywords",

@@ -19,7 +19,7 @@ from koncis_diag.errors import RedactionError
 from koncis_diag.redaction import Redactor
 from koncis_diag.redaction.learning import LearnedValues
 from koncis_diag.redaction.pseudonyms import Pseudonymizer
-from koncis_diag.redaction.rules import Rule
+from koncis_diag.redaction.rule_types import Rule
 from koncis_diag.redaction.worker_signals import signals_held, worker_takes_signals
 
 log = logging.getLogger("koncis_diag.redaction.parallel")
