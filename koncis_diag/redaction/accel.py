@@ -38,10 +38,8 @@ log = logging.getLogger("koncis_diag.redaction")
 
 ENGINE_VARIABLE = "KONCIS_DIAG_ENGINE"
 
-#: Compiled databases by their expressions: a redactor is rebuilt whenever it learns names,
-#: and the pattern rules (the expensive part to compile) rarely change.
-_DATABASES: dict[tuple[tuple[bytes, int], ...], tuple[Any, list[int]]] = {}
 _MAX_DATABASES = 8
+Expressions = tuple[tuple[bytes, int], ...]  # (expression, Hyperscan flags) in id order
 
 
 def _hyperscan() -> Any:
@@ -109,6 +107,26 @@ class OffsetFinder:
         return (offsets[index], 0) if index < len(offsets) else (-1, -1)
 
 
+class DatabaseCache:
+    """Compiled databases by their expressions (at most ``_MAX_DATABASES``), shared by the
+    redactors derived from one another: each learned name makes a new redactor, and the
+    pattern rules (the expensive part to compile) do not change with it."""
+
+    def __init__(self) -> None:
+        self._databases: dict[Expressions, tuple[Any, list[int]]] = {}
+        self._lock = threading.Lock()  # redactors may be built on several threads
+
+    def compiled(self, hyperscan: Any, expressions: Expressions) -> tuple[Any, list[int]]:
+        """(database or None, indexes of the expressions in it), compiled once."""
+        with self._lock:
+            found = self._databases.get(expressions)
+            if found is None:
+                if len(self._databases) >= _MAX_DATABASES:
+                    self._databases.clear()
+                found = self._databases[expressions] = _compile(hyperscan, expressions)
+            return found
+
+
 class Accelerator:
     """One Hyperscan database over the candidate patterns of some detectors and the literal
     triggers of the others.
@@ -139,10 +157,12 @@ class Accelerator:
         cls,
         patterns: Sequence[bytes],
         trigger_keys: Sequence[tuple[bytes, bool]] = (),
+        cache: Optional[DatabaseCache] = None,
     ) -> Optional[Accelerator]:
         """The accelerator for these candidate patterns, or None (no Hyperscan here, or
         nothing it can serve); ``slot`` tells which patterns it serves. ``trigger_keys``
-        (needle, case-insensitive) are searched in the same scan."""
+        (needle, case-insensitive) are searched in the same scan. ``cache``: where the
+        database may already be (else it is compiled here)."""
         hyperscan = _hyperscan()
         if hyperscan is None or not (patterns or trigger_keys):
             return None
@@ -152,11 +172,10 @@ class Accelerator:
             (_literal(needle), caseless if icase else 0) for needle, icase in trigger_keys
         ]
         key = tuple(expressions)
-        if key not in _DATABASES:
-            if len(_DATABASES) >= _MAX_DATABASES:
-                _DATABASES.clear()
-            _DATABASES[key] = _compile(hyperscan, key)
-        database, kept = _DATABASES[key]
+        if cache is not None:
+            database, kept = cache.compiled(hyperscan, key)
+        else:
+            database, kept = _compile(hyperscan, key)
         if database is None:
             return None
         served = [index for index in kept if index < len(patterns)]
@@ -206,7 +225,7 @@ def _database(hyperscan: Any, expressions: Sequence[tuple[bytes, int]]) -> Any:
     return database
 
 
-def _compile(hyperscan: Any, expressions: tuple[tuple[bytes, int], ...]) -> tuple[Any, list[int]]:
+def _compile(hyperscan: Any, expressions: Expressions) -> tuple[Any, list[int]]:
     """(database, indexes of the expressions in it, ascending). All at once first; when
     Hyperscan refuses the set, one by one to find those it takes."""
     try:

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Optional
 
-from koncis_diag.redaction.accel import Accelerator, accel_candidates
+from koncis_diag.redaction.accel import Accelerator, DatabaseCache, accel_candidates
 from koncis_diag.redaction.detector import Detector, Slots
 from koncis_diag.redaction.learning import LearnedValues, in_comment
 from koncis_diag.redaction.literals import MarkerDetector
@@ -65,7 +65,7 @@ _PENDING = (b"", False)  # a value whose pseudonym is being assigned with the ot
 
 
 def _plan(
-    detectors: Sequence[Detector],
+    detectors: Sequence[Detector], databases: Optional[DatabaseCache]
 ) -> tuple[list[tuple[bytes, bool]], Optional[Accelerator], list[Slots]]:
     """(trigger keys to prime each batch with, accelerator, each detector's slots). The
     accelerator serves the detectors it can; the others are gated by their literal triggers,
@@ -81,7 +81,7 @@ def _plan(
             wanted.update((spelling, anchor[1]) for spelling in anchor[0])
     keys = sorted(wanted)
     slot = {key: index for index, key in enumerate(keys)}
-    accelerator = Accelerator.build([pattern for _, pattern in candidates], keys)
+    accelerator = Accelerator.build([pattern for _, pattern in candidates], keys, databases)
     rows = [Slots() for _ in detectors]
     for position in gated:
         detector = detectors[position]
@@ -117,6 +117,7 @@ class Engine:
         detectors: Sequence[Detector],
         pseudonymizer: Pseudonymizer,
         learned: Optional[LearnedValues] = None,
+        databases: Optional[DatabaseCache] = None,
     ) -> None:
         self.rules = list(rules)
         #: where the user and host names this engine pseudonymises are recorded (see
@@ -124,7 +125,7 @@ class Engine:
         self.learned = learned
         self._learns = [rule.learns for rule in self.rules]
         self.detectors: list[Detector] = [MarkerDetector(), *detectors]
-        self.trigger_keys, self.accelerator, slots = _plan(detectors)
+        self.trigger_keys, self.accelerator, slots = _plan(detectors, databases)
         #: the engine's row for each of ``self.detectors`` (the marker detector needs none)
         self.slots: list[Slots] = [Slots(), *slots]
         self.pseudonymizer = pseudonymizer
