@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from koncis_diag.errors import InputError
 from koncis_diag.redaction.accel import DatabaseCache
@@ -35,6 +35,9 @@ from koncis_diag.redaction.rule_types import (
 from koncis_diag.redaction.rules import CATEGORIES, MIN_LITERAL
 from koncis_diag.redaction.ruleset import all_rules
 from koncis_diag.redaction.stream import OVERSIZED_RULE, RedactionStream
+
+if TYPE_CHECKING:
+    from koncis_diag.redaction.leakcheck import Finding, LeakSource
 
 KEYWORDS_RULE = "keywords"
 _SMALL = 256  # bytes: texts this short have their redaction remembered
@@ -250,7 +253,7 @@ class Redactor:
         detectors = build_detectors(chosen, self._literals)
         return Engine(chosen, detectors, self.pseudonymizer, databases=self._databases)
 
-    def leak_check(self, paths_or_streams: Sequence[Any]) -> list[Any]:
+    def leak_check(self, paths_or_streams: Sequence[LeakSource]) -> list[Finding]:
         from koncis_diag.redaction.leakcheck import leak_check
 
         return leak_check(paths_or_streams, self)

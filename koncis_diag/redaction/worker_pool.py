@@ -28,7 +28,7 @@ _POLL_SECONDS = 0.5
 _STOP_SECONDS = 5.0
 
 #: State a stream ends in when a block is still open: (open block, newline held back).
-Resume = Tuple[Any, bool]  # noqa: UP006
+Resume = Tuple[Tuple[int, int], bool]  # noqa: UP006
 
 
 # ------------------------------------------------------------------------ one segment
