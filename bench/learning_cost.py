@@ -67,7 +67,7 @@ def measure(log: Path, work: Path) -> dict[str, float]:
     try:
         before, _ = _leak_check(redactor, redacted)
         found = redactor.learned_literals()
-        redactor.add_learned(found)
+        redactor = redactor.with_learned(found)
         after, findings = _leak_check(redactor, redacted)
         rewrite = 0.0
         if any(f.rule in (HOSTS_RULE, USERS_RULE) for f in findings):

@@ -124,7 +124,8 @@ def _run(
     redactor: Redactor,
     now: datetime,
 ) -> RunResult:
-    _learn_server_identity(redactor)
+    # what is learned before collection makes new redactors: each is fixed once made
+    redactor = _learn_server_identity(redactor)
     plan = make_plan(spec, ctx, options.excluded, options.trust)
     refuse_weakening(plan.rule_changes, options.allow_weaker_redaction)
     check_unsigned(plan.trust, plan.risks, reviewer.mode == AssumeYes.mode, options.allow_unsigned)
@@ -151,8 +152,8 @@ def _run(
             len(plan.items),
             spec.name,
         )
-        _scan_configuration(plan, ctx, redactor)
-        identities = _prepare_databases(spec, ctx, redactor, options.password_source)
+        redactor = _scan_configuration(plan, ctx, redactor)
+        identities, redactor = _prepare_databases(spec, ctx, redactor, options.password_source)
         started = time.monotonic()
         with ParallelRedaction(redactor, options.jobs) as parallel:
             parallel.start()
@@ -163,7 +164,7 @@ def _run(
             ItemResult(item=spec.item(name), status="excluded") for name in options.excluded
         ]
         run = RunResult(plan=plan, items=results, identities=identities)
-        learned = apply_learned(run.items, redactor, staging)
+        learned, redactor = apply_learned(run.items, redactor, staging)
         started = time.monotonic()
         with progress_factory(staging.total_bytes(), "leak check") as progress:
             progress.phase(f"leak check of {len(staging.records())} staged file(s)")
@@ -313,25 +314,27 @@ def _explain_unreadable(result: ItemResult) -> None:
 # ----------------------------------------------------------------------- after collecting
 
 
-def _learn_server_identity(redactor: Redactor) -> None:
+def _learn_server_identity(redactor: Redactor) -> Redactor:
     """The server's own names appear everywhere (paths, logs, prompts): known before any
-    content is redacted, so they are caught in every file."""
+    content is redacted, so they are caught in every file (by the redactor returned)."""
     names = set()
     for name in (socket.gethostname(), socket.getfqdn()):
         if name and name not in ("localhost", "localhost.localdomain"):
             names.add(name)
             names.add(name.split(".")[0])
     names = {n for n in names if len(n) >= 3}
-    if names:
-        redactor.add_literals(
-            sorted(names), rule_name="server-hostname", category="network", shape="host"
-        )
+    if not names:
+        return redactor
+    return redactor.with_literals(
+        sorted(names), rule_name="server-hostname", category="network", shape="host"
+    )
 
 
-def _scan_configuration(plan: Plan, ctx: CollectContext, redactor: Redactor) -> None:
+def _scan_configuration(plan: Plan, ctx: CollectContext, redactor: Redactor) -> Redactor:
     """Scan first, then rewrite: host names and user names found in the configuration items
-    (JDBC URLs, base URLs, proxy names, database users) become redactions before any item is
-    collected, so they disappear from every file, logs and earlier items included."""
+    (JDBC URLs, base URLs, proxy names, database users) become redactions (of the redactor
+    returned) before any item is collected, so they disappear from every file, logs and
+    earlier items included."""
     from koncis_diag.redaction import scan_identifiers
 
     def config_sources() -> Iterator[tuple[str, Iterator[bytes], str]]:
@@ -346,22 +349,23 @@ def _scan_configuration(plan: Plan, ctx: CollectContext, redactor: Redactor) -> 
         found = scan_identifiers(redactor, config_sources())
     except (KoncisError, OSError) as err:
         log.warning("configuration scan: %s", redacted(redactor, str(err)))
-        return
-    found.apply(redactor)
+        return redactor
     log.info(
         "configuration scan: %d host name(s) and %d user name(s) will be redacted everywhere",
         len(found.hosts) + len(found.short_hosts),
         len(found.users),
     )
+    return found.apply(redactor)
 
 
 def _prepare_databases(
     spec: Spec, ctx: CollectContext, redactor: Redactor, password_source: Any
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], Redactor]:
     """Before any item runs: resolve every database connection once (passwords asked now, kept
     in memory only), then run the spec's ``redact.identities`` queries so the user names,
     display names and e-mails they return are redacted in every item, including free text.
-    The values themselves are never written anywhere."""
+    The values themselves are never written anywhere. Returns the identities' report and the
+    redactor that knows the passwords and names."""
     from koncis_diag.collect.databases.connections import CredentialStore, attach_credentials
     from koncis_diag.collect.databases.identities import resolve_identities
 
@@ -371,28 +375,29 @@ def _prepare_databases(
         log.warning("database connection: %s", problem)
     known = store.secrets()
     if known:  # a password the run knows is masked wherever it appears, also without a key
-        redactor.add_literals(
+        redactor = redactor.with_literals(
             known, rule_name=PASSWORDS_RULE, category="secret", shape="token", action="mask"
         )
     if not spec.redact.identities:
-        return {}
+        return {}, redactor
     found = resolve_identities(spec, ctx)
     if found.names:
-        redactor.add_literals(
+        redactor = redactor.with_literals(
             found.names, rule_name="identities", category="identity", shape="user"
         )
     if found.emails:
-        redactor.add_literals(
+        redactor = redactor.with_literals(
             found.emails, rule_name="identity-emails", category="identity", shape="email"
         )
     for problem in found.problems:
         log.warning("identities: %s", problem)
-    return {
+    report = {
         "queries": len(spec.redact.identities),
         "completed": found.queries,
         "values": len(found.values),
         "problems": [redacted(redactor, p) for p in found.problems],
     }
+    return report, redactor
 
 
 def _tally(run: RunResult, redactor: Redactor) -> None:

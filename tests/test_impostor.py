@@ -567,4 +567,4 @@ def test_files_swapped_after_the_signature_check_change_nothing(tmp_path: Path) 
     rules.write_text("version: 1\nrules:\n  - {name: secret-keys, enabled: false}\n")
     spec.write_text("version: 1\nname: swapped\ncollect: [system: {}]\n")
     assert load_spec(spec).name == "signed"
-    assert [entry["name"] for entry in load_rules_file(rules)] == ["ticket-ids"]
+    assert [entry.name for entry in load_rules_file(rules)] == ["ticket-ids"]

@@ -93,7 +93,9 @@ def test_keywords_are_pseudonymised_everywhere(tmp_path: Path) -> None:
 
 
 def test_add_literals_for_learned_host_names(redactor: Redactor) -> None:
-    redactor.add_literals(["jira", "db01.corp.example", "x"], rule_name="discovered-hosts")
+    original = redactor
+    redactor = redactor.with_literals(["jira", "db01.corp.example", "x"], "discovered-hosts")
+    assert "jira" in original.redact_text("jira")[0]  # a redactor never changes
     text, counts = redactor.redact_text(
         "jira connects to db01.corp.example and app.db01.corp.example; com.atlassian.jira.Foo"
     )
@@ -101,10 +103,11 @@ def test_add_literals_for_learned_host_names(redactor: Redactor) -> None:
     assert "com.atlassian.jira.Foo" in text  # a single-label name does not hit class names
     assert counts["discovered-hosts"] == 3
     assert redactor.category_of("discovered-hosts") == "network"
-    redactor.add_literals(["db02.corp.example"], rule_name="discovered-hosts")
+    redactor = redactor.with_literals(["db02.corp.example"], rule_name="discovered-hosts")
     assert "db02" not in redactor.redact_text("see db02.corp.example")[0]
+    assert "db01" not in redactor.redact_text("see db01.corp.example")[0]
     with pytest.raises(ValueError, match="not a literals rule"):
-        redactor.add_literals(["abc"], rule_name="email")
+        redactor.with_literals(["abc"], rule_name="email")
 
 
 # ---------------------------------------------------------------------------- leak check

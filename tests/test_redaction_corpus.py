@@ -223,6 +223,6 @@ def test_atlassian_configuration_scan_learns_the_cluster_hosts(
     sources = [(str(p), p.read_bytes()) for p in sorted(base.iterdir()) if p.name != "LICENSE"]
     found = scan_identifiers(redactor, sources)
     assert {"jira-cluster-900-db", "jira-cluster-900-node1", "jira-cluster-db"} <= set(found.hosts)
-    found.apply(redactor)
+    redactor = found.apply(redactor)
     out = redactor.redact_text("node jira-cluster-900-node1 lost jira-cluster-db")[0]
     assert "jira-cluster" not in out and out.count("host-") == 2

@@ -168,7 +168,7 @@ def test_scan_finds_hosts_and_users_in_configuration(redactor: Redactor) -> None
 
 
 def test_discovered_names_disappear_from_logs(redactor: Redactor) -> None:
-    scanned(redactor).apply(redactor)
+    redactor = scanned(redactor).apply(redactor)
     log = (
         "Connection to db01.acme.example refused; retrying db01 in 5s\n"
         "user jira_svc logged in from jira-node2 (smtp01 down)\n"
@@ -239,7 +239,7 @@ def test_short_names_worth_a_literal(name: str, expected: bool) -> None:
 
 
 def test_single_label_host_literal_matches_whole_labels_only(redactor: Redactor) -> None:
-    redactor.add_literals(["confluence01"], rule_name="discovered-hosts")
+    redactor = redactor.with_literals(["confluence01"], rule_name="discovered-hosts")
     text = (
         "confluence01 up; ssh confluence01: ok; com.acme.confluence01.Foo; confluence01-old; "
         "x_confluence01; /srv/confluence01/data"
@@ -274,7 +274,7 @@ def test_scan_over_the_config_items_of_the_demo_server(
     assert found.sources == 4
     assert {"db01.acme-corp.example", "jira01.acme-corp.example"} <= set(found.hosts)
     assert {"db01", "jira01"} <= set(found.short_hosts) and "jira_svc" in found.users
-    found.apply(redactor)
+    redactor = found.apply(redactor)
     line = "ERROR Cannot connect to db01 (db01.acme-corp.example) as jira_svc from jira01\n"
     out, counts = redactor.redact_text(line, fmt="log")
     assert "db01" not in out and "jira_svc" not in out and "jira01" not in out, out

@@ -10,7 +10,7 @@ from koncis_diag.redaction.discovery import ScanResult, scan_identifiers
 from koncis_diag.redaction.leakcheck import Finding, leak_check
 from koncis_diag.redaction.redactor import Redactor, build_redactor
 from koncis_diag.redaction.reveal import Revealed, reveal, reveal_all
-from koncis_diag.redaction.rules import Rule
+from koncis_diag.redaction.rule_types import Rule
 from koncis_diag.redaction.ruleset import effective_rules
 from koncis_diag.redaction.stream import RedactionStream
 

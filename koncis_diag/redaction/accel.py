@@ -10,6 +10,13 @@ lines. The detectors decide, so the output is byte-identical with or without Hyp
 Hyperscan is used when the ``hyperscan`` package imports (it ships wheels for x86-64 Linux,
 which needs SSSE3, and for aarch64, macOS and Windows). ``KONCIS_DIAG_ENGINE=python`` turns it
 off. A rule whose pattern cannot be relaxed or compiled stays on the Python path.
+
+The interface, all the engine uses: ``accel_candidates(detectors)`` lists (position,
+candidate pattern) of the detectors that could be served; ``Accelerator.build(patterns,
+trigger_keys)`` compiles those patterns and the literal trigger keys into one database (or
+gives None); ``slot(i)`` says which candidate list of a scan belongs to ``patterns[i]`` (None:
+Hyperscan refused it, its detector searches on ``re``); ``scan(buf)`` gives the candidate
+lists and the trigger occurrences. Detectors are never written to: the engine keeps the slots.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Any, Optional
 
+from koncis_diag.redaction.detector import Detector
 from koncis_diag.redaction.regexcheck import anchor_literal
 from koncis_diag.redaction.relax import Unsupported, candidate_pattern
 from koncis_diag.redaction.rules import PATTERN_FLAGS
@@ -30,10 +38,8 @@ log = logging.getLogger("koncis_diag.redaction")
 
 ENGINE_VARIABLE = "KONCIS_DIAG_ENGINE"
 
-#: Compiled databases by their expressions: a redactor is rebuilt whenever it learns names,
-#: and the pattern rules (the expensive part to compile) rarely change.
-_DATABASES: dict[tuple[tuple[bytes, int], ...], tuple[Any, list[int]]] = {}
 _MAX_DATABASES = 8
+Expressions = tuple[tuple[bytes, int], ...]  # (expression, Hyperscan flags) in id order
 
 
 def _hyperscan() -> Any:
@@ -46,17 +52,16 @@ def _hyperscan() -> Any:
     return hyperscan
 
 
-def accel_candidates(detectors: Sequence[Any]) -> list[tuple[Any, bytes]]:
-    """(detector, candidate pattern) for each detector the accelerator could serve; none
-    without Hyperscan."""
+def accel_candidates(detectors: Sequence[Detector]) -> list[tuple[int, bytes]]:
+    """(position in ``detectors``, candidate pattern) for each detector the accelerator could
+    serve; none without Hyperscan."""
     if _hyperscan() is None:
         return []
     found = []
-    for detector in detectors:
-        pattern = getattr(detector, "accel_pattern", None)
-        expression = pattern() if pattern is not None else None
+    for position, detector in enumerate(detectors):
+        expression = detector.accel_pattern()
         if expression is not None:
-            found.append((detector, expression))
+            found.append((position, expression))
     return found
 
 
@@ -102,58 +107,86 @@ class OffsetFinder:
         return (offsets[index], 0) if index < len(offsets) else (-1, -1)
 
 
+class DatabaseCache:
+    """Compiled databases by their expressions (at most ``_MAX_DATABASES``), shared by the
+    redactors derived from one another: each learned name makes a new redactor, and the
+    pattern rules (the expensive part to compile) do not change with it."""
+
+    def __init__(self) -> None:
+        self._databases: dict[Expressions, tuple[Any, list[int]]] = {}
+        self._lock = threading.Lock()  # redactors may be built on several threads
+
+    def compiled(self, hyperscan: Any, expressions: Expressions) -> tuple[Any, list[int]]:
+        """(database or None, indexes of the expressions in it), compiled once."""
+        with self._lock:
+            found = self._databases.get(expressions)
+            if found is None:
+                if len(self._databases) >= _MAX_DATABASES:
+                    self._databases.clear()
+                found = self._databases[expressions] = _compile(hyperscan, expressions)
+            return found
+
+
 class Accelerator:
     """One Hyperscan database over the candidate patterns of some detectors and the literal
     triggers of the others.
 
-    ``scan`` returns (candidates, occurrences). ``candidates[slot]`` holds, for the detector
-    with that ``accel_slot``, the sorted offsets of the last byte of each candidate: every match
+    ``scan`` returns (candidates, occurrences). ``candidates[slot]`` holds, for the pattern
+    whose ``slot`` that is, the sorted offsets of the last byte of each candidate: every match
     the detector can make starts at or before such an offset on the same line.
     ``occurrences[k]`` holds every start offset of trigger key ``k`` (as ``Batch.prime`` takes
     them), or the whole of it is None when Hyperscan refused a trigger (then ``bytes.find``
     looks for them)."""
 
     def __init__(
-        self, hyperscan: Any, database: Any, slots: int, needles: Optional[list[int]]
+        self,
+        hyperscan: Any,
+        database: Any,
+        served: Sequence[int],
+        needles: Optional[list[int]],
     ) -> None:
         self._hs = hyperscan
         self._database = database
-        self._slots = slots
+        self._slots = len(served)
+        self._slot_of = {index: slot for slot, index in enumerate(served)}
         self._needles = needles  # length of each trigger key, in key order
         self._local = threading.local()  # scratch space: one per thread that scans
 
     @classmethod
     def build(
         cls,
-        candidates: Sequence[tuple[Any, bytes]],
+        patterns: Sequence[bytes],
         trigger_keys: Sequence[tuple[bytes, bool]] = (),
+        cache: Optional[DatabaseCache] = None,
     ) -> Optional[Accelerator]:
-        """Set ``accel_slot`` on every detector of ``candidates`` (detector, candidate
-        pattern) that it serves and return the accelerator, or None (no Hyperscan here, or
-        nothing it can serve). ``trigger_keys`` (needle, case-insensitive) are searched in
-        the same scan."""
+        """The accelerator for these candidate patterns, or None (no Hyperscan here, or
+        nothing it can serve); ``slot`` tells which patterns it serves. ``trigger_keys``
+        (needle, case-insensitive) are searched in the same scan. ``cache``: where the
+        database may already be (else it is compiled here)."""
         hyperscan = _hyperscan()
-        if hyperscan is None or not (candidates or trigger_keys):
+        if hyperscan is None or not (patterns or trigger_keys):
             return None
-        expressions = [(expression, 0) for _, expression in candidates]
+        expressions = [(expression, 0) for expression in patterns]
         caseless = hyperscan.HS_FLAG_CASELESS
         expressions += [
             (_literal(needle), caseless if icase else 0) for needle, icase in trigger_keys
         ]
         key = tuple(expressions)
-        if key not in _DATABASES:
-            if len(_DATABASES) >= _MAX_DATABASES:
-                _DATABASES.clear()
-            _DATABASES[key] = _compile(hyperscan, key)
-        database, kept = _DATABASES[key]
+        if cache is not None:
+            database, kept = cache.compiled(hyperscan, key)
+        else:
+            database, kept = _compile(hyperscan, key)
         if database is None:
             return None
-        served = [index for index in kept if index < len(candidates)]
-        for slot, index in enumerate(served):
-            candidates[index][0].accel_slot = slot
+        served = [index for index in kept if index < len(patterns)]
         literals_kept = len(kept) - len(served) == len(trigger_keys)
         needles = [len(needle) for needle, _ in trigger_keys] if literals_kept else None
-        return cls(hyperscan, database, len(served), needles)
+        return cls(hyperscan, database, served, needles)
+
+    def slot(self, index: int) -> Optional[int]:
+        """The candidate list of ``patterns[index]`` in what ``scan`` returns, or None when
+        the accelerator does not serve it."""
+        return self._slot_of.get(index)
 
     def scan(self, buf: bytes) -> tuple[list[list[int]], Optional[list[list[int]]]]:
         slots = self._slots
@@ -192,7 +225,7 @@ def _database(hyperscan: Any, expressions: Sequence[tuple[bytes, int]]) -> Any:
     return database
 
 
-def _compile(hyperscan: Any, expressions: tuple[tuple[bytes, int], ...]) -> tuple[Any, list[int]]:
+def _compile(hyperscan: Any, expressions: Expressions) -> tuple[Any, list[int]]:
     """(database, indexes of the expressions in it, ascending). All at once first; when
     Hyperscan refuses the set, one by one to find those it takes."""
     try:

@@ -10,7 +10,8 @@ from koncis_diag.globs import compile_globs, glob_match
 from koncis_diag.redaction.detectors import build_detectors
 from koncis_diag.redaction.engine import Engine
 from koncis_diag.redaction.pseudonyms import Pseudonymizer
-from koncis_diag.redaction.rules import Rule, load_rules_file, merge
+from koncis_diag.redaction.rule_types import ColumnsRule, FilesRule, Rule
+from koncis_diag.redaction.rules import load_rules_file, merge
 from koncis_diag.redaction.ruleset import default_rules
 from koncis_diag.redaction.stream import RedactionStream
 
@@ -34,10 +35,10 @@ def _text_counts(rule: Rule, pseudonymizer: Pseudonymizer, text: str) -> int:
 
 
 def _hits(rule: Rule, pseudonymizer: Pseudonymizer, example: str) -> bool:
-    if rule.kind == "columns":
+    if isinstance(rule, ColumnsRule):
         globs = compile_globs(rule.columns)
         return globs is not None and globs.match(example.encode("utf-8")) is not None
-    if rule.kind == "files":
+    if isinstance(rule, FilesRule):
         name = example.rstrip("/").rsplit("/", 1)[-1].lower()
         return any(glob_match(example.lower() if "/" in g else name, g.lower()) for g in rule.files)
     return _text_counts(rule, pseudonymizer, example) > 0
@@ -63,7 +64,7 @@ def check_rules_file(path: Union[str, Path]) -> list[str]:
         rules = merge(default_rules(), entries)
     except InputError as err:
         return [str(err)]
-    names = {entry["name"] for entry in entries}
+    names = {entry.name for entry in entries}
     pseudonymizer = Pseudonymizer(ephemeral=True)
     problems: list[str] = []
     for rule in rules:

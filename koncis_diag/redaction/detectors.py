@@ -16,6 +16,7 @@ from operator import attrgetter
 from typing import Optional, Union
 
 from koncis_diag.redaction.accel import OffsetFinder, relaxed, useful_anchor
+from koncis_diag.redaction.detector import NO_SLOTS, Anchor, Detector, Slots
 from koncis_diag.redaction.literals import LiteralDetector
 from koncis_diag.redaction.matching import (
     Batch,
@@ -29,7 +30,8 @@ from koncis_diag.redaction.regexcheck import (
     implies_triggers,
 )
 from koncis_diag.redaction.relax import candidate_reach
-from koncis_diag.redaction.rules import PATTERN_FLAGS, Rule
+from koncis_diag.redaction.rule_types import KeysRule, LiteralsRule, PatternRule, Rule
+from koncis_diag.redaction.rules import PATTERN_FLAGS
 from koncis_diag.redaction.validators import VALIDATORS, Validator
 
 log = logging.getLogger("koncis_diag.redaction")
@@ -66,7 +68,7 @@ Finder = Union[MultiFinder, OffsetFinder, _NoFinder]
 class PatternDetector:
     """A ``pattern`` rule: regex + optional group (or named ``fields``), validator, triggers."""
 
-    def __init__(self, rule: Rule, rule_index: int) -> None:
+    def __init__(self, rule: PatternRule, rule_index: int) -> None:
         self.rule = rule
         self.rule_index = rule_index
         flags = PATTERN_FLAGS | (re.IGNORECASE if rule.ignore_case else 0)
@@ -80,15 +82,12 @@ class PatternDetector:
         self.field_groups = tuple((index.get(n, n), shape) for n, shape in rule.fields)
         self.validator: Optional[Validator] = VALIDATORS[rule.validator] if rule.validator else None
         self.triggers: tuple[bytes, ...] = ()
-        self.trigger_slots: Optional[tuple[int, ...]] = None  # set by the engine
-        self.accel_slot: Optional[int] = None  # set by the accelerator that serves it
         self.reach = candidate_reach(source, flags)
         # (spellings, ignore case, lead): a literal every match holds within ``lead`` bytes
         # of its start; with the accelerator, the regex starts ``lead`` before its first
-        # occurrence instead of ``reach`` before the candidate (``anchor_slots``: set by the
-        # engine when the accelerator finds its occurrences)
-        self.anchor = useful_anchor(source, flags, self.reach)
-        self.anchor_slots: Optional[tuple[int, ...]] = None
+        # occurrence instead of ``reach`` before the candidate (``Slots.anchor_slots``: when
+        # the accelerator finds its occurrences)
+        self.anchor: Optional[Anchor] = useful_anchor(source, flags, self.reach)
         self.icase = False
         if rule.triggers:
             self.triggers = minimal_triggers([t.lower().encode("utf-8") for t in rule.triggers])
@@ -116,19 +115,21 @@ class PatternDetector:
                 return None
         return relaxed(rule.pattern, rule.ignore_case)
 
-    def finder(self, batch: Batch) -> Optional[Finder]:
+    def finder(self, batch: Batch, slots: Slots = NO_SLOTS) -> Optional[Finder]:
         """Where this rule may match in the batch: the accelerator's candidates, else the
         literal triggers (None: nowhere); ``NO_FINDER`` when the regex searches alone."""
-        if self.accel_slot is not None and batch.candidates is not None:
-            offsets = batch.candidates[self.accel_slot]
+        if slots.accel_slot is not None and batch.candidates is not None:
+            offsets = batch.candidates[slots.accel_slot]
             return OffsetFinder(offsets) if offsets else None
         if not self.triggers:
             return NO_FINDER
-        return batch.finder(self.triggers, self.icase, self.trigger_slots)
+        return batch.finder(self.triggers, self.icase, slots.trigger_slots)
 
-    def begin(self, batch: Batch) -> Optional[PatternCursor]:
-        finder = self.finder(batch)
-        return PatternCursor(self, batch, finder) if finder is not None else None
+    def begin(
+        self, batch: Batch, slots: Slots = NO_SLOTS, continuing: Optional[int] = None
+    ) -> Optional[PatternCursor]:
+        finder = self.finder(batch, slots)
+        return PatternCursor(self, batch, finder, slots) if finder is not None else None
 
     def valid(self, buf: bytes, start: int, end: int) -> bool:
         """The validator's verdict on ``buf[start:end]`` (when in doubt: yes)."""
@@ -186,7 +187,9 @@ class PatternCursor:
         "resume",
     )
 
-    def __init__(self, detector: PatternDetector, batch: Batch, finder: Finder) -> None:
+    def __init__(
+        self, detector: PatternDetector, batch: Batch, finder: Finder, slots: Slots
+    ) -> None:
         self.detector = detector
         self.batch = batch
         self.regex = detector.regex
@@ -196,8 +199,8 @@ class PatternCursor:
         self.reach = detector.reach if isinstance(finder, OffsetFinder) else None
         self.anchors: Optional[list[list[int]]] = None  # occurrences of the anchor's spellings
         self.lead = 0
-        if self.reach is not None and detector.anchor_slots is not None:
-            self.anchors = batch.occurrence_lists(detector.anchor_slots)
+        if self.reach is not None and slots.anchor_slots is not None:
+            self.anchors = batch.occurrence_lists(slots.anchor_slots)
             self.lead = detector.anchor[2] if detector.anchor is not None else 0
         self.pending: list[Hit] = []  # further hits of the last match (fields rules)
         self.resume = 0  # fields rules: the next match starts where the last one ended
@@ -295,7 +298,7 @@ class BlockDetector(PatternDetector):
     keys). When the opening line has a prefix (a log timestamp, ``#6 0.245`` of a build log),
     body lines may carry a prefix of the same width."""
 
-    def __init__(self, rule: Rule, rule_index: int) -> None:
+    def __init__(self, rule: PatternRule, rule_index: int) -> None:
         super().__init__(rule, rule_index)
         assert rule.block_end is not None
         self.end_regex = re.compile(rule.block_end.encode("utf-8"), PATTERN_FLAGS)
@@ -313,15 +316,17 @@ class BlockDetector(PatternDetector):
             return pem_body_line(buf, start, end)
         return self.body_regex.fullmatch(buf, start, end) is not None
 
-    def begin(self, batch: Batch, continuing: Optional[int] = None) -> Optional[BlockCursor]:
+    def begin(
+        self, batch: Batch, slots: Slots = NO_SLOTS, continuing: Optional[int] = None
+    ) -> Optional[BlockCursor]:
         """``continuing``: the batch starts inside a block whose opening line had a prefix of
         that many bytes (None: not inside a block)."""
-        finder = self.finder(batch)
+        finder = self.finder(batch, slots)
         if finder is None:
             if continuing is None:
                 return None
             finder = OffsetFinder([])  # only the continued block, no new opening
-        return BlockCursor(self, batch, continuing, finder)
+        return BlockCursor(self, batch, continuing, finder, slots)
 
     def extent(self, batch: Batch, line_start: int, prefix: int) -> tuple[int, bool]:
         """Where a block that is open at ``line_start`` ends: (offset, still open). The end
@@ -350,8 +355,9 @@ class BlockCursor(PatternCursor):
         batch: Batch,
         continuing: Optional[int],
         finder: Finder,
+        slots: Slots,
     ) -> None:
-        super().__init__(detector, batch, finder)
+        super().__init__(detector, batch, finder, slots)
         self.continuing = continuing
 
     def next_hit(self, pos: int) -> Optional[Hit]:
@@ -399,21 +405,23 @@ class BlockCursor(PatternCursor):
         )
 
 
-def build_detectors(rules: list[Rule], literal_values: Mapping[str, Sequence[str]]) -> list:
+def build_detectors(
+    rules: Sequence[Rule], literal_values: Mapping[str, Sequence[str]]
+) -> list[Detector]:
     """Detectors in priority order for the text rules (pattern, keys, literals)."""
     from koncis_diag.redaction.keys import KeysDetector
 
-    detectors: list = []
+    detectors: list[Detector] = []
     for index, rule in enumerate(rules):
         if not rule.enabled:
             continue
-        if rule.kind == "pattern":
+        if isinstance(rule, PatternRule):
             detectors.append(
                 BlockDetector(rule, index) if rule.block_end else PatternDetector(rule, index)
             )
-        elif rule.kind == "keys":
+        elif isinstance(rule, KeysRule):
             detectors.append(KeysDetector(rule, index))
-        elif rule.kind == "literals":
+        elif isinstance(rule, LiteralsRule):
             values = list(rule.literals) + list(literal_values.get(rule.name, ()))
             detectors.append(LiteralDetector(rule, index, values))
     return detectors

@@ -52,16 +52,20 @@ class ScanResult:
     users: tuple[str, ...] = ()
     sources: int = 0
 
-    def apply(self, redactor: Redactor) -> None:
-        """Make the values disappear everywhere: ``discovered-hosts`` (category network,
-        host pseudonyms) and ``discovered-users`` (category identity, user pseudonyms)."""
+    def apply(self, redactor: Redactor) -> Redactor:
+        """A redactor that makes the values disappear everywhere: ``discovered-hosts``
+        (category network, host pseudonyms) and ``discovered-users`` (category identity, user
+        pseudonyms)."""
         names = [*self.hosts, *self.short_hosts]
         if names:
-            redactor.add_literals(names, rule_name=HOSTS_RULE, category="network", shape="host")
+            redactor = redactor.with_literals(
+                names, rule_name=HOSTS_RULE, category="network", shape="host"
+            )
         if self.users:
-            redactor.add_literals(
+            redactor = redactor.with_literals(
                 self.users, rule_name=USERS_RULE, category="identity", shape="user"
             )
+        return redactor
 
 
 def scan_identifiers(redactor: Redactor, sources: Iterable[Source]) -> ScanResult:

@@ -16,12 +16,13 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Optional
 
-from koncis_diag.redaction.accel import Accelerator, accel_candidates
+from koncis_diag.redaction.accel import Accelerator, DatabaseCache, accel_candidates
+from koncis_diag.redaction.detector import Detector, Slots
 from koncis_diag.redaction.learning import LearnedValues, in_comment
 from koncis_diag.redaction.literals import MarkerDetector
 from koncis_diag.redaction.matching import MARKER, Batch, Hit, marker
 from koncis_diag.redaction.pseudonyms import Pseudonymizer
-from koncis_diag.redaction.rules import Rule
+from koncis_diag.redaction.rule_types import Rule
 
 log = logging.getLogger("koncis_diag.redaction")
 
@@ -63,6 +64,39 @@ def auto_shape(value: bytes) -> str:
 _PENDING = (b"", False)  # a value whose pseudonym is being assigned with the others
 
 
+def _plan(
+    detectors: Sequence[Detector], databases: Optional[DatabaseCache]
+) -> tuple[list[tuple[bytes, bool]], Optional[Accelerator], list[Slots]]:
+    """(trigger keys to prime each batch with, accelerator, each detector's slots). The
+    accelerator serves the detectors it can; the others are gated by their literal triggers,
+    which the accelerator also finds (or ``Batch.prime`` with ``bytes.find``)."""
+    candidates = accel_candidates(detectors)
+    served = {position for position, _ in candidates}
+    # literal triggers of the detectors the accelerator does not serve
+    gated = [position for position in range(len(detectors)) if position not in served]
+    wanted = {(t, detectors[p].icase) for p in gated for t in detectors[p].triggers}
+    for position, _ in candidates:
+        anchor = detectors[position].anchor
+        if anchor is not None:
+            wanted.update((spelling, anchor[1]) for spelling in anchor[0])
+    keys = sorted(wanted)
+    slot = {key: index for index, key in enumerate(keys)}
+    accelerator = Accelerator.build([pattern for _, pattern in candidates], keys, databases)
+    rows = [Slots() for _ in detectors]
+    for position in gated:
+        detector = detectors[position]
+        trigger_slots = tuple(slot[(t, detector.icase)] for t in detector.triggers)
+        rows[position] = Slots(trigger_slots=trigger_slots)
+    for index, (position, _) in enumerate(candidates):
+        accel_slot = accelerator.slot(index) if accelerator is not None else None
+        anchor = detectors[position].anchor
+        anchor_slots = None
+        if accel_slot is not None and anchor is not None:
+            anchor_slots = tuple(slot[(s, anchor[1])] for s in anchor[0])
+        rows[position] = Slots(accel_slot=accel_slot, anchor_slots=anchor_slots)
+    return keys, accelerator, rows
+
+
 class BatchResult:
     __slots__ = ("continued", "hits", "open_block")
 
@@ -80,44 +114,33 @@ class Engine:
     def __init__(
         self,
         rules: Sequence[Rule],
-        detectors: Sequence,
+        detectors: Sequence[Detector],
         pseudonymizer: Pseudonymizer,
         learned: Optional[LearnedValues] = None,
+        databases: Optional[DatabaseCache] = None,
     ) -> None:
         self.rules = list(rules)
         #: where the user and host names this engine pseudonymises are recorded (see
         #: ``redaction.learning``); None: not recorded (the leak check's engine)
         self.learned = learned
         self._learns = [rule.learns for rule in self.rules]
-        self.detectors = [MarkerDetector(), *detectors]
-        candidates = accel_candidates(detectors)
-        served = {id(detector) for detector, _ in candidates}
-        # literal triggers of the detectors the accelerator does not serve
-        gated = [d for d in detectors if id(d) not in served]
-        wanted = {
-            (t, bool(getattr(d, "icase", True))) for d in gated for t in getattr(d, "triggers", ())
-        }
-        anchored = [d for d, _ in candidates if getattr(d, "anchor", None) is not None]
-        for detector in anchored:
-            spellings, icase, _ = detector.anchor
-            wanted.update((spelling, icase) for spelling in spellings)
-        keys = sorted(wanted)
-        slot = {key: index for index, key in enumerate(keys)}
-        for detector in gated:
-            triggers = getattr(detector, "triggers", ())
-            icase = bool(getattr(detector, "icase", True))
-            detector.trigger_slots = tuple(slot[(t, icase)] for t in triggers)
-        self.trigger_keys = keys
-        self.accelerator = Accelerator.build(candidates, keys)
-        for detector in anchored:
-            if detector.accel_slot is not None:
-                spellings, icase, _ = detector.anchor
-                detector.anchor_slots = tuple(slot[(s, icase)] for s in spellings)
+        self.detectors: list[Detector] = [MarkerDetector(), *detectors]
+        self.trigger_keys, self.accelerator, slots = _plan(detectors, databases)
+        #: the engine's row for each of ``self.detectors`` (the marker detector needs none)
+        self.slots: list[Slots] = [Slots(), *slots]
         self.pseudonymizer = pseudonymizer
         self._warned: set = set()
         self._cache: dict[tuple[int, Optional[str], bytes], tuple[bytes, bool]] = {}
         self._pseudonymises = [rule.action == "pseudonymize" for rule in self.rules]
         self._inert: set[bytes] = set()  # values known to be markers or our pseudonyms
+
+    def accelerated_rules(self) -> list[str]:
+        """The names of the rules whose candidates the accelerator finds."""
+        return [
+            self.rules[detector.rule_index].name
+            for detector, slots in zip(self.detectors, self.slots)
+            if slots.accel_slot is not None
+        ]
 
     def scan(self, batch: Batch, continuing_block: Optional[tuple[int, int]] = None) -> BatchResult:
         if self.accelerator is not None:
@@ -126,11 +149,11 @@ class Engine:
         else:
             batch.prime(self.trigger_keys)
         cursors = []
-        for detector in self.detectors:
+        for detector, slots in zip(self.detectors, self.slots):
             if continuing_block is not None and detector.rule_index == continuing_block[0]:
-                cursor = detector.begin(batch, continuing=continuing_block[1])
+                cursor = detector.begin(batch, slots, continuing_block[1])
             else:
-                cursor = detector.begin(batch)
+                cursor = detector.begin(batch, slots)
             if cursor is not None:
                 cursors.append(cursor)
         heap: list[tuple[int, int, int, Hit]] = []

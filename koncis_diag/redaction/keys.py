@@ -28,6 +28,7 @@ from typing import Optional
 
 from koncis_diag.globs import compile_globs
 from koncis_diag.redaction.continued_keys import continued_key_hits
+from koncis_diag.redaction.detector import NO_SLOTS, Anchor, Slots
 from koncis_diag.redaction.keyvalues import (
     BARE_VALUE,
     CACHE_SIZE,
@@ -42,7 +43,8 @@ from koncis_diag.redaction.keyvalues import (
     value_spans,
 )
 from koncis_diag.redaction.matching import MARKER, Batch, Hit, minimal_triggers
-from koncis_diag.redaction.rules import Rule, glob_literal
+from koncis_diag.redaction.rule_types import KeysRule
+from koncis_diag.redaction.rules import glob_literal
 from koncis_diag.redaction.validators import VALIDATORS, Validator
 
 _KEY_BYTES = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
@@ -61,14 +63,15 @@ def normalise_key(key: bytes) -> bytes:
 
 
 class KeysDetector:
-    def __init__(self, rule: Rule, rule_index: int) -> None:
+    def __init__(self, rule: KeysRule, rule_index: int) -> None:
         self.rule = rule
         self.rule_index = rule_index
         self.include = compile_globs(rule.keys)
         self.exclude = compile_globs(rule.exclude_keys)
         literals = rule.triggers or tuple(glob_literal(g) for g in rule.keys)
         self.triggers = minimal_triggers([t.lower().encode("utf-8") for t in literals])
-        self.trigger_slots: Optional[tuple[int, ...]] = None  # set by the engine
+        self.icase = True  # the triggers are found in the lower-cased text
+        self.anchor: Optional[Anchor] = None
         self.validator: Optional[Validator] = VALIDATORS[rule.validator] if rule.validator else None
         # key token -> wanted(); the glob regexes are the dearest step and keys repeat a lot
         self._wanted: dict[bytes, bool] = {}
@@ -104,12 +107,20 @@ class KeysDetector:
             verdict = cache[key] = self.wanted(key)
         return verdict
 
-    def begin(self, batch: Batch) -> Optional[KeysCursor]:
-        firsts = batch.gate(self.triggers, True, self.trigger_slots)
+    def accel_pattern(self) -> Optional[bytes]:
+        """Never accelerated: the trigger occurrences are what the scanner needs."""
+        return None
+
+    def begin(
+        self, batch: Batch, slots: Slots = NO_SLOTS, continuing: Optional[int] = None
+    ) -> Optional[KeysCursor]:
+        trigger_slots = slots.trigger_slots
+        firsts = batch.gate(self.triggers, True, trigger_slots)
         split = continued_key_hits(self, batch) if batch.fmt == "properties" else []
         if split:
-            return SplitKeysCursor(self, batch, firsts or [-1] * len(self.triggers), split)
-        return KeysCursor(self, batch, firsts) if firsts is not None else None
+            missing = [-1] * len(self.triggers)
+            return SplitKeysCursor(self, batch, firsts or missing, split, trigger_slots)
+        return KeysCursor(self, batch, firsts, trigger_slots) if firsts is not None else None
 
 
 class KeysCursor:
@@ -118,10 +129,16 @@ class KeysCursor:
 
     __slots__ = ("_scan", "batch", "detector")
 
-    def __init__(self, detector: KeysDetector, batch: Batch, firsts: list[int]) -> None:
+    def __init__(
+        self,
+        detector: KeysDetector,
+        batch: Batch,
+        firsts: list[int],
+        trigger_slots: Optional[tuple[int, ...]] = None,
+    ) -> None:
         self.detector = detector
         self.batch = batch
-        self._scan = _scan(detector, batch, firsts)
+        self._scan = _scan(detector, batch, firsts, trigger_slots)
         next(self._scan)  # run up to the first ``yield``: ready for ``send``
 
     def next_hit(self, pos: int) -> Optional[Hit]:
@@ -136,9 +153,14 @@ class SplitKeysCursor(KeysCursor):
     __slots__ = ("_pending", "_split")
 
     def __init__(
-        self, detector: KeysDetector, batch: Batch, firsts: list[int], split: list[Hit]
+        self,
+        detector: KeysDetector,
+        batch: Batch,
+        firsts: list[int],
+        split: list[Hit],
+        trigger_slots: Optional[tuple[int, ...]],
     ) -> None:
-        super().__init__(detector, batch, firsts)
+        super().__init__(detector, batch, firsts, trigger_slots)
         self._split = split[::-1]  # the next one last: popped
         self._pending: Optional[Hit] = None
 
@@ -157,7 +179,10 @@ class SplitKeysCursor(KeysCursor):
 
 
 def _scan(
-    detector: KeysDetector, batch: Batch, firsts: list[int]
+    detector: KeysDetector,
+    batch: Batch,
+    firsts: list[int],
+    trigger_slots: Optional[tuple[int, ...]],
 ) -> Generator[Optional[Hit], int, None]:
     """Sent ``pos``, yields the next hit whose key starts at or after ``pos`` (or None).
 
@@ -166,7 +191,7 @@ def _scan(
     once it has been passed. Never refers to its cursor (no reference cycle holding the
     batch). Later calls never look before the end of the key of the last hit."""
     buf = batch.buf
-    lists = batch.occurrence_lists(detector.trigger_slots)  # from the accelerator
+    lists = batch.occurrence_lists(trigger_slots)  # from the accelerator
     lower = batch.lower if lists is None else buf
     size = batch.size
     needles = detector.triggers

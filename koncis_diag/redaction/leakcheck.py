@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Callable, Optional
+from typing import IO, TYPE_CHECKING, Callable, Optional, Union
 
 from koncis_diag.errors import RedactionError
 from koncis_diag.redaction.matching import Batch, Hit
@@ -57,7 +57,11 @@ class LazySource:
     size: int = 0
 
 
-def _open(item: Any, number: int) -> tuple[str, IO[bytes], bool]:
+#: What the leak check reads: a staged file named lazily, a path, data, or an open stream.
+LeakSource = Union[LazySource, str, Path, bytes, bytearray, IO[bytes]]
+
+
+def _open(item: LeakSource, number: int) -> tuple[str, IO[bytes], bool]:
     if isinstance(item, LazySource):
         return item.name, item.opener(), True
     if isinstance(item, (str, Path)):
@@ -68,11 +72,11 @@ def _open(item: Any, number: int) -> tuple[str, IO[bytes], bool]:
     return (str(name) if name else f"<stream {number}>"), item, False
 
 
-def _opened(item: Any, number: int) -> tuple[str, IO[bytes], bool]:
+def _opened(item: LeakSource, number: int) -> tuple[str, IO[bytes], bool]:
     try:
         return _open(item, number)
     except OSError as err:
-        label = item.name if isinstance(item, LazySource) else item
+        label: object = item.name if isinstance(item, LazySource) else item  # a path
         raise RedactionError(
             f"{label}: cannot read it for the leak check ({err.strerror or err})"
         ) from None
@@ -163,7 +167,7 @@ def scan_source(engine: Engine, name: str, handle: IO[bytes]) -> list[Finding]:
 
 
 def _sequential(
-    sources: Sequence[Any], engine: Engine, max_findings: Optional[int]
+    sources: Sequence[LeakSource], engine: Engine, max_findings: Optional[int]
 ) -> list[Finding]:
     findings: list[Finding] = []
     for number, item in enumerate(sources):
@@ -178,6 +182,6 @@ def _sequential(
     return findings if max_findings is None else findings[:max_findings]
 
 
-def leak_check(paths_or_streams: Sequence[Any], redactor: Redactor) -> list[Finding]:
+def leak_check(paths_or_streams: Sequence[LeakSource], redactor: Redactor) -> list[Finding]:
     """Findings in the given files (paths), binary streams or bytes, in order."""
     return _sequential(paths_or_streams, redactor.leak_engine(), MAX_FINDINGS)

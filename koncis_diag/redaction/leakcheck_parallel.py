@@ -24,6 +24,7 @@ from koncis_diag.redaction.leakcheck import (
     MAX_FINDINGS_PER_SOURCE,
     Finding,
     LazySource,
+    LeakSource,
     _batches,
     _opened,
     _scan_piece,
@@ -44,7 +45,7 @@ _STOP_SECONDS = 5.0
 
 
 def leak_check_parallel(
-    sources: Sequence[Any],
+    sources: Sequence[LeakSource],
     redactor: Redactor,
     jobs: int,
     *,
@@ -88,7 +89,7 @@ def leak_check_parallel(
     return findings
 
 
-def _total_size(sources: Sequence[Any], enough: int) -> int:
+def _total_size(sources: Sequence[LeakSource], enough: int) -> int:
     """The sources' size, counted until ``enough``; a stream of unknown size counts as large."""
     total = 0
     for item in sources:
@@ -144,7 +145,7 @@ class _Reader:
     decrypted on the fly). A problem opening or reading a source is kept in a piece and raised
     only when the merge gets there: one core would not meet it past a limit either."""
 
-    def __init__(self, sources: Sequence[Any]) -> None:
+    def __init__(self, sources: Sequence[LeakSource]) -> None:
         self._sources = sources
         self._number = -1
         self._name = ""

@@ -4,13 +4,13 @@ While collecting, the engine records each user and host name it pseudonymises in
 context (``redaction.learning``). A name learned late may already have been written in clear
 where no rule could be sure of it (free text of an earlier file, a file name, a query cell).
 
-``apply_learned`` (after collection) turns the learned names into literal rules on the run's
-redactor, renames staged files whose path holds one, and redacts again the sources, notes and
+``apply_learned`` (after collection) turns the learned names into literal rules of a new
+redactor derived from the run's, renames staged files whose path holds one, and redacts again the sources, notes and
 errors recorded for the manifest. The leak check that follows reads every staged file anyway
 and now looks for the learned names too, so finding the clear copies costs no extra pass:
 ``rewrite_learned`` rewrites only the files where it found one (through an engine holding just
 the learned rules) and checks them again. Everything written afterwards (manifest, tool log,
-summary) goes through the redactor, which now knows the names.
+summary) goes through that new redactor, which knows the names.
 """
 
 from __future__ import annotations
@@ -47,11 +47,15 @@ class LearnedPass:
     rewritten: int = 0
 
 
-def apply_learned(items: list[ItemResult], redactor: Redactor, staging: Staging) -> LearnedPass:
+def apply_learned(
+    items: list[ItemResult], redactor: Redactor, staging: Staging
+) -> tuple[LearnedPass, Redactor]:
+    """What the pass did, and the redactor that knows the learned names (``redactor`` itself
+    when nothing was learned): use it for everything from here on."""
     found = redactor.learned_literals()
     if not found:
-        return LearnedPass()
-    redactor.add_learned(found)
+        return LearnedPass(), redactor
+    redactor = redactor.with_learned(found)
     outputs = {o.path: o for result in items for o in result.written}
     renamed = 0
     for record in staging.records():
@@ -76,7 +80,7 @@ def apply_learned(items: list[ItemResult], redactor: Redactor, staging: Staging)
         hosts,
         renamed,
     )
-    return LearnedPass(users=users, hosts=hosts, renamed=renamed)
+    return LearnedPass(users=users, hosts=hosts, renamed=renamed), redactor
 
 
 def rewrite_learned(

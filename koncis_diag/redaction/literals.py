@@ -11,8 +11,9 @@ import re
 from collections.abc import Sequence
 from typing import Optional
 
+from koncis_diag.redaction.detector import NO_SLOTS, Anchor, Slots
 from koncis_diag.redaction.matching import MARKER, MARKER_PREFIX, Batch, Hit
-from koncis_diag.redaction.rules import Rule
+from koncis_diag.redaction.rule_types import LiteralsRule
 
 _LABEL_GLUE = b".-_"  # a single-label host name is not part of a longer dotted/hyphenated name
 
@@ -27,7 +28,7 @@ class LiteralDetector:
     _WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
     _LABEL = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
 
-    def __init__(self, rule: Rule, rule_index: int, values: Sequence[str]) -> None:
+    def __init__(self, rule: LiteralsRule, rule_index: int, values: Sequence[str]) -> None:
         self.rule = rule
         self.rule_index = rule_index
         self.icase = rule.ignore_case
@@ -41,7 +42,16 @@ class LiteralDetector:
         self.host_like = rule.shape in ("host", "auto")  # dotted values take sub-domains
         self.dot_guard = rule.shape == "host"  # single labels do not match after a dot
 
-    def begin(self, batch: Batch) -> Optional[LiteralCursor]:
+    # the one trie regex searches the batch itself: no triggers, never accelerated
+    triggers: tuple[bytes, ...] = ()
+    anchor: Optional[Anchor] = None
+
+    def accel_pattern(self) -> Optional[bytes]:
+        return None
+
+    def begin(
+        self, batch: Batch, slots: Slots = NO_SLOTS, continuing: Optional[int] = None
+    ) -> Optional[LiteralCursor]:
         if self.regex is None:
             return None
         return LiteralCursor(self, batch)
@@ -123,8 +133,16 @@ class MarkerDetector:
     so redacting twice changes nothing."""
 
     rule_index = -1
+    triggers: tuple[bytes, ...] = ()
+    icase = False
+    anchor: Optional[Anchor] = None
 
-    def begin(self, batch: Batch) -> Optional[MarkerCursor]:
+    def accel_pattern(self) -> Optional[bytes]:
+        return None
+
+    def begin(
+        self, batch: Batch, slots: Slots = NO_SLOTS, continuing: Optional[int] = None
+    ) -> Optional[MarkerCursor]:
         if MARKER_PREFIX not in batch.buf:
             return None
         return MarkerCursor(batch)

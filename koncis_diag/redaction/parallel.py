@@ -21,7 +21,7 @@ import multiprocessing
 import os
 from collections import Counter, deque
 from collections.abc import Generator, Iterable, Iterator
-from typing import Any, Optional
+from typing import Optional
 
 from koncis_diag.redaction import Redactor
 from koncis_diag.redaction.accel import engine_name
@@ -143,8 +143,10 @@ class RedactedStream:
 
 class ParallelRedaction:
     """Redacts output streams with ``jobs`` worker processes (``jobs=1``: the single-stream
-    code path, no process started). Use one per run, as a context manager, after the redactor
-    has learnt its literals; workers start with the first stream that can use them."""
+    code path, no process started). Use one per run, as a context manager, with the redactor
+    that knows everything learned before collection (a redactor never changes: one derived
+    later needs a new ``ParallelRedaction``); workers start with the first stream that can use
+    them."""
 
     def __init__(
         self,
@@ -164,7 +166,6 @@ class ParallelRedaction:
         methods = multiprocessing.get_all_start_methods()
         self.start_method = start_method or ("fork" if "fork" in methods else "spawn")
         self._pool: Optional[WorkerPool] = None
-        self._pool_engine: Any = None
         self._supported: Optional[bool] = None
 
     def __enter__(self) -> ParallelRedaction:
@@ -207,9 +208,7 @@ class ParallelRedaction:
 
     def _parallel_possible(self) -> bool:
         if self._supported is None:
-            probe = self.redactor.stream("log", "probe")  # see SegmentRun
-            resumable = hasattr(probe, "_open_block") and hasattr(probe, "_pending_newline")
-            self._supported = resumable and RedactorRecipe.of(self.redactor) is not None
+            self._supported = RedactorRecipe.of(self.redactor) is not None
             if not self._supported:
                 log.info("parallel redaction unavailable for this redactor: one core")
         return self._supported
@@ -220,16 +219,12 @@ class ParallelRedaction:
         return RedactedStream(_feed_all(stream, chunks), stream.counts)
 
     def _workers(self) -> WorkerPool:
-        engine = self.redactor.engine  # replaced whenever the redactor learns literals
         if self._pool is not None and self._pool.pending:
             self._terminate()  # work of a stream that was dropped without close()
-        elif self._pool is not None and self._pool_engine is not engine:
-            self.close()
         if self._pool is None:
             recipe = RedactorRecipe.of(self.redactor)
             assert recipe is not None
             self._pool = WorkerPool(recipe, self.jobs, self.start_method, self.redactor.learned)
-            self._pool_engine = engine
         return self._pool
 
     def _terminate(self) -> None:

@@ -170,17 +170,27 @@ class Pseudonymizer:
         *,
         ephemeral: bool = False,
         key_file: Optional[Path] = None,
+        shared_key: Optional[bytes] = None,
     ) -> None:
+        """``key_file``: a cluster's shared key (``--pseudonym-key``); ``shared_key``: the
+        bytes of one already read (a worker process gets its parent's)."""
         self.ephemeral = ephemeral
         self.state_dir = state_dir if state_dir is not None else default_state_dir()
         self._key: Optional[bytes] = secrets.token_bytes(KEY_BYTES) if ephemeral else None
-        self._shared_key = read_shared_key(key_file) if key_file is not None else None
+        if key_file is not None:
+            shared_key = read_shared_key(key_file)
+        self._shared_key = shared_key
         self._store: Optional[MappingStore] = None
         self._cache: dict[tuple[str, bytes], bytes] = {}
         self._known: set[bytes] = set()
         self._not_known: set[bytes] = set()
         self._taken: dict[bytes, bytes] = {}  # ephemeral mode: pseudonym -> canonical
         self._lock = threading.Lock()
+
+    @property
+    def shared_key(self) -> Optional[bytes]:
+        """The cluster's shared key this pseudonymizer was given, or None."""
+        return self._shared_key
 
     def _ready(self) -> tuple[bytes, Optional[MappingStore]]:
         if self._key is None:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Optional, Union
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from koncis_diag.errors import InputError
 from koncis_diag.globs import compile_globs, glob_match
+from koncis_diag.redaction.accel import DatabaseCache
 from koncis_diag.redaction.detectors import build_detectors
 from koncis_diag.redaction.engine import Engine
 from koncis_diag.redaction.learning import (
@@ -23,9 +24,19 @@ from koncis_diag.redaction.learning import (
 )
 from koncis_diag.redaction.pseudonym_shapes import SHAPES
 from koncis_diag.redaction.pseudonyms import Pseudonymizer
-from koncis_diag.redaction.rules import CATEGORIES, LEARNED_SHAPES, MIN_LITERAL, Rule
+from koncis_diag.redaction.rule_types import (
+    LEARNED_SHAPES,
+    ColumnsRule,
+    FilesRule,
+    LiteralsRule,
+    Rule,
+)
+from koncis_diag.redaction.rules import CATEGORIES, MIN_LITERAL
 from koncis_diag.redaction.ruleset import all_rules
 from koncis_diag.redaction.stream import OVERSIZED_RULE, RedactionStream
+
+if TYPE_CHECKING:
+    from koncis_diag.redaction.leakcheck import Finding, LeakSource
 
 KEYWORDS_RULE = "keywords"
 _SMALL = 256  # bytes: texts this short have their redaction remembered
@@ -35,24 +46,42 @@ _BUILTIN_CATEGORIES = {OVERSIZED_RULE: "secret"}
 
 class Redactor:
     """Redacts streams, small texts and query cells with one set of rules and one
-    pseudonymizer. Create it with ``build_redactor``."""
+    pseudonymizer. Create it with ``build_redactor``.
 
-    def __init__(self, rules: Sequence[Rule], pseudonymizer: Pseudonymizer) -> None:
-        self._rules: list[Rule] = [r for r in rules if r.enabled]
+    A redactor never changes what it redacts: its rules and the literal values it was given
+    are fixed when it is made, and so is its engine. What a run learns (names from the server,
+    the configuration scan, the identities queries, and after collection the names the engine
+    recorded in ``learned``) goes into a new redactor made with ``with_literals`` or
+    ``with_learned``, which shares the pseudonymizer, the ``learned`` record and the compiled
+    accelerator databases of this one."""
+
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        pseudonymizer: Pseudonymizer,
+        literals: Mapping[str, Sequence[str]] = MappingProxyType({}),
+        *,
+        learned: Optional[LearnedValues] = None,
+        databases: Optional[DatabaseCache] = None,
+    ) -> None:
+        self._rules: tuple[Rule, ...] = tuple(r for r in rules if r.enabled)
         self.pseudonymizer = pseudonymizer
-        self._extra_literals: dict[str, list[str]] = {}
-        self._lock = threading.Lock()
-        self._leak_engine: Optional[Engine] = None
-        #: user and host names pseudonymised in certain context so far (``learning``)
-        self.learned = LearnedValues()
-        self._rebuild()
-
-    def _rebuild(self) -> None:
-        detectors = build_detectors(self._rules, self._extra_literals)
-        self.engine = Engine(self._rules, detectors, self.pseudonymizer, self.learned)
-        self._columns = [(r, compile_globs(r.columns)) for r in self._rules if r.kind == "columns"]
-        self._files = [r for r in self._rules if r.kind == "files"]
-        self._leak_engine = None
+        self._literals: Mapping[str, tuple[str, ...]] = MappingProxyType(
+            {name: tuple(values) for name, values in literals.items()}
+        )
+        #: user and host names pseudonymised in certain context so far (``learning``): the
+        #: run's record, shared by the redactors derived from this one
+        self.learned = learned if learned is not None else LearnedValues()
+        self._databases = databases if databases is not None else DatabaseCache()
+        detectors = build_detectors(self._rules, self._literals)
+        self.engine = Engine(
+            self._rules, detectors, self.pseudonymizer, self.learned, self._databases
+        )
+        self._columns = [
+            (r, compile_globs(r.columns)) for r in self._rules if isinstance(r, ColumnsRule)
+        ]
+        self._files = [r for r in self._rules if isinstance(r, FilesRule)]
+        self._leak_engine: Optional[Engine] = None  # built when first asked for
         self._small_cache: dict[tuple[str, bytes], tuple[bytes, dict[str, int]]] = {}
 
     # --------------------------------------------------------------------------- queries
@@ -61,6 +90,12 @@ class Redactor:
     def rules(self) -> list[Rule]:
         """The effective rules in priority order (enabled only)."""
         return list(self._rules)
+
+    @property
+    def literal_values(self) -> Mapping[str, tuple[str, ...]]:
+        """The values learned on the server, by the name of the literals rule they extend
+        (besides the values the rules themselves hold)."""
+        return self._literals
 
     def category_of(self, rule_name: str) -> str:
         for rule in self._rules:
@@ -81,58 +116,72 @@ class Redactor:
 
     # --------------------------------------------------------------------------- learning
 
-    def add_literals(
+    def with_literals(
         self,
         values: Iterable[str],
         rule_name: str = "discovered-hosts",
         category: str = "network",
         shape: str = "host",
         action: str = "pseudonymize",
-    ) -> None:
-        """Values learned on the server (host names, user names) to pseudonymise everywhere.
-        Call it before creating streams: streams already open keep the rules they started
-        with. Values shorter than 3 characters are ignored (they would hit inside words)."""
+    ) -> Redactor:
+        """A redactor that also pseudonymises (or masks) these values learned on the server
+        (host names, user names, passwords) everywhere, as the literals rule ``rule_name``
+        (made with ``category``, ``shape`` and ``action`` when there is none yet). Values
+        shorter than 3 characters are ignored (they would hit inside words). This redactor
+        is unchanged: streams keep the rules they started with."""
         if category not in CATEGORIES:
             raise ValueError(f"unknown category {category!r}")
         if shape not in SHAPES and shape != "auto":
             raise ValueError(f"unknown shape {shape!r}")
         cleaned = [v.strip() for v in values if isinstance(v, str)]
         cleaned = [v for v in cleaned if len(v) >= MIN_LITERAL and "\n" not in v]
-        with self._lock:
-            existing = next((r for r in self._rules if r.name == rule_name), None)
-            if existing is None:
-                self._rules.append(
-                    Rule(
-                        name=rule_name,
-                        kind="literals",
-                        category=category,
-                        action=action,
-                        origin="discovered",
-                        shape=shape,
-                        ignore_case=True,
-                    )
+        rules = list(self._rules)
+        existing = next((r for r in rules if r.name == rule_name), None)
+        if existing is None:
+            rules.append(
+                LiteralsRule(
+                    name=rule_name,
+                    category=category,
+                    action=action,
+                    origin="discovered",
+                    shape=shape,
+                    ignore_case=True,
                 )
-            elif existing.kind != "literals":
-                raise ValueError(f"rule {rule_name!r} exists and is not a literals rule")
-            known = self._extra_literals.setdefault(rule_name, [])
-            known.extend(v for v in cleaned if v not in known)
-            self._rebuild()
+            )
+        elif not isinstance(existing, LiteralsRule):
+            raise ValueError(f"rule {rule_name!r} exists and is not a literals rule")
+        literals = dict(self._literals)
+        known = list(literals.get(rule_name, ()))
+        known.extend(dict.fromkeys(v for v in cleaned if v not in known))
+        literals[rule_name] = tuple(known)
+        return Redactor(
+            rules,
+            self.pseudonymizer,
+            literals,
+            learned=self.learned,
+            databases=self._databases,
+        )
 
     def learned_literals(self) -> Literals:
         """What this run learned (``self.learned``) that no literal rule holds yet, filtered to
         the values specific enough to be replaced everywhere (``learning.literals_of``)."""
-        known = [v for values in self._extra_literals.values() for v in values]
-        known += [v for r in self._rules if r.kind == "literals" for v in r.literals]
+        known = [v for values in self._literals.values() for v in values]
+        known += [v for r in self._rules if isinstance(r, LiteralsRule) for v in r.literals]
         return literals_of(self.learned.hosts, self.learned.users, known)
 
-    def add_learned(self, found: Literals) -> None:
-        """``found`` as the ``learned-hosts`` and ``learned-users`` literal rules."""
+    def with_learned(self, found: Literals) -> Redactor:
+        """A redactor with ``found`` as the ``learned-hosts`` and ``learned-users`` literal
+        rules."""
+        redactor = self
         if found.hosts or found.short_hosts:
-            self.add_literals(
+            redactor = redactor.with_literals(
                 [*found.hosts, *found.short_hosts], HOSTS_RULE, category="network", shape="host"
             )
         if found.users:
-            self.add_literals(found.users, USERS_RULE, category="identity", shape="user")
+            redactor = redactor.with_literals(
+                found.users, USERS_RULE, category="identity", shape="user"
+            )
+        return redactor
 
     # -------------------------------------------------------------------------- redaction
 
@@ -190,17 +239,20 @@ class Redactor:
             chosen = [
                 r if r.checks_leaks and not r.untrusted else _disabled(r) for r in self._rules
             ]
-            detectors = build_detectors(chosen, self._extra_literals)
-            self._leak_engine = Engine(chosen, detectors, self.pseudonymizer)
+            detectors = build_detectors(chosen, self._literals)
+            self._leak_engine = Engine(
+                chosen, detectors, self.pseudonymizer, databases=self._databases
+            )
         return self._leak_engine
 
     def engine_for(self, rule_names: Sequence[str]) -> Engine:
         """An engine with only the named rules (the others disabled, so rule numbers and
         names stay those of ``self.engine``): the learned literals' second pass."""
         chosen = [r if r.name in rule_names else _disabled(r) for r in self._rules]
-        return Engine(chosen, build_detectors(chosen, self._extra_literals), self.pseudonymizer)
+        detectors = build_detectors(chosen, self._literals)
+        return Engine(chosen, detectors, self.pseudonymizer, databases=self._databases)
 
-    def leak_check(self, paths_or_streams: Sequence[Any]) -> list[Any]:
+    def leak_check(self, paths_or_streams: Sequence[LeakSource]) -> list[Finding]:
         from koncis_diag.redaction.leakcheck import leak_check
 
         return leak_check(paths_or_streams, self)
@@ -243,9 +295,8 @@ def build_redactor(
     if words:
         rules = [r for r in rules if r.name != KEYWORDS_RULE]
         rules.append(
-            Rule(
+            LiteralsRule(
                 name=KEYWORDS_RULE,
-                kind="literals",
                 category="custom",
                 action="pseudonymize",
                 origin="keywords",

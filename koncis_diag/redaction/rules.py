@@ -8,16 +8,17 @@ fields it names, which is how ``{name: ipv4, enabled: false}`` turns a default o
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any, Optional, Union
 
 from koncis_diag.errors import InputError
 from koncis_diag.redaction.pseudonym_shapes import SHAPES
 from koncis_diag.redaction.regexcheck import PatternProblem, check_backtracking, parse
+from koncis_diag.redaction.rule_types import RULE_TYPES, Rule
 from koncis_diag.redaction.validators import VALIDATORS
 from koncis_diag.spec import Location
 from koncis_diag.yamlio import KeyPath, YamlDocument, describe_value, load_yaml_file
@@ -65,73 +66,19 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 MIN_LITERAL = 3
 PATTERN_FLAGS = re.MULTILINE
 
-DEFAULT_ORIGIN = "default"
-SECRET_CATEGORIES = ("secret", "credential")
-LEARNED_SHAPES = frozenset(("user", "host"))
-
 
 @dataclass(frozen=True)
-class Rule:
-    """One effective rule. Exactly one of the kind fields is set, as ``kind`` says."""
+class RuleEntry:
+    """One validated entry of a rules file, before merging: a whole rule (``kind`` set) or a
+    patch of the fields of an earlier rule of that name (``kind`` None)."""
 
     name: str
-    kind: str
-    category: str = "custom"
-    action: str = "mask"
-    origin: str = DEFAULT_ORIGIN
-    enabled: bool = True
-    description: str = ""
-    label: str = ""
-    shape: str = "token"
-    pattern: Optional[str] = None
-    validator: Optional[str] = None
-    group: Union[int, str, None] = None
-    ignore_case: bool = False
-    triggers: tuple[str, ...] = ()
-    block_end: Optional[str] = None
-    block_body: Optional[str] = None
-    keys: tuple[str, ...] = ()
-    exclude_keys: tuple[str, ...] = ()
-    # pattern rules: (group name, pseudonym shape) pairs; each named group is redacted on its
-    # own and only the groups are claimed (see docs/redaction-rules.md, "Fields")
-    fields: tuple[tuple[str, str], ...] = ()
-    literals: tuple[str, ...] = ()
-    columns: tuple[str, ...] = ()
-    files: tuple[str, ...] = ()
-    examples_match: tuple[str, ...] = ()
-    examples_no_match: tuple[str, ...] = ()
-    leak_check: Optional[bool] = None  # None: decided by kind and category (see checks_leaks)
-    learn: Optional[bool] = None  # None: decided by kind, action and shape (see learns)
-    #: from the run instructions' rules files: it claims only what it replaces (never the rest
-    #: of its match, which the shipped rules must still see) and the leak check leaves it out
-    untrusted: bool = False
-    location: Optional[Location] = None
-
-    @property
-    def marker_label(self) -> str:
-        return self.label or self.name
-
-    @property
-    def checks_leaks(self) -> bool:
-        """Used by the leak check: precise detectors only (no IPv4 look-alikes)."""
-        if self.leak_check is not None:
-            return self.leak_check
-        if self.kind in ("literals", "keys"):
-            return True
-        return self.kind == "pattern" and self.category in (*SECRET_CATEGORIES, "pii")
-
-    @property
-    def learns(self) -> bool:
-        """Whether the values this rule pseudonymises as users or hosts are learned during the
-        run and then replaced everywhere (see ``redaction.learning``): by default every
-        ``pattern``, ``keys`` and ``columns`` rule that pseudonymises with a ``user`` or
-        ``host`` shape, since those rules only fire where the context is certain."""
-        if self.learn is not None:
-            return self.learn
-        if self.kind not in ("pattern", "keys", "columns") or self.action != "pseudonymize":
-            return False
-        shapes = {shape for _, shape in self.fields} or {self.shape}
-        return bool(shapes & LEARNED_SHAPES)
+    kind: Optional[str]
+    #: the validated fields the entry writes, by ``Rule`` field name (not name or kind): the
+    #: YAML values are bound to a rule type by ``merge``
+    values: dict[str, Any]
+    origin: str
+    reader: _Reader  # places an error at the entry
 
 
 # ------------------------------------------------------------------------------------ loading
@@ -230,8 +177,8 @@ class _Reader:
         return text
 
 
-def _read_rule(doc: YamlDocument, index: int, entry: Any) -> dict[str, Any]:
-    """Validated fields of one entry (only the keys it writes), plus ``name`` and position."""
+def _read_rule(doc: YamlDocument, index: int, entry: Any, origin: str) -> RuleEntry:
+    """One entry's validated fields (only the keys it writes) and position."""
     if not isinstance(entry, dict):
         raise doc.error(
             ("rules", index), f"each rule must be a mapping, got {describe_value(entry)}"
@@ -266,11 +213,9 @@ def _read_rule(doc: YamlDocument, index: int, entry: Any) -> dict[str, Any]:
                 key, f"'{key}' applies to {' or '.join(owners)} rules only", at_key=True
             )
 
-    fields: dict[str, Any] = {"name": raw_name}
+    fields: dict[str, Any] = {}
     pos = doc.position(("rules", index))
     fields["location"] = Location(doc.source_name, pos.line, pos.column)
-    if kind is not None:
-        fields["kind"] = kind
     for key, value in entry.items():
         if key == "name" or key in KINDS:
             continue
@@ -325,8 +270,7 @@ def _read_rule(doc: YamlDocument, index: int, entry: Any) -> dict[str, Any]:
                         "keys",
                         f"key glob {glob!r} needs at least 2 letters that are not wildcards",
                     )
-    fields["_reader"] = reader
-    return fields
+    return RuleEntry(raw_name, kind, fields, origin, reader)
 
 
 def _read_examples(reader: _Reader, value: Any) -> dict[str, Any]:
@@ -376,10 +320,8 @@ def _check_group(reader: _Reader, fields: dict[str, Any]) -> None:
         raise reader.fail("group", f"the pattern has no group named '{group}'")
 
 
-def _finish(fields: dict[str, Any], origin: str) -> Rule:
+def _finish(name: str, kind: str, fields: dict[str, Any], origin: str, reader: _Reader) -> Rule:
     """Defaults that depend on other fields, then cross-field checks."""
-    reader: _Reader = fields.pop("_reader")
-    kind = fields["kind"]
     category = fields.setdefault("category", "custom")
     if kind == "literals":
         fields.setdefault("ignore_case", True)
@@ -406,13 +348,11 @@ def _finish(fields: dict[str, Any], origin: str) -> Rule:
             "action", "'drop' is the action of files rules, and the only one they take"
         )
     fields["origin"] = origin
-    known = {f.name for f in dataclasses.fields(Rule)}
-    return Rule(**{k: v for k, v in fields.items() if k in known})
+    fields["name"] = name
+    return RULE_TYPES[kind](**fields)
 
 
-def load_rules_file(
-    path: Union[str, Path], *, origin: Optional[str] = None
-) -> list[dict[str, Any]]:
+def load_rules_file(path: Union[str, Path], *, origin: Optional[str] = None) -> list[RuleEntry]:
     """The validated entries of one file (not merged yet). Raises ``InputError``."""
     doc = load_yaml_file(Path(path), source_name=str(path))
     data = doc.data
@@ -429,32 +369,28 @@ def load_rules_file(
     entries = []
     seen: dict[str, int] = {}
     for index, entry in enumerate(rules):
-        fields = _read_rule(doc, index, entry)
-        name = fields["name"]
+        read = _read_rule(doc, index, entry, origin or str(path))
+        name = read.name
         if name in seen:
-            raise fields["_reader"].fail(
+            raise read.reader.fail(
                 "name", f"defined twice in this file (first as rule #{seen[name] + 1})"
             )
         seen[name] = index
-        fields["_origin"] = origin or str(path)
-        entries.append(fields)
+        entries.append(read)
     return entries
 
 
-def merge(base: list[Rule], entries: list[dict[str, Any]]) -> list[Rule]:
+def merge(base: list[Rule], entries: list[RuleEntry]) -> list[Rule]:
     """Apply one file's entries over ``base`` (see the module docstring)."""
     out = list(base)
     index = {rule.name: i for i, rule in enumerate(out)}
-    for fields in entries:
-        fields = dict(fields)
-        origin = fields.pop("_origin")
-        name = fields["name"]
-        if "kind" in fields:
-            rule = _finish(fields, origin)
+    for entry in entries:
+        name, reader = entry.name, entry.reader
+        if entry.kind is not None:
+            rule = _finish(name, entry.kind, dict(entry.values), entry.origin, reader)
         elif name in index:
-            reader: _Reader = fields.pop("_reader")
             previous = out[index[name]]
-            patch = {k: v for k, v in fields.items() if k != "name"}
+            patch = entry.values
             for key in patch:
                 if (
                     key in RULE_KEYS
@@ -466,12 +402,12 @@ def merge(base: list[Rule], entries: list[dict[str, Any]]) -> list[Rule]:
                         f"'{key}' does not apply to '{name}', a {previous.kind} rule",
                         at_key=True,
                     )
-            merged = {f.name: getattr(previous, f.name) for f in dataclasses.fields(Rule)}
+            merged = {f.name: getattr(previous, f.name) for f in dataclass_fields(previous)}
             merged.update(patch)
-            merged["_reader"] = reader
-            rule = _finish(merged, origin)
+            del merged["name"]
+            rule = _finish(name, previous.kind, merged, entry.origin, reader)
         else:
-            raise fields["_reader"].fail(
+            raise reader.fail(
                 None,
                 f"no earlier rule is named '{name}' and this entry has none of {', '.join(KINDS)}",
             )

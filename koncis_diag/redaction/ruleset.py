@@ -10,13 +10,8 @@ from pathlib import Path
 from typing import Union
 
 from koncis_diag.errors import InputError
-from koncis_diag.redaction.rules import (
-    DEFAULT_ORIGIN,
-    Rule,
-    default_rules_text_path,
-    load_rules_file,
-    merge,
-)
+from koncis_diag.redaction.rule_types import DEFAULT_ORIGIN, Rule
+from koncis_diag.redaction.rules import default_rules_text_path, load_rules_file, merge
 
 
 @lru_cache(maxsize=4)

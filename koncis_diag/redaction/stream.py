@@ -53,6 +53,20 @@ class RedactionStream:
 
     # ------------------------------------------------------------------------------ public
 
+    @property
+    def open_block(self) -> Optional[tuple[int, int]]:
+        """(rule index, prefix width) of a multi-line block still open after the last batch,
+        or None."""
+        return self._open_block
+
+    def resume(self, open_block: Optional[tuple[int, int]], pending_newline: bool) -> None:
+        """Start this fresh stream where another one stood: inside ``open_block`` (as
+        ``open_block`` gave it), with the final newline of its output held back when
+        ``pending_newline`` (``parallel.py``: a segment after one that ended in a block)."""
+        if self._buffer or self._closed:
+            raise RedactionError(f"{self.source or 'stream'}: resume() after feed()")
+        self._open_block, self._pending_newline = open_block, pending_newline
+
     def feed(self, chunk: bytes) -> bytes:
         if self._closed:
             raise RedactionError(f"{self.source or 'stream'}: feed() after close()")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Union
 
 from koncis_diag.errors import InputError
-from koncis_diag.redaction.rules import SECRET_CATEGORIES, Rule
+from koncis_diag.redaction.rule_types import SECRET_CATEGORIES, Rule, rule_values
 from koncis_diag.redaction.ruleset import all_rules, default_rules
 
 ALLOW_FLAG = "--allow-weaker-redaction"
@@ -53,11 +53,8 @@ def rule_changes(rule_files: Sequence[Union[str, Path]]) -> list[RuleChange]:
     changes = []
     for old in default_rules():
         new = merged[old.name]  # merging replaces or patches, it never removes
-        fields = [
-            f.name
-            for f in dataclasses.fields(Rule)
-            if f.name not in _NEUTRAL and getattr(old, f.name) != getattr(new, f.name)
-        ]
+        before, after = rule_values(old), rule_values(new)
+        fields = [name for name in before if name not in _NEUTRAL and before[name] != after[name]]
         if not fields:
             continue
         where = str(new.location) if new.location is not None else new.origin

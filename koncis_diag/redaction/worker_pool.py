@@ -19,7 +19,7 @@ from koncis_diag.errors import RedactionError
 from koncis_diag.redaction import Redactor
 from koncis_diag.redaction.learning import LearnedValues
 from koncis_diag.redaction.pseudonyms import Pseudonymizer
-from koncis_diag.redaction.rules import Rule
+from koncis_diag.redaction.rule_types import Rule
 from koncis_diag.redaction.worker_signals import signals_held, worker_takes_signals
 
 log = logging.getLogger("koncis_diag.redaction.parallel")
@@ -28,7 +28,7 @@ _POLL_SECONDS = 0.5
 _STOP_SECONDS = 5.0
 
 #: State a stream ends in when a block is still open: (open block, newline held back).
-Resume = Tuple[Any, bool]  # noqa: UP006
+Resume = Tuple[Tuple[int, int], bool]  # noqa: UP006
 
 
 # ------------------------------------------------------------------------ one segment
@@ -39,22 +39,21 @@ class SegmentRun:
 
     ``finish`` returns the last bytes and the state to resume the next segment in. When a block
     is open at the end, the final newline is held back (the block may swallow it), exactly as
-    ``RedactionStream`` does between its own batches. Uses two private attributes of the
-    stream (``_open_block``, ``_pending_newline``): without them streams stay on one core."""
+    ``RedactionStream`` does between its own batches (``RedactionStream.resume``)."""
 
     def __init__(
         self, redactor: Redactor, fmt: str, source: str, resume: Optional[Resume] = None
     ) -> None:
         self.stream = redactor.stream(fmt, source)
         if resume is not None:
-            self.stream._open_block, self.stream._pending_newline = resume
+            self.stream.resume(*resume)
 
     def feed(self, data: bytes) -> bytes:
         return self.stream.feed(data)
 
     def finish(self) -> tuple[bytes, Optional[Resume]]:
         tail = self.stream.close()
-        open_block = self.stream._open_block
+        open_block = self.stream.open_block
         if open_block is None:
             return tail, None
         held = tail.endswith(b"\n")
@@ -76,10 +75,9 @@ def redact_segment(
 
 @dataclass(frozen=True)
 class RedactorRecipe:
-    """What a worker needs to build the parent's redactor: rules in order, literals learnt with
-    ``add_literals``, the state folder and a cluster's shared key (``--pseudonym-key``). The
-    worker checks it got the same engine and key. Literals and key come from private
-    attributes (no public accessor yet); without them: None, and one core."""
+    """What a worker needs to build the parent's redactor: rules in order, the literal values
+    learnt on the server (``Redactor.literal_values``), the state folder and a cluster's shared
+    key (``--pseudonym-key``). The worker checks it got the same engine and key."""
 
     rules: tuple[Rule, ...]
     literals: tuple[tuple[str, tuple[str, ...]], ...]
@@ -91,36 +89,28 @@ class RedactorRecipe:
     @classmethod
     def of(cls, redactor: Redactor) -> Optional[RedactorRecipe]:
         """None when the redactor cannot be rebuilt elsewhere (ephemeral pseudonyms, an
-        unusable state folder, changed internals)."""
+        unusable state folder)."""
         pseudonymizer = redactor.pseudonymizer
+        learnt = redactor.literal_values
+        if pseudonymizer.ephemeral:
+            return None
         try:
-            learnt = redactor._extra_literals
-            shared_key = pseudonymizer._shared_key
-            if pseudonymizer.ephemeral:
-                return None
             key_digest = _key_digest(pseudonymizer)
-        except (AttributeError, OSError) as err:
+        except OSError as err:
             log.info("parallel redaction unavailable (%s): one core", err)
             return None
         return cls(
             rules=tuple(redactor.rules),
             literals=tuple((name, tuple(values)) for name, values in sorted(learnt.items())),
             state_dir=Path(pseudonymizer.state_dir),
-            shared_key=shared_key,
+            shared_key=pseudonymizer.shared_key,
             key_digest=key_digest,
             detectors=len(redactor.engine.detectors),
         )
 
     def build(self) -> Redactor:
-        pseudonymizer = Pseudonymizer(self.state_dir)
-        pseudonymizer._shared_key = self.shared_key
-        redactor = Redactor(list(self.rules), pseudonymizer)
-        by_name = {rule.name: rule for rule in redactor.rules}
-        for name, values in self.literals:
-            rule = by_name[name]
-            redactor.add_literals(
-                values, rule_name=name, category=rule.category, shape=rule.shape, action=rule.action
-            )
+        pseudonymizer = Pseudonymizer(self.state_dir, shared_key=self.shared_key)
+        redactor = Redactor(self.rules, pseudonymizer, dict(self.literals))
         if len(redactor.engine.detectors) != self.detectors:
             raise RuntimeError("the worker's redactor differs from the parent's")
         if _key_digest(pseudonymizer) != self.key_digest:

@@ -20,17 +20,17 @@ from sqlparse import tokens as T
 
 from koncis_diag.errors import InputError
 from koncis_diag.globs import compile_globs
-from koncis_diag.redaction.rules import Rule
+from koncis_diag.redaction.rule_types import ColumnsRule
 from koncis_diag.redaction.ruleset import all_rules
 from koncis_diag.spec import QueryItem, Spec
 
 _CLAUSE_END = frozenset(("FROM", "WHERE", "GROUP", "ORDER", "LIMIT", "UNION", "HAVING"))
 
 
-def _column_rules(rule_files: Sequence[str]) -> list[tuple[Rule, re.Pattern[bytes]]]:
+def _column_rules(rule_files: Sequence[str]) -> list[tuple[ColumnsRule, re.Pattern[bytes]]]:
     out = []
     for rule in all_rules(rule_files):
-        if rule.enabled and rule.kind == "columns":
+        if rule.enabled and isinstance(rule, ColumnsRule):
             compiled = compile_globs(rule.columns)
             if compiled is not None:
                 out.append((rule, compiled))
@@ -77,7 +77,7 @@ def _name(text: str) -> bytes:
     return text.strip('"`[]').lower().encode("utf-8", "replace")
 
 
-def _matching(rules: Sequence[tuple[Rule, re.Pattern[bytes]]], name: bytes) -> set[str]:
+def _matching(rules: Sequence[tuple[ColumnsRule, re.Pattern[bytes]]], name: bytes) -> set[str]:
     return {rule.name for rule, globs in rules if globs.match(name)}
 
 

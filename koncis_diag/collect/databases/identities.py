@@ -6,10 +6,10 @@ are never written to the bundle themselves: ``resolve_identities`` returns them 
 pipeline, which hands them to the redactor before any content is collected::
 
     result = resolve_identities(spec, ctx)
-    redactor.add_literals(result.names, rule_name="identities", category="identity",
-                          shape="user")
-    redactor.add_literals(result.emails, rule_name="identity-emails", category="identity",
-                          shape="email")
+    redactor = redactor.with_literals(result.names, rule_name="identities",
+                                      category="identity", shape="user")
+    redactor = redactor.with_literals(result.emails, rule_name="identity-emails",
+                                      category="identity", shape="email")
 
 A failing identities query does not stop the run: its problem is returned, and the pipeline
 reports it (the admin should know that names may then be left in clear).
