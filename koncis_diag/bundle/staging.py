@@ -27,6 +27,8 @@ from koncis_diag.bundle.manifest import (
     MANIFEST_NAME,
     MAX_MANIFEST_BYTES,
     FileEntry,
+    FileJson,
+    ManifestJson,
     bundle_path_problem,
     manifest_problems,
     outputs_vs_files_problems,
@@ -311,7 +313,7 @@ class Staging:
     def finalized(self) -> bool:
         return self._manifest_created is not None
 
-    def finalize_manifest(self, manifest: dict[str, Any]) -> FileRecord:
+    def finalize_manifest(self, manifest: ManifestJson) -> FileRecord:
         """Add ``manifest["files"]`` for every staged file and write ``manifest.json``.
 
         Refuses a manifest a reader would reject (wrong format, bad types, an item output that
@@ -322,7 +324,9 @@ class Staging:
             raise BundleError(f"cannot finalize: {sorted(self._open_paths)[0]} is still open")
         manifest.setdefault("format", FORMAT)
         manifest.setdefault("format_version", FORMAT_VERSION)
-        files = {r.path: {"size": r.size, "sha256": r.sha256} for r in self.records()}
+        files: dict[str, FileJson] = {
+            r.path: {"size": r.size, "sha256": r.sha256} for r in self.records()
+        }
         manifest["files"] = files
         problems = manifest_problems(manifest)
         problems += outputs_vs_files_problems(
