@@ -9,9 +9,6 @@ Safety: only plain values, lists and mappings are built (no Python objects, no u
 duplicate keys are refused; aliases are expanded with a budget so an alias bomb ("billion
 laughs") is refused instead of eating memory; nesting depth and file size are bounded. The pure
 Python parser is used on purpose: files are at most 1 MiB and it lets us bound the recursion.
-
-The second half holds parsers for human values (``50MB``, ``1h30m``, ``7d``) shared by the spec,
-the command-line flags and any other hand-written file.
 """
 
 from __future__ import annotations
@@ -29,7 +26,6 @@ from typing import Any, NamedTuple, Optional, Tuple, Union  # noqa: UP035
 
 import yaml
 from yaml.constructor import SafeConstructor
-from yaml.error import Mark
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from koncis_diag.errors import InputError
@@ -160,8 +156,7 @@ class _Loader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
 
-    # ``index`` is Any: PyYAML passes an int for a list entry and the key node for a mapping
-    # value, while its stubs declare int (an override with either type would be wrong).
+    # index: PyYAML passes a list index or a mapping's key node (its stubs say int): Any
     def compose_node(self, parent: Optional[Node], index: Any) -> Optional[Node]:
         self._depth += 1
         try:
@@ -175,7 +170,7 @@ class _Loader(yaml.SafeLoader):
             self._depth -= 1
 
 
-def _position(mark: Mark) -> Position:
+def _position(mark: yaml.Mark) -> Position:
     return Position(mark.line + 1, mark.column + 1)
 
 
@@ -285,9 +280,8 @@ class _Builder:
             explicit.append((name, key_pos, value_node))
         result: dict[str, object] = {}
         for source in reversed(self._merge_sources(merges)):  # the first source listed wins
-            merged = self.build(source, path, key)
-            assert isinstance(merged, dict)  # a mapping node builds a mapping
-            result.update(merged)
+            merged = self.build(source, path, key)  # a mapping node: always a dict
+            result.update(merged if isinstance(merged, dict) else {})
         for name, key_pos, value_node in explicit:  # explicit keys win over merged ones
             result[name] = self.build(value_node, (*path, name), key_pos)
         self.nodes[path] = NodeInfo(_position(node.start_mark), key, None)
