@@ -64,7 +64,7 @@ from koncis_diag.yamlio import (
 T = TypeVar("T")
 
 _META = "koncis_diag.binder"
-_NOTHING: Any = object()  # no ``absent`` value given
+_NOTHING = object()  # no ``absent`` value given
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,10 +72,10 @@ class FieldInfo:
     """What :func:`key` and :func:`derived` record on a field."""
 
     name: Optional[str] = None  # the key as written; None: a derived field (not a key)
-    parse: Optional[Parser] = None
+    parse: Optional[Parser[object]] = None
     example: str = ""
     doc: str = ""
-    absent: Any = _NOTHING  # the value of the key left out, when not the default
+    absent: object = _NOTHING  # the value of the key left out, when not the default
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,18 +98,19 @@ class Site:
         return self.doc.error(self.path, problem, at_key=at_key)
 
 
-Parser = Callable[[Site, Any], Any]
+#: Reads one raw YAML value (unchecked: ``object``) at a site into a field's value (a ``T``).
+Parser = Callable[[Site, object], T]
 
 
 def key(
     default: Any = dataclasses.MISSING,
     *,
     name: Optional[str] = None,
-    parse: Optional[Parser] = None,
+    parse: Optional[Parser[object]] = None,
     example: str = "",
     doc: str = "",
     default_factory: Any = dataclasses.MISSING,
-    absent: Any = _NOTHING,
+    absent: object = _NOTHING,
 ) -> Any:
     """A field read from the key ``name`` (default: the field's name); no default = required.
     ``absent`` is the value of a key left out for a field that cannot have a Python default (a
@@ -161,7 +162,7 @@ def number(site: Site, value: object) -> float:
     return float(value)
 
 
-def mapping(site: Site, value: object) -> Dict[str, Any]:  # noqa: UP006
+def mapping(site: Site, value: object) -> Dict[str, object]:  # noqa: UP006
     return expect_mapping(site.doc, site.path, value)
 
 
@@ -175,10 +176,10 @@ def one_of(
     noun: str,
     choices: Sequence[str],
     *,
-    read: Optional[Parser] = None,
+    read: Optional[Parser[str]] = None,
     suggest: bool = True,
     separator: str = ", ",
-) -> Parser:
+) -> Parser[str]:
     """A value (read by ``read``, default :func:`text`) that must be one of ``choices``:
     ``unknown <noun> "x" (did you mean 'y'?); expected one of: a, b`` (the suggestion only
     when ``suggest``)."""
@@ -197,10 +198,15 @@ def one_of(
     return parse
 
 
-_BY_TYPE: dict[str, Parser] = {"str": text, "bool": flag, "int": positive_int, "float": number}
+_BY_TYPE: dict[str, Parser[object]] = {
+    "str": text,
+    "bool": flag,
+    "int": positive_int,
+    "float": number,
+}
 
 
-def _by_type(annotation: object) -> Optional[Parser]:
+def _by_type(annotation: object) -> Optional[Parser[object]]:
     """The parser for a field written ``str``, ``Optional[int]``, ... (annotations are text)."""
     name = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
     if name.startswith("Optional[") and name.endswith("]"):
@@ -217,7 +223,7 @@ def _by_type(annotation: object) -> Optional[Parser]:
 class KeyField:
     field: str  # the dataclass field
     key: str  # the key as written
-    parse: Parser
+    parse: Parser[object]
     required: bool
     example: str
 
@@ -228,7 +234,7 @@ class Schema:
     def __init__(self, model: type) -> None:
         self.model = model
         self.fields: list[KeyField] = []
-        self.absent: dict[str, Any] = {}  # field -> value when its key is left out
+        self.absent: dict[str, object] = {}  # field -> value when its key is left out
         for f in dataclasses.fields(model):
             info = f.metadata.get(_META)
             if info is None or info.name is None:
@@ -259,7 +265,7 @@ class Schema:
         *,
         also_allowed: Sequence[str] = (),
         required: Optional[Sequence[str]] = None,
-    ) -> dict[str, Any]:
+    ) -> dict[str, object]:
         """The mapping at ``path``: unknown keys refused (closest key suggested), then missing
         required ones (``required`` replaces the declared ones when given)."""
         options = expect_mapping(doc, path, value)
@@ -272,7 +278,7 @@ class Schema:
         self,
         doc: YamlDocument,
         path: KeyPath,
-        options: Mapping[str, Any],
+        options: Mapping[str, object],
         *,
         context: object = None,
     ) -> dict[str, Any]:
@@ -284,10 +290,10 @@ class Schema:
         self,
         doc: YamlDocument,
         path: KeyPath,
-        options: Mapping[str, Any],
+        options: Mapping[str, object],
         *,
         context: object = None,
-        values: Optional[Mapping[str, Any]] = None,
+        values: Optional[Mapping[str, object]] = None,
     ) -> Any:
         """The model from a checked mapping: each key present parsed in field order; a field
         absent takes ``values[field]`` if given, else its ``absent`` value or default."""
@@ -295,9 +301,10 @@ class Schema:
         return self.model(**{**self.absent, **(values or {}), **present})
 
     def _present(
-        self, doc: YamlDocument, path: KeyPath, options: Mapping[str, Any], context: object
+        self, doc: YamlDocument, path: KeyPath, options: Mapping[str, object], context: object
     ) -> dict[str, Any]:
-        parsed = {}
+        # Any: each field's value has its own parser's type (the model's keyword arguments)
+        parsed: dict[str, Any] = {}
         for kf in self.fields:
             if kf.key in options:
                 site = Site(doc, (*path, kf.key), context, kf.example)
@@ -323,7 +330,7 @@ def bind(
     value: object,
     *,
     context: object = None,
-    values: Optional[Mapping[str, Any]] = None,
+    values: Optional[Mapping[str, object]] = None,
     also_allowed: Sequence[str] = (),
 ) -> T:
     """The value at ``path`` read into ``model`` (see the module docstring)."""
@@ -333,10 +340,10 @@ def bind(
     return result
 
 
-def nested(model: type) -> Parser:
+def nested(model: type[T]) -> Parser[T]:
     """A parser for a mapping bound to ``model`` (same context)."""
 
-    def parse(site: Site, value: object) -> Any:
+    def parse(site: Site, value: object) -> T:
         return bind(model, site.doc, site.path, value, context=site.context)
 
     return parse

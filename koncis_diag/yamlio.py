@@ -9,9 +9,6 @@ Safety: only plain values, lists and mappings are built (no Python objects, no u
 duplicate keys are refused; aliases are expanded with a budget so an alias bomb ("billion
 laughs") is refused instead of eating memory; nesting depth and file size are bounded. The pure
 Python parser is used on purpose: files are at most 1 MiB and it lets us bound the recursion.
-
-The second half holds parsers for human values (``50MB``, ``1h30m``, ``7d``) shared by the spec,
-the command-line flags and any other hand-written file.
 """
 
 from __future__ import annotations
@@ -111,7 +108,7 @@ class YamlDocument:
     """A loaded file: plain data (dict/list/str/int/float/bool/None) plus positions."""
 
     source_name: str
-    data: dict[str, Any]
+    data: dict[str, object]  # unchecked: each reader checks what it takes
     nodes: Mapping[KeyPath, NodeInfo]
     sha256: str  # of the bytes read
 
@@ -159,6 +156,7 @@ class _Loader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
 
+    # index: PyYAML passes a list index or a mapping's key node (its stubs say int): Any
     def compose_node(self, parent: Optional[Node], index: Any) -> Optional[Node]:
         self._depth += 1
         try:
@@ -172,7 +170,7 @@ class _Loader(yaml.SafeLoader):
             self._depth -= 1
 
 
-def _position(mark: Any) -> Position:
+def _position(mark: yaml.Mark) -> Position:
     return Position(mark.line + 1, mark.column + 1)
 
 
@@ -200,7 +198,7 @@ class _Builder:
         origin = Origin(format_path(path), self.source_name, pos.line, pos.column)
         return origin.error(problem)
 
-    def build(self, node: Node, path: KeyPath, key: Optional[Position]) -> Any:
+    def build(self, node: Node, path: KeyPath, key: Optional[Position]) -> object:
         self._count += 1
         if self._count > MAX_NODES:
             raise self.fail(
@@ -235,7 +233,7 @@ class _Builder:
                 path,
             )
 
-    def _scalar(self, node: ScalarNode, path: KeyPath) -> Any:
+    def _scalar(self, node: ScalarNode, path: KeyPath) -> object:
         tag = node.tag
         if tag == _MERGE_TAG:  # a lone "<<" as a value is just text
             return node.value
@@ -249,7 +247,9 @@ class _Builder:
             problem = f"invalid {_tag_name(tag)[2:]} value {node.value!r}"
             raise self.fail(node, problem, path) from None
 
-    def _mapping(self, node: MappingNode, path: KeyPath, key: Optional[Position]) -> dict[str, Any]:
+    def _mapping(
+        self, node: MappingNode, path: KeyPath, key: Optional[Position]
+    ) -> dict[str, object]:
         merges: list[Node] = []
         explicit: list[tuple[str, Position, Node]] = []
         seen: dict[str, Position] = {}
@@ -278,9 +278,10 @@ class _Builder:
                 )
             seen[name] = key_pos
             explicit.append((name, key_pos, value_node))
-        result: dict[str, Any] = {}
+        result: dict[str, object] = {}
         for source in reversed(self._merge_sources(merges)):  # the first source listed wins
-            result.update(self.build(source, path, key))
+            merged = self.build(source, path, key)  # a mapping node: always a dict
+            result.update(merged if isinstance(merged, dict) else {})
         for name, key_pos, value_node in explicit:  # explicit keys win over merged ones
             result[name] = self.build(value_node, (*path, name), key_pos)
         self.nodes[path] = NodeInfo(_position(node.start_mark), key, None)
@@ -367,6 +368,7 @@ def load_yaml_text(source: Union[str, bytes], *, source_name: str) -> YamlDocume
         )
     builder = _Builder(source_name)
     data = builder.build(root, (), None)
+    assert isinstance(data, dict)  # the root is a mapping node
     return YamlDocument(source_name, data, builder.nodes, hashlib.sha256(raw).hexdigest())
 
 
@@ -428,7 +430,7 @@ def load_yaml_file(path: Union[str, Path], *, source_name: Optional[str] = None)
 # --------------------------------------------------------------------------------------------
 
 
-def describe_value(value: Any) -> str:
+def describe_value(value: object) -> str:
     """A value as the user would recognise it in an error message (at most 60 characters)."""
     if value is None:
         return "an empty value"
@@ -441,7 +443,7 @@ def describe_value(value: Any) -> str:
 def check_keys(
     doc: YamlDocument,
     path: KeyPath,
-    mapping: Mapping[str, Any],
+    mapping: Mapping[str, object],
     *,
     allowed: Sequence[str],
     required: Sequence[str] = (),
@@ -461,19 +463,19 @@ def check_keys(
             raise doc.origin(path, at_key=True).error(f"missing key '{key}'")
 
 
-def expect_mapping(doc: YamlDocument, path: KeyPath, value: Any) -> dict[str, Any]:
+def expect_mapping(doc: YamlDocument, path: KeyPath, value: object) -> dict[str, object]:
     if not isinstance(value, dict):
         raise doc.error(path, f"expected a mapping (key: value), got {describe_value(value)}")
     return value
 
 
-def expect_list(doc: YamlDocument, path: KeyPath, value: Any, *, example: str) -> list[Any]:
+def expect_list(doc: YamlDocument, path: KeyPath, value: object, *, example: str) -> list[object]:
     if not isinstance(value, list):
         raise doc.error(path, f"expected a list like {example}, got {describe_value(value)}")
     return value
 
 
-def expect_text(doc: YamlDocument, path: KeyPath, value: Any) -> str:
+def expect_text(doc: YamlDocument, path: KeyPath, value: object) -> str:
     """Text; a number or boolean counts as the text it was written as (``1.10``, ``on``)."""
     if isinstance(value, str):
         return value
@@ -483,13 +485,13 @@ def expect_text(doc: YamlDocument, path: KeyPath, value: Any) -> str:
     raise doc.error(path, f"expected text, got {describe_value(value)}")
 
 
-def expect_bool(doc: YamlDocument, path: KeyPath, value: Any) -> bool:
+def expect_bool(doc: YamlDocument, path: KeyPath, value: object) -> bool:
     if not isinstance(value, bool):
         raise doc.error(path, f"expected true or false, got {describe_value(value)}")
     return value
 
 
-def expect_positive_int(doc: YamlDocument, path: KeyPath, value: Any) -> int:
+def expect_positive_int(doc: YamlDocument, path: KeyPath, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise doc.error(
             path, f"expected a whole number greater than 0, got {describe_value(value)}"

@@ -5,12 +5,13 @@ a spec gives (``parse_recipients``). The streams that encrypt and decrypt are in
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import stat
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Union
+from typing import IO, Protocol, Union
 
 from koncis_diag.errors import InputError, KoncisError
 
@@ -25,7 +26,52 @@ class EncryptionError(KoncisError):
     """A bundle could not be encrypted or decrypted, or a key file is unusable."""
 
 
-def pyrage_module() -> Any:
+class AgeRecipient(Protocol):
+    """A ``pyrage.x25519.Recipient`` (pyrage ships no type information): an ``age1…`` public
+    key; ``str()`` gives that text."""
+
+    def __str__(self) -> str: ...
+
+
+class AgeIdentity(Protocol):
+    """A ``pyrage.x25519.Identity``: a secret key; ``str()`` gives ``AGE-SECRET-KEY-1…``."""
+
+    def to_public(self) -> AgeRecipient: ...
+
+
+class _RecipientType(Protocol):
+    def from_str(self, text: str, /) -> AgeRecipient: ...
+
+
+class _IdentityType(Protocol):
+    def from_str(self, text: str, /) -> AgeIdentity: ...
+
+    def generate(self) -> AgeIdentity: ...
+
+
+class _X25519(Protocol):
+    Recipient: _RecipientType
+    Identity: _IdentityType
+
+
+class Pyrage(Protocol):
+    """The part of the ``pyrage`` module koncis-diag uses."""
+
+    x25519: _X25519
+    RecipientError: type[Exception]
+    IdentityError: type[Exception]
+    DecryptError: type[Exception]
+
+    def encrypt_io(
+        self, reader: IO[bytes], writer: io.RawIOBase, recipients: list[AgeRecipient], /
+    ) -> None: ...
+
+    def decrypt_io(
+        self, reader: IO[bytes], writer: io.RawIOBase, identities: list[AgeIdentity], /
+    ) -> None: ...
+
+
+def pyrage_module() -> Pyrage:
     try:
         import pyrage
     except ImportError as err:  # pragma: no cover - a packaging problem, not a user error
@@ -38,7 +84,7 @@ def pyrage_module() -> Any:
 # --------------------------------------------------------------------------- recipients
 
 
-def parse_recipient(text: str, origin: str = "--encrypt-to") -> Any:
+def parse_recipient(text: str, origin: str = "--encrypt-to") -> AgeRecipient:
     """An ``age1…`` public key (the same rules as ``encrypt_to:`` in a spec); a one-line
     ``InputError`` for anything else."""
     from koncis_diag.spec.values import check_age_recipient
@@ -52,7 +98,7 @@ def parse_recipient(text: str, origin: str = "--encrypt-to") -> Any:
         raise InputError(f"{origin}: malformed age recipient ({err})") from None
 
 
-def parse_recipients(texts: Sequence[str], origin: str = "--encrypt-to") -> list[Any]:
+def parse_recipients(texts: Sequence[str], origin: str = "--encrypt-to") -> list[AgeRecipient]:
     if not texts:
         raise InputError(f"{origin}: give at least one age recipient (age1...)")
     return [parse_recipient(text, origin) for text in texts]
@@ -100,7 +146,7 @@ def generate_identity(output: PathLike) -> str:
     return recipient
 
 
-def load_identities(path: PathLike) -> list[Any]:
+def load_identities(path: PathLike) -> list[AgeIdentity]:
     """The ``AGE-SECRET-KEY-1…`` lines of an identity file (``#`` lines are comments)."""
     pyrage = pyrage_module()
     name = os.fspath(path)
@@ -124,7 +170,7 @@ def load_identities(path: PathLike) -> list[Any]:
         text = raw.decode("ascii")
     except UnicodeDecodeError:
         raise InputError("not an age identity file (not ASCII text)", file=name) from None
-    identities = []
+    identities: list[AgeIdentity] = []
     for number, line in enumerate(text.splitlines(), start=1):
         entry = line.strip()
         if not entry or entry.startswith("#"):

@@ -26,10 +26,13 @@ import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, Optional, Union
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Optional, Union
 
 from koncis_diag.bundle.age_keys import (
     FILE_MODE,
+    AgeIdentity,
+    AgeRecipient,
     EncryptionError,
     load_identities,
     parse_recipient,
@@ -37,6 +40,9 @@ from koncis_diag.bundle.age_keys import (
 )
 from koncis_diag.bundle.staging import deferred_signals
 from koncis_diag.errors import InputError
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
 
 AGE_MAGIC = b"age-encryption.org/v1\n"
 AGE_ARMOR_MAGIC = b"-----BEGIN AGE ENCRYPTED FILE-----"
@@ -69,14 +75,15 @@ class _GuardedDestination(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data: Any) -> int:
+    def write(self, data: ReadableBuffer) -> int:
+        raw = bytes(data)
         try:
-            count = self._target.write(bytes(data))
+            count = self._target.write(raw)
         except BaseException as err:
             if self.error is None:
                 self.error = err
             raise
-        return len(data) if count is None else count
+        return len(raw) if count is None else count
 
     def flush(self) -> None:
         try:
@@ -94,7 +101,7 @@ class EncryptingWriter(io.RawIOBase):
     use it as a context manager. ``tell()`` counts plaintext bytes (``zipfile`` needs it).
     """
 
-    def __init__(self, destination: IO[bytes], recipients: Sequence[Any]) -> None:
+    def __init__(self, destination: IO[bytes], recipients: Sequence[AgeRecipient]) -> None:
         super().__init__()
         if not recipients:
             raise InputError("encryption needs at least one age recipient (age1...)")
@@ -125,7 +132,7 @@ class EncryptingWriter(io.RawIOBase):
     def tell(self) -> int:
         return self._position
 
-    def write(self, data: Any) -> int:
+    def write(self, data: ReadableBuffer) -> int:
         if self._write_fd < 0:
             raise ValueError("write to a closed encrypting writer")
         view = memoryview(data).cast("B")
@@ -165,7 +172,12 @@ class EncryptingWriter(io.RawIOBase):
     def __enter__(self) -> EncryptingWriter:
         return self
 
-    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> None:
         if exc_type is None:
             self.close()
             return
@@ -173,14 +185,16 @@ class EncryptingWriter(io.RawIOBase):
             self.close()
 
 
-def encrypting_writer(destination: IO[bytes], recipients: Sequence[Any]) -> EncryptingWriter:
+def encrypting_writer(
+    destination: IO[bytes], recipients: Sequence[Union[str, AgeRecipient]]
+) -> EncryptingWriter:
     """A file object encrypting to ``recipients`` (``parse_recipients`` results or ``age1…``
     strings) into ``destination``. The caller closes ``destination`` after this writer."""
     parsed = [parse_recipient(r) if isinstance(r, str) else r for r in recipients]
     return EncryptingWriter(destination, parsed)
 
 
-def ephemeral_key_pair() -> tuple[Any, Any]:
+def ephemeral_key_pair() -> tuple[AgeIdentity, AgeRecipient]:
     """A fresh age identity and its recipient, held in memory only (staging at rest)."""
     pyrage = pyrage_module()
     identity = pyrage.x25519.Identity.generate()
@@ -191,7 +205,7 @@ class SealedFile(io.RawIOBase):
     """A file on disk that only ever receives age ciphertext: ``write`` takes plaintext,
     ``close`` finishes the age stream and closes the file. Used for staging at rest."""
 
-    def __init__(self, handle: IO[bytes], recipients: Sequence[Any]) -> None:
+    def __init__(self, handle: IO[bytes], recipients: Sequence[AgeRecipient]) -> None:
         super().__init__()
         self._handle = handle
         self._writer = encrypting_writer(handle, recipients)
@@ -199,7 +213,7 @@ class SealedFile(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data: Any) -> int:
+    def write(self, data: ReadableBuffer) -> int:
         return self._writer.write(data)
 
     def close(self) -> None:
@@ -218,7 +232,7 @@ class DecryptingReader(io.RawIOBase):
     """Read-only plaintext of an age file, decrypted in a thread into a pipe: nothing
     decrypted is ever written to a file. ``close`` raises ``EncryptionError`` on failure."""
 
-    def __init__(self, source: IO[bytes], identities: Sequence[Any], label: str) -> None:
+    def __init__(self, source: IO[bytes], identities: Sequence[AgeIdentity], label: str) -> None:
         super().__init__()
         self._source = source
         read_fd, write_fd = os.pipe()
@@ -239,7 +253,7 @@ class DecryptingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         count = self._reader.readinto(buffer)
         if not count:
             self._thread.join()
@@ -292,7 +306,7 @@ def check_age_header(source: IO[bytes], label: str) -> None:
 
 
 def _decrypt_stream(
-    source: IO[bytes], destination: IO[bytes], identities: Sequence[Any], label: str
+    source: IO[bytes], destination: IO[bytes], identities: Sequence[AgeIdentity], label: str
 ) -> None:
     check_age_header(source, label)
     pyrage = pyrage_module()

@@ -15,12 +15,15 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Callable, Optional
+from typing import IO, TYPE_CHECKING, BinaryIO, Callable, Optional
 
 from koncis_diag.bundle.manifest import (
     bundle_path_problem,
 )
 from koncis_diag.errors import BundleError
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 GiB = 1024**3
 MiB = 1024**2
@@ -148,7 +151,7 @@ class _CountingFile(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         count = self._file.readinto(buffer)
         self.consumed += count or 0
         return count or 0
@@ -195,13 +198,14 @@ class _GuardedGzip(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer).cast("B")
         try:
-            data = self._gzip.read(len(buffer))
+            data = self._gzip.read(len(view))
         except CORRUPT as exc:
             raise corrupt(self._path, exc) from exc
         self._guard.add(len(data), self._raw.consumed)
-        buffer[: len(data)] = data
+        view[: len(data)] = data
         return len(data)
 
 
@@ -228,9 +232,10 @@ class MemberStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer).cast("B")
         try:
-            data = self._inner.read(len(buffer))
+            data = self._inner.read(len(view))
             if not data and self._left > 0:
                 raise EOFError(f"{self._label} ends {self._left} bytes early")
         except BundleError:
@@ -243,7 +248,7 @@ class MemberStream(io.RawIOBase):
         self._left -= len(data)
         if self._guard is not None:
             self._guard.add(len(data), self._compressed)
-        buffer[: len(data)] = data
+        view[: len(data)] = data
         return len(data)
 
     def close(self) -> None:

@@ -10,8 +10,9 @@ it lists what is wrong with a path such as ``items[0].outputs[2].bytes``.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional, TypedDict
 
 from koncis_diag.spec import BUNDLE_FOLDER
 
@@ -48,6 +49,83 @@ MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}\Z")
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _MAX_PATH_CHARS = 4096
+
+
+#: A JSON object read from an untrusted file: its values are checked before use.
+JsonObject = dict[str, object]
+
+
+def as_object(value: object) -> Optional[JsonObject]:
+    """The value if it is a JSON object (keys are strings in parsed JSON), else None."""
+    return value if isinstance(value, dict) else None
+
+
+def as_list(value: object) -> list[object]:
+    """The value if it is a JSON list, else an empty list."""
+    return value if isinstance(value, list) else []
+
+
+class SpecJson(TypedDict):
+    """``manifest["spec"]`` as the tool writes it."""
+
+    name: str
+    description: Optional[str]
+    sha256: Optional[str]
+    source: Optional[str]
+
+
+class CountsJson(TypedDict):
+    """``manifest["redactions"]``: counts by rule and by category."""
+
+    by_rule: dict[str, int]
+    by_category: dict[str, int]
+
+
+class FileJson(TypedDict):
+    """One row of ``manifest["files"]`` as the tool writes it."""
+
+    size: int
+    sha256: str
+
+
+class MergedFromJson(TypedDict):
+    """One input of a merged bundle (``manifest["merged_from"]``); the last four are copied
+    from the input's own (verified, untrusted) manifest as they are."""
+
+    name: str
+    node: str
+    sha256: str
+    bytes: int
+    encrypted: bool
+    created: object
+    host: object
+    tool_version: object
+    delete_after: object
+
+
+class _ManifestKeys(TypedDict):
+    format: str
+    format_version: int
+    tool_version: str
+    created: str
+    host: str
+    spec: SpecJson
+    #: ``ItemResult.to_json()`` rows; a merge copies its nodes' (verified) rows, node added
+    items: Sequence[Mapping[str, object]]
+    redactions: CountsJson
+
+
+class ManifestJson(_ManifestKeys, total=False):
+    """The manifest as the tool writes it (``docs/bundle-format.md``); ``files`` is added by
+    ``Staging.finalize_manifest``, ``nodes`` and ``merged_from`` only by a merge, ``preview``
+    only by the review before consent (``consent/review.py``)."""
+
+    delete_after: str
+    identities: Mapping[str, object]
+    files: dict[str, FileJson]
+    nodes: list[str]
+    merged_from: list[MergedFromJson]
+    preview: str  # only in the preview the review before consent shows, never in a bundle
 
 
 @dataclass(frozen=True)
@@ -188,12 +266,12 @@ def manifest_problems(manifest: object) -> list[str]:
 
 def _expect(
     problems: list[str],
-    mapping: dict[str, Any],
+    mapping: Mapping[str, object],
     key: str,
     kind: type,
     prefix: str,
     optional: bool = False,
-) -> Any:
+) -> object:
     value = mapping.get(key)
     if value is None and optional:
         return None
@@ -324,62 +402,3 @@ def outputs_vs_files_problems(manifest: object, files: dict[str, FileEntry]) -> 
                     f"item {name!r}: output {path} records another sha256 than the files table"
                 )
     return problems
-
-
-def redaction_summary(manifest: dict[str, Any]) -> dict[str, Any]:
-    """Counts by rule and by category, with totals (invalid counts are left out)."""
-    redactions = manifest.get("redactions")
-    redactions = redactions if isinstance(redactions, dict) else {}
-    summary: dict[str, Any] = {}
-    for key in ("by_rule", "by_category"):
-        counts = redactions.get(key)
-        valid = {}
-        if isinstance(counts, dict):
-            valid = {str(k): c for k, c in counts.items() if as_count(c) is not None}
-        summary[key] = dict(sorted(valid.items(), key=lambda pair: (-pair[1], pair[0])))
-    summary["total"] = sum(summary["by_rule"].values())
-    return summary
-
-
-def item_summaries(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per item: status, error, bytes written, truncated and skipped outputs."""
-    items = manifest.get("items")
-    rows: list[dict[str, Any]] = []
-    for item in items if isinstance(items, list) else []:
-        if not isinstance(item, dict):
-            continue
-        outputs = [o for o in _list(item.get("outputs")) if isinstance(o, dict)]
-        written = [o for o in outputs if not o.get("skipped")]
-        duration = item.get("duration_s")
-        redactions: dict[str, int] = {}
-        for output in outputs:
-            counts = output.get("redactions")
-            for rule, count in counts.items() if isinstance(counts, dict) else ():
-                if as_count(count) is not None:
-                    redactions[str(rule)] = redactions.get(str(rule), 0) + count
-        rows.append(
-            {
-                "name": item.get("name"),
-                "kind": item.get("kind"),
-                "status": item.get("status"),
-                "error": item.get("error"),
-                "duration_s": duration if isinstance(duration, (int, float)) else None,
-                "files": len(written),
-                "bytes": sum(as_count(o.get("bytes")) or 0 for o in written),
-                "redactions": dict(sorted(redactions.items())),
-                "truncated": [o.get("path") for o in written if o.get("truncated") is True],
-                "skipped": [
-                    {"path": o.get("path"), "reason": o.get("skipped")}
-                    for o in outputs
-                    if o.get("skipped")
-                ],
-                "notes": [
-                    f"{o.get('path')}: {note}" for o in outputs for note in _list(o.get("notes"))
-                ],
-            }
-        )
-    return rows
-
-
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []

@@ -9,10 +9,10 @@ import socket
 from collections import Counter, deque
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Optional
+from typing import Optional, TypedDict
 
 from koncis_diag import __version__
-from koncis_diag.bundle.manifest import FORMAT, FORMAT_VERSION
+from koncis_diag.bundle.manifest import FORMAT, FORMAT_VERSION, ManifestJson
 from koncis_diag.bundle.staging import Staging
 from koncis_diag.collect.results import RunResult
 from koncis_diag.redaction import Redactor
@@ -48,7 +48,7 @@ def manifest_data(
     created: datetime,
     redactor: Redactor,
     options_retention: Optional[str] = None,
-) -> dict[str, Any]:
+) -> ManifestJson:
     """The manifest without its ``files`` (``Staging.finalize_manifest`` adds them): also
     what the review before consent previews."""
     retention = options_retention if options_retention else getattr(spec, "retention", None)
@@ -76,9 +76,36 @@ def manifest_data(
     }
 
 
-def redaction_report(run: RunResult, redactor: Redactor) -> dict[str, Any]:
+class _FileCounts(TypedDict):
+    path: str
+    redactions: dict[str, int]
+
+
+class _RuleCount(TypedDict):
+    name: str
+    category: str
+    count: int
+
+
+class _LeakCheckCounts(TypedDict):
+    findings: int
+    accepted: int
+    by_rule: dict[str, int]
+
+
+class RedactionReportJson(TypedDict):
+    """redaction-report.json (``docs/bundle-format.md``)."""
+
+    by_rule: dict[str, int]
+    by_category: dict[str, int]
+    rules: list[_RuleCount]
+    files: list[_FileCounts]
+    leak_check: _LeakCheckCounts
+
+
+def redaction_report(run: RunResult, redactor: Redactor) -> RedactionReportJson:
     """Counts only: never an original value."""
-    per_file = [
+    per_file: list[_FileCounts] = [
         {"path": o.path, "redactions": dict(sorted(o.redactions.items()))}
         for r in run.items
         for o in r.written

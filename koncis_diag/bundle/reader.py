@@ -17,7 +17,7 @@ import stat
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Optional, Union
+from typing import BinaryIO, Callable, NoReturn, Optional, Union
 
 from koncis_diag.bundle.guards import (
     CORRUPT,
@@ -107,7 +107,8 @@ class BundleReader:
             raise BundleError(f"{self.path}: {name} is larger than {max_bytes} bytes")
         return data
 
-    def read_json(self, name: str, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    def read_json(self, name: str, max_bytes: int = MAX_JSON_BYTES) -> object:
+        """A member's JSON value: untrusted, check it before use."""
         return parse_json(self.read_bytes(name, max_bytes), f"{self.path}: {name}")
 
     def close(self) -> None:
@@ -220,14 +221,14 @@ def _zip_info_problem(info: zipfile.ZipInfo, limits: ReadLimits) -> Optional[str
     return None
 
 
-def parse_json(data: bytes, label: str) -> Any:
+def parse_json(data: bytes, label: str) -> object:
     """Strict JSON from untrusted bytes: UTF-8, no NaN/Infinity, no duplicate keys."""
 
-    def no_constants(value: str) -> Any:
+    def no_constants(value: str) -> NoReturn:
         raise ValueError(f"{value} is not valid JSON")
 
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
+    def no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        result: dict[str, object] = {}
         for key, value in pairs:
             if key in result:
                 raise ValueError(f"duplicate key {key!r}")

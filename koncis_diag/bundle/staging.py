@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, BinaryIO, Optional, Union
+from typing import IO, TYPE_CHECKING, BinaryIO, Optional, Union
 
 from koncis_diag.bundle.manifest import (
     FORMAT,
@@ -27,11 +27,16 @@ from koncis_diag.bundle.manifest import (
     MANIFEST_NAME,
     MAX_MANIFEST_BYTES,
     FileEntry,
+    FileJson,
+    ManifestJson,
     bundle_path_problem,
     manifest_problems,
     outputs_vs_files_problems,
 )
 from koncis_diag.errors import BundleError
+
+if TYPE_CHECKING:
+    from koncis_diag.bundle.age_keys import AgeIdentity, AgeRecipient
 
 _TOP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 DIR_MODE = 0o700
@@ -162,8 +167,8 @@ class Staging:
         # With an encrypted bundle, staged files are age ciphertext to a key that exists only
         # in this process's memory: nothing unencrypted touches the disk.
         self.encrypted_at_rest = encrypted_at_rest
-        self._identity: Any = None
-        self._recipient: Any = None
+        self._identity: Optional[AgeIdentity] = None
+        self._recipient: Optional[AgeRecipient] = None
         if encrypted_at_rest:
             from koncis_diag.bundle.crypto import ephemeral_key_pair
 
@@ -311,7 +316,7 @@ class Staging:
     def finalized(self) -> bool:
         return self._manifest_created is not None
 
-    def finalize_manifest(self, manifest: dict[str, Any]) -> FileRecord:
+    def finalize_manifest(self, manifest: ManifestJson) -> FileRecord:
         """Add ``manifest["files"]`` for every staged file and write ``manifest.json``.
 
         Refuses a manifest a reader would reject (wrong format, bad types, an item output that
@@ -322,7 +327,9 @@ class Staging:
             raise BundleError(f"cannot finalize: {sorted(self._open_paths)[0]} is still open")
         manifest.setdefault("format", FORMAT)
         manifest.setdefault("format_version", FORMAT_VERSION)
-        files = {r.path: {"size": r.size, "sha256": r.sha256} for r in self.records()}
+        files: dict[str, FileJson] = {
+            r.path: {"size": r.size, "sha256": r.sha256} for r in self.records()
+        }
         manifest["files"] = files
         problems = manifest_problems(manifest)
         problems += outputs_vs_files_problems(
@@ -375,6 +382,7 @@ class Staging:
             return handle
         from koncis_diag.bundle.crypto import DecryptingReader
 
+        assert self._identity is not None  # made with encrypted_at_rest
         return io.BufferedReader(DecryptingReader(handle, [self._identity], path))
 
     def _sealed(self, handle: BinaryIO) -> BinaryIO:
@@ -382,6 +390,7 @@ class Staging:
             return handle
         from koncis_diag.bundle.crypto import SealedFile
 
+        assert self._recipient is not None  # made with encrypted_at_rest
         return SealedFile(handle, [self._recipient])  # type: ignore[return-value]
 
     def _check_writable(self, path: str) -> None:

@@ -12,19 +12,22 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import IO, Any, Optional
+from typing import IO, TYPE_CHECKING, Optional, Union
 
 from koncis_diag.bundle.staging import Staging
-from koncis_diag.collect.base import StreamOutput, TableOutput
+from koncis_diag.collect.base import Cell, Output, StreamOutput, TableOutput
 from koncis_diag.collect.results import OutputRecord
 from koncis_diag.console import ProgressReporter
 from koncis_diag.redaction import Redactor
 from koncis_diag.redaction.parallel import ParallelRedaction
 
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
 
 def store_output(
     folder: str,
-    output: Any,
+    output: Output,
     redactor: Redactor,
     staging: Staging,
     progress: ProgressReporter,
@@ -141,7 +144,7 @@ def _write_table(
     staging.write_bytes(f"{stem}.columns.json", (text + "\n").encode("utf-8"))
 
 
-def _csv_cell(value: Any) -> Any:
+def _csv_cell(value: Cell) -> Union[str, int, float]:
     if value is None:
         return ""
     if isinstance(value, (bytes, bytearray, memoryview)):
@@ -149,7 +152,7 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
-def close_iterator(iterator: Any) -> None:
+def close_iterator(iterator: object) -> None:
     close = getattr(iterator, "close", None)
     if close is not None:
         close()
@@ -194,9 +197,10 @@ class _Counted(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
-        data = self._handle.read(len(buffer))
-        buffer[: len(data)] = data
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._handle.read(len(view))
+        view[: len(data)] = data
         self._advance(len(data))
         return len(data)
 

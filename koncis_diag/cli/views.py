@@ -5,16 +5,22 @@ Machines get ``--json`` documents instead; these functions only render.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from koncis_diag.bundle.manifest import as_list, as_object
 from koncis_diag.consent.plan_view import show_plan
 from koncis_diag.console import UI, human_size, shown
+
+if TYPE_CHECKING:
+    from koncis_diag.collect.results import RunResult
+    from koncis_diag.consent.decision import Summary
+    from koncis_diag.support.inspect import InspectJson, VerifyResult
 
 __all__ = ["show_plan"]
 
@@ -25,7 +31,7 @@ def _counts(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-def show_summary(ui: UI, summary: Any, *, stderr: bool = False) -> None:
+def show_summary(ui: UI, summary: Summary, *, stderr: bool = False) -> None:
     """What the bundle would hold: a row per item (names never broken: ``e`` takes them),
     then which files were truncated or skipped, then the leak check's result."""
     table = Table(
@@ -76,12 +82,14 @@ def show_summary(ui: UI, summary: Any, *, stderr: bool = False) -> None:
         )
 
 
-def _show_files(target: Console, rows: Any, key: str, title: str) -> None:
+def _show_files(
+    target: Console, rows: Sequence[Mapping[str, object]], key: str, title: str
+) -> None:
     """The files behind a "N truncated" / "N skipped" note, with their item."""
     lines = []
     for row in rows:
-        for entry in row.get(key) or ():
-            what = entry if isinstance(entry, str) else f"{entry[0]}: {entry[1]}"
+        for entry in as_list(row.get(key)):  # a staged path, or (source, why skipped)
+            what = f"{entry[0]}: {entry[1]}" if isinstance(entry, tuple) else str(entry)
             lines.append(f"  {shown(str(row['name']))}: {shown(what)}")
     if lines:
         target.print(Text(title, style="bold"))
@@ -89,16 +97,17 @@ def _show_files(target: Console, rows: Any, key: str, title: str) -> None:
             target.print(Text(line, style="yellow"))
 
 
-def show_result(ui: UI, result: Any) -> None:
+def show_result(ui: UI, result: RunResult) -> None:
     """After a successful collection: where the bundle is and what is in it."""
     ui.print(str(result.bundle_path))
 
 
-def show_written(ui: UI, result: Any, ticket: str) -> None:
+def show_written(ui: UI, result: RunResult, ticket: str) -> None:
     """The end of a run: the bundle's absolute path (alone on stdout, for scripts), and on
     stderr its size, checksum, what to do with it and until when support may keep it."""
     import hashlib
 
+    assert result.bundle_path is not None  # a bundle was written
     path = Path(result.bundle_path).resolve()
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -113,58 +122,60 @@ def show_written(ui: UI, result: Any, ticket: str) -> None:
     ui.info(f"Attach this file to ticket {ticket}.")
 
 
-def show_inspect(ui: UI, data: dict[str, Any]) -> None:
-    manifest = data.get("manifest", {})
-    spec = manifest.get("spec", {}) or {}
-    ui.out.print(f"Bundle {data.get('path')}", markup=False, style="bold")
+def show_inspect(ui: UI, data: InspectJson) -> None:
+    """``inspect``'s summary as text. The consent record is the bundle's own (untrusted) JSON:
+    what is not an object or a list of names is shown as absent."""
+    manifest = data["manifest"]
+    spec = manifest["spec"] or {}
+    ui.out.print(f"Bundle {data['path']}", markup=False, style="bold")
     lines = [
-        ("created", manifest.get("created")),
-        ("tool version", manifest.get("tool_version")),
-        ("delete after", manifest.get("delete_after") or "-"),
-        ("host", manifest.get("host")),
+        ("created", manifest["created"]),
+        ("tool version", manifest["tool_version"]),
+        ("delete after", manifest["delete_after"] or "-"),
+        ("host", manifest["host"]),
         ("spec", f"{spec.get('name')}  sha256 {spec.get('sha256') or '-'}"),
         ("description", spec.get("description") or "-"),
     ]
-    consent = data.get("consent") or {}
+    consent = as_object(data["consent"]) or {}
     if consent:
+        excluded = [str(name) for name in as_list(consent.get("excluded"))]
         lines.append(
             (
                 "consent",
                 f"{consent.get('mode')} at {consent.get('agreed_at')}; excluded: "
-                f"{', '.join(consent.get('excluded') or []) or 'nothing'}",
+                f"{', '.join(excluded) or 'nothing'}",
             )
         )
     for key, value in lines:
         ui.out.print(f"  {key:<13} {value}", markup=False)
-    rows = []
-    for item in data.get("items", []):
+    rows: list[list[object]] = []
+    for item in data["items"]:
         rows.append(
             [
-                item.get("name"),
-                item.get("kind"),
-                item.get("status"),
-                item.get("files"),
-                human_size(item.get("bytes")),
-                _counts(item.get("redactions") or {}),
-                item.get("error") or "; ".join(item.get("notes") or []) or "-",
+                item["name"],
+                item["kind"],
+                item["status"],
+                item["files"],
+                human_size(item["bytes"]),
+                _counts(item["redactions"]),
+                item["error"] or "; ".join(item["notes"]) or "-",
             ]
         )
     ui.table("Items", ["item", "kind", "status", "files", "size", "redactions", "notes"], rows)
-    redactions = data.get("redactions") or {}
-    by_category = redactions.get("by_category") or {}
-    by_rule = redactions.get("by_rule") or {}
+    redactions = data["redactions"]
+    by_rule = redactions["by_rule"]
     ui.table(
         "Redactions",
         ["rule", "category", "count"],
         [
-            [rule, redactions.get("categories", {}).get(rule, ""), n]
+            [rule, redactions["categories"].get(rule, ""), n]
             for rule, n in sorted(by_rule.items(), key=lambda kv: -kv[1])
         ],
     )
-    ui.out.print(f"By category: {_counts(by_category)}", markup=False)
+    ui.out.print(f"By category: {_counts(redactions['by_category'])}", markup=False)
 
 
-def show_verify(ui: UI, result: Any) -> None:
+def show_verify(ui: UI, result: VerifyResult) -> None:
     if result.ok:
         ui.out.print(f"OK: {result.checked} files match the manifest", markup=False)
         return

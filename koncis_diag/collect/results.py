@@ -5,15 +5,57 @@ Sources and errors held here are already redacted: these records go into the man
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional, TypedDict
 
 from koncis_diag.spec import Item
 
 if TYPE_CHECKING:
     from koncis_diag.consent.decision import ConsentRecord, Finding
     from koncis_diag.consent.plan import Plan
+
+
+class OutputJson(TypedDict):
+    """One of ``manifest["items"][i]["outputs"]`` (``docs/bundle-format.md``)."""
+
+    path: str
+    source: str
+    bytes: int
+    sha256: Optional[str]
+    truncated: bool
+    notes: list[str]
+    redactions: dict[str, int]
+    skipped: Optional[str]
+
+
+class ItemJson(TypedDict):
+    """One of ``manifest["items"]``."""
+
+    name: str
+    kind: str
+    status: str
+    error: Optional[str]
+    duration_s: float
+    outputs: list[OutputJson]
+
+
+class CountsJson(TypedDict):
+    by_rule: dict[str, int]
+    by_category: dict[str, int]
+
+
+class RunJson(TypedDict):
+    """``collect --json``'s result."""
+
+    bundle: Optional[str]
+    delete_after: Optional[str]
+    items: list[ItemJson]
+    redactions: CountsJson
+    learned: dict[str, int]
+    leak_check_findings: int
+    consent: Optional[Mapping[str, object]]
 
 
 @dataclass
@@ -24,11 +66,11 @@ class OutputRecord:
     sha256: Optional[str] = None
     truncated: bool = False
     notes: list[str] = field(default_factory=list)
-    redactions: Counter = field(default_factory=Counter)
+    redactions: Counter[str] = field(default_factory=Counter)
     skipped: Optional[str] = None
     outside_window: bool = False
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> OutputJson:
         return {
             "path": self.path,
             "source": self.source,
@@ -54,13 +96,13 @@ class ItemResult:
         return [o for o in self.outputs if o.skipped is None]
 
     @property
-    def redactions(self) -> Counter:
-        total: Counter = Counter()
+    def redactions(self) -> Counter[str]:
+        total: Counter[str] = Counter()
         for out in self.outputs:
             total.update(out.redactions)
         return total
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> ItemJson:
         return {
             "name": self.item.name,
             "kind": self.item.kind,
@@ -78,13 +120,14 @@ class RunResult:
     bundle_path: Optional[Path] = None
     consent: Optional[ConsentRecord] = None
     findings: list[Finding] = field(default_factory=list)
-    by_rule: Counter = field(default_factory=Counter)
-    by_category: Counter = field(default_factory=Counter)
-    identities: dict[str, Any] = field(default_factory=dict)
+    by_rule: Counter[str] = field(default_factory=Counter)
+    by_category: Counter[str] = field(default_factory=Counter)
+    #: what the spec's identities queries did (counts and problems only, never a value)
+    identities: dict[str, object] = field(default_factory=dict)
     learned: dict[str, int] = field(default_factory=dict)  # learned_pass.LearnedPass as a dict
     delete_after: Optional[str] = None  # the manifest's: the last day support may keep it
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> RunJson:
         return {
             "bundle": str(self.bundle_path) if self.bundle_path else None,
             "delete_after": self.delete_after,

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional, TypedDict, Union
 
 from koncis_diag import __version__
 from koncis_diag.bundle import (
@@ -43,6 +43,12 @@ from koncis_diag.bundle.manifest import (
     MAX_MANIFEST_BYTES,
     README_NAME,
     REDACTION_REPORT_NAME,
+    JsonObject,
+    ManifestJson,
+    MergedFromJson,
+    SpecJson,
+    as_list,
+    as_object,
     files_table,
 )
 from koncis_diag.bundle.reader import open_bundle
@@ -64,8 +70,8 @@ PathLike = Union[str, "os.PathLike[str]"]
 class _Input:
     path: Path
     node: str
-    manifest: dict[str, Any]
-    consent: Any
+    manifest: JsonObject  # verified
+    consent: object  # the input's consent.json, as found
     sha256: str
     size: int
     encrypted: bool
@@ -159,8 +165,9 @@ def _verified_input(path: Path, plain: Path, node: str, encrypted: bool) -> _Inp
         more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
         raise BundleError(f"{path} does not verify: {reasons[0]}{more}; nothing was merged")
     with open_bundle(plain) as reader:
-        manifest = reader.read_json(MANIFEST_NAME, MAX_MANIFEST_BYTES)
+        manifest = as_object(reader.read_json(MANIFEST_NAME, MAX_MANIFEST_BYTES))
         consent = reader.read_json(CONSENT_NAME)  # verify made sure it is there
+    assert manifest is not None  # verify made sure it is a valid manifest
     if "merged_from" in manifest:
         raise BundleError(f"{path} is already a merged bundle: merge the node bundles instead")
     digest, size = _file_sha256(path)
@@ -185,17 +192,19 @@ def _copy_members(staging: Staging, source: _Input, plain: Path) -> None:
                 )
 
 
-def _items(source: _Input) -> list[dict[str, Any]]:
+def _items(source: _Input) -> list[JsonObject]:
+    """The input's item rows as they are (keys a newer tool added included), the node
+    prefixed to names and output paths."""
     prefix = f"{NODES_FOLDER}/{source.node}/"
-    items = []
-    for item in source.manifest.get("items", []):
+    items: list[JsonObject] = []
+    for item in as_list(source.manifest.get("items")):
         if not isinstance(item, dict):
             continue
         merged = dict(item)
         merged["name"] = f"{source.node}/{item.get('name')}"
         merged["node"] = source.node
         outputs = []
-        for output in item.get("outputs", []):
+        for output in as_list(item.get("outputs")):
             if isinstance(output, dict):
                 output = dict(output)
                 if isinstance(output.get("path"), str):
@@ -207,7 +216,7 @@ def _items(source: _Input) -> list[dict[str, Any]]:
 
 
 def _summed(sources: Sequence[_Input], key: str) -> dict[str, int]:
-    total: Counter = Counter()
+    total: Counter[str] = Counter()
     for source in sources:
         redactions = source.manifest.get("redactions")
         counts = redactions.get(key) if isinstance(redactions, dict) else None
@@ -218,18 +227,16 @@ def _summed(sources: Sequence[_Input], key: str) -> dict[str, int]:
     return dict(sorted(total.items()))
 
 
-def _spec(sources: Sequence[_Input]) -> dict[str, Any]:
-    specs: list[dict[str, Any]] = []
-    for source in sources:
-        spec = source.manifest.get("spec")
-        specs.append(spec if isinstance(spec, dict) else {})
+def _spec(sources: Sequence[_Input]) -> SpecJson:
+    specs = [as_object(source.manifest.get("spec")) or {} for source in sources]
     names = {spec.get("name") for spec in specs}
     digests = {spec.get("sha256") for spec in specs}
     name = names.pop() if len(names) == 1 else "merged"
+    digest = digests.pop() if len(digests) == 1 else None
     return {
         "name": name if isinstance(name, str) else "merged",
         "description": f"merged from {len(sources)} node bundles",
-        "sha256": digests.pop() if len(digests) == 1 else None,
+        "sha256": digest if isinstance(digest, str) else None,  # verified: a digest or null
         "source": "merge",
     }
 
@@ -239,7 +246,27 @@ def _delete_after(sources: Sequence[_Input]) -> Optional[str]:
     return min(days).isoformat() if days else None
 
 
-def _combined_consent(sources: Sequence[_Input], created: str) -> dict[str, Any]:
+class _SpecRef(TypedDict):
+    name: str
+    sha256: Optional[str]
+
+
+class _CombinedConsent(TypedDict):
+    """The merged bundle's consent.json (``docs/bundle-format.md``)."""
+
+    tool_version: str
+    spec: _SpecRef
+    agreed_at: str
+    mode: str
+    excluded: list[str]
+    items: list[str]
+    accepted_leak_check_findings: int
+    merged: bool
+    merged_at: str
+    nodes: dict[str, str]
+
+
+def _combined_consent(sources: Sequence[_Input], created: str) -> _CombinedConsent:
     """A consent record in the usual shape summing up the nodes' own records (which stay
     unchanged in their folders): items and exclusions prefixed with the node."""
 
@@ -253,6 +280,7 @@ def _combined_consent(sources: Sequence[_Input], created: str) -> dict[str, Any]
 
     times = sorted(text(s.consent, "agreed_at") for s in sources)
     accepted = 0
+    spec = _spec(sources)
     for source in sources:
         count = (
             source.consent.get("accepted_leak_check_findings")
@@ -262,7 +290,7 @@ def _combined_consent(sources: Sequence[_Input], created: str) -> dict[str, Any]
         accepted += count if isinstance(count, int) and not isinstance(count, bool) else 0
     return {
         "tool_version": __version__,
-        "spec": {k: v for k, v in _spec(sources).items() if k in ("name", "sha256")},
+        "spec": {"name": spec["name"], "sha256": spec["sha256"]},
         "agreed_at": times[0] if times[0] == times[-1] else f"{times[0]} to {times[-1]}",
         "mode": "per node: " + ", ".join(f"{s.node} {text(s.consent, 'mode')}" for s in sources),
         "excluded": [n for s in sources for n in names(s.consent, "excluded", s.node)],
@@ -280,7 +308,7 @@ def _json_bytes(data: object) -> bytes:
 
 def _write_metadata(staging: Staging, sources: Sequence[_Input], created: str) -> None:
     nodes = [s.node for s in sources]
-    merged_from = [
+    merged_from: list[MergedFromJson] = [
         {
             "name": s.path.name,
             "node": s.node,
@@ -314,7 +342,7 @@ def _write_metadata(staging: Staging, sources: Sequence[_Input], created: str) -
         "Find known problems:   koncis-diag analyze <bundle>",
     ]
     staging.write_bytes(README_NAME, ("\n".join(lines) + "\n").encode("utf-8"))
-    manifest: dict[str, Any] = {
+    manifest: ManifestJson = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "tool_version": __version__,

@@ -75,7 +75,7 @@ class Glob:
 # --------------------------------------------------------------------------------------------
 
 
-def _regex(flags: int) -> Parser:
+def _regex(flags: int) -> Parser[re.Pattern[str]]:
     def parse(site: Site, value: object) -> re.Pattern[str]:
         text = nonempty_text(site, value)
         try:

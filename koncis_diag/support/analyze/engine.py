@@ -15,12 +15,14 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Optional, Union
+from typing import BinaryIO, Optional, Union
 
 from koncis_diag.bundle.manifest import (
     MANIFEST_NAME,
     MAX_JSON_BYTES,
     MAX_MANIFEST_BYTES,
+    JsonObject,
+    as_object,
     format_problem,
 )
 from koncis_diag.bundle.reader import open_bundle, parse_json
@@ -30,6 +32,7 @@ from koncis_diag.support.analyze.checks import (
     GroupedRule,
     PatternRule,
     QueryRule,
+    Rule,
     SystemRule,
     TimeJumpRule,
     combine_checks,
@@ -89,7 +92,7 @@ class _Analysis:
     checks: Sequence[Check]
     states: dict[str, _CheckState] = field(default_factory=dict)
     timeline: Timeline = field(default_factory=Timeline)
-    manifest: Optional[dict[str, Any]] = None
+    manifest: Optional[JsonObject] = None
     nodes: set[str] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
     dropped_notes: int = 0
@@ -114,7 +117,7 @@ class _Analysis:
         node, relative = split_node(name)
         if node is not None:
             self.nodes.add(node)
-        text_rules: list[tuple[Any, FindingBuilder]] = []
+        text_rules: list[tuple[Rule, FindingBuilder]] = []
         system_jobs: list[SystemJob] = []
         query_jobs: list[QueryJob] = []
         for state in self.states.values():
@@ -151,7 +154,7 @@ class _Analysis:
         name: str,
         node: Optional[str],
         stream: BinaryIO,
-        text_rules: list[tuple[Any, FindingBuilder]],
+        text_rules: list[tuple[Rule, FindingBuilder]],
         query_jobs: list[QueryJob],
         in_timeline: bool,
     ) -> None:
@@ -243,15 +246,15 @@ def _text_field(mapping: object, key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _read_manifest(stream: BinaryIO, name: str) -> dict[str, Any]:
+def _read_manifest(stream: BinaryIO, name: str) -> JsonObject:
     raw = stream.read(MAX_MANIFEST_BYTES + 1)
     if len(raw) > MAX_MANIFEST_BYTES:
         raise BundleError(f"{name}: larger than {MAX_MANIFEST_BYTES} bytes")
-    manifest = parse_json(raw, name)
-    problem = format_problem(manifest)
-    if problem is not None:
+    parsed = parse_json(raw, name)
+    problem = format_problem(parsed)
+    manifest = as_object(parsed)
+    if problem is not None or manifest is None:
         raise BundleError(f"not a koncis-diag bundle: {problem}")
-    assert isinstance(manifest, dict)
     return manifest
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional, TypedDict
 
 from koncis_diag.support.analyze.checks import SEVERITIES, Check
 from koncis_diag.support.analyze.lines import printable
-from koncis_diag.support.analyze.timeline import Timeline
+from koncis_diag.support.analyze.timeline import Timeline, TimelineJson
 
 ANALYSIS_FORMAT = "koncis-diag-analysis"
 ANALYSIS_FORMAT_VERSION = 1
@@ -23,6 +23,79 @@ OTHER = "(other)"
 NO_EXCEPTION = "(no exception class)"
 
 
+class _EvidenceKeys(TypedDict):
+    path: str
+    line: Optional[int]
+    text: str
+
+
+class EvidenceJson(_EvidenceKeys, total=False):
+    node: str
+    group: str
+
+
+class PathCount(TypedDict):
+    path: str
+    count: int
+
+
+class GroupCount(TypedDict):
+    group: str
+    count: int
+
+
+class _FindingKeys(TypedDict):
+    check: str
+    title: str
+    severity: str
+    category: str
+    count: int
+    explanation: str
+    next_step: str
+    evidence: list[EvidenceJson]
+    files: list[PathCount]
+
+
+class FindingJson(_FindingKeys, total=False):
+    groups: list[GroupCount]
+    nodes: dict[str, int]
+    only_on: list[str]
+
+
+class _StatusKeys(TypedDict):
+    check: str
+    status: str
+
+
+class CheckStatusJson(_StatusKeys, total=False):
+    reason: str
+
+
+class SummaryJson(TypedDict):
+    checks: int
+    findings: int
+    by_severity: dict[str, int]
+    not_evaluated: int
+
+
+class AnalysisJson(TypedDict):
+    """``analyze --json`` (``docs/support-guide.md``)."""
+
+    format: str
+    format_version: int
+    bundle: str
+    host: str
+    created: str
+    spec: str
+    nodes: list[str]
+    files_read: int
+    summary: SummaryJson
+    findings: list[FindingJson]
+    checks: list[CheckStatusJson]
+    timeline: TimelineJson
+    notes: list[str]
+
+
 @dataclass(frozen=True)
 class Evidence:
     path: str  # full path inside the bundle (below its top folder)
@@ -31,8 +104,8 @@ class Evidence:
     node: Optional[str] = None  # merged bundles: the node the file comes from
     group: Optional[str] = None  # grouped checks: the exception class
 
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"path": self.path, "line": self.line, "text": self.text}
+    def to_json(self) -> EvidenceJson:
+        data: EvidenceJson = {"path": self.path, "line": self.line, "text": self.text}
         if self.node is not None:
             data["node"] = self.node
         if self.group is not None:
@@ -57,9 +130,9 @@ class Finding:
     nodes: dict[str, int] = field(default_factory=dict)
     only_on: list[str] = field(default_factory=list)  # nodes, when not on every node
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> FindingJson:
         check = self.check
-        data: dict[str, Any] = {
+        data: FindingJson = {
             "check": check.id,
             "title": check.title,
             "severity": check.severity,
@@ -141,8 +214,8 @@ class CheckStatus:
     status: str
     reason: str = ""
 
-    def to_json(self) -> dict[str, Any]:
-        data = {"check": self.check.id, "status": self.status}
+    def to_json(self) -> CheckStatusJson:
+        data: CheckStatusJson = {"check": self.check.id, "status": self.status}
         if self.reason:
             data["reason"] = self.reason
         return data
@@ -176,7 +249,7 @@ class AnalysisResult:
         counts = Counter(f.check.severity for f in self.findings)
         return {severity: counts[severity] for severity in SEVERITIES if counts[severity]}
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> AnalysisJson:
         return {
             "format": ANALYSIS_FORMAT,
             "format_version": ANALYSIS_FORMAT_VERSION,

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import functools
 import importlib
+from types import ModuleType
 from typing import Any, Optional, Tuple  # noqa: UP035
 
 
-def _regex_parser() -> Any:
+def _regex_parser() -> ModuleType:
     """The stdlib's regular expression parser: ``re._parser`` since 3.11, ``sre_parse`` before
     (importing ``sre_parse`` on 3.11+ warns about its deprecation)."""
     try:

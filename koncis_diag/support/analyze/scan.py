@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Optional, Union
+from typing import ClassVar, Optional, Union
 
 from koncis_diag.support.analyze.checks import (
     GroupedRule,
@@ -258,13 +258,13 @@ def _cell_matches(rule: QueryRule, cell: str) -> bool:
 # ---------------------------------------------------------------------- system snapshots
 
 
-def resolve(data: Any, path: str) -> list[tuple[str, Any]]:
+def resolve(data: object, path: str) -> list[tuple[str, object]]:
     """Values at a JSON path such as ``disks[*].percent`` with their concrete paths."""
-    current: list[tuple[str, Any]] = [("", data)]
+    current: list[tuple[str, object]] = [("", data)]
     for part in path.split("."):
         expand = part.endswith("[*]")
         key = part[:-3] if expand else part
-        following: list[tuple[str, Any]] = []
+        following: list[tuple[str, object]] = []
         for where, value in current:
             if key == "*":
                 following.extend(_children(where, value))
@@ -277,7 +277,7 @@ def resolve(data: Any, path: str) -> list[tuple[str, Any]]:
     return current
 
 
-def _children(where: str, value: Any) -> list[tuple[str, Any]]:
+def _children(where: str, value: object) -> list[tuple[str, object]]:
     if isinstance(value, list):
         return [(f"{where}[{i}]", v) for i, v in enumerate(value)]
     if isinstance(value, dict):
@@ -285,7 +285,7 @@ def _children(where: str, value: Any) -> list[tuple[str, Any]]:
     return []
 
 
-def _first_numbers(element: Any, paths: Sequence[str]) -> list[tuple[str, float]]:
+def _first_numbers(element: object, paths: Sequence[str]) -> list[tuple[str, float]]:
     """Numbers at the first of ``paths`` that exists in ``element``."""
     for path in paths:
         found = resolve(element, path)
@@ -300,12 +300,12 @@ def _first_numbers(element: Any, paths: Sequence[str]) -> list[tuple[str, float]
     return []
 
 
-def jvm_facts(data: Any) -> dict[str, Optional[float]]:
+def jvm_facts(data: object) -> dict[str, Optional[float]]:
     """``jvm_max_heap`` (the largest ``-Xmx`` in a process command line of the snapshot) and
     ``jvm_heap_growth`` (that heap minus the resident memory its process already holds)."""
     best: Optional[float] = None
     best_rss: Optional[float] = None
-    stack = [data]
+    stack: list[object] = [data]
     visited = 0
     while stack and visited < _MAX_JSON_STRINGS:
         value = stack.pop()
@@ -337,7 +337,7 @@ def jvm_facts(data: Any) -> dict[str, Optional[float]]:
     return {"jvm_max_heap": best, "jvm_heap_growth": growth}
 
 
-def _excluded(element: Any, rule: SystemRule) -> bool:
+def _excluded(element: object, rule: SystemRule) -> bool:
     for path, regex in rule.exclude:
         for _, value in resolve(element, path):
             if isinstance(value, str) and regex.search(value):
@@ -353,7 +353,9 @@ class SystemJob:
     fact_missing: bool = False
 
 
-def evaluate_system(path: str, node: Optional[str], data: Any, jobs: Sequence[SystemJob]) -> None:
+def evaluate_system(
+    path: str, node: Optional[str], data: object, jobs: Sequence[SystemJob]
+) -> None:
     facts = jvm_facts(data)
     for job in jobs:
         rule = job.rule
@@ -392,7 +394,7 @@ def evaluate_system(path: str, node: Optional[str], data: Any, jobs: Sequence[Sy
 
 
 def _describe(
-    element: Any, where: str, value_path: str, rule: SystemRule, value: float, limit: float
+    element: object, where: str, value_path: str, rule: SystemRule, value: float, limit: float
 ) -> str:
     """``disks[2] (/var): percent = 95.2 > 90`` — which element, which value, which limit."""
     label = ""

@@ -11,13 +11,34 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Optional
+from typing import Optional, TypedDict
 
 #: Distinct hours remembered (about 11 years); later new hours are counted as dropped.
 MAX_HOURS = 100_000
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
 _TRIM_SHARE = 0.001  # of the lines at each end that may fall outside the shown window
 _HOUR_FORMAT = "%Y-%m-%dT%H:00"
+
+
+class HourJson(TypedDict):
+    hour: str
+    errors: int
+    warnings: int
+
+
+class TimelineJson(TypedDict):
+    """``analyze --json``'s ``timeline``."""
+
+    unit: str
+    clock: str
+    total_errors: int
+    total_warnings: int
+    first: Optional[str]
+    last: Optional[str]
+    outside_window: int
+    dropped: int
+    peak: Optional[HourJson]
+    hours: list[HourJson]
 
 
 @dataclass
@@ -109,7 +130,7 @@ class Timeline:
             return None
         return max(self.hours.items(), key=lambda kv: (kv[1].errors + kv[1].warnings, kv[0]))
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> TimelineJson:
         window = self.window()
         peak = self.peak()
         return {
