@@ -9,7 +9,7 @@
 //! Python (`koncis_diag/redaction/native.py` explains the seam).
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder};
 use pyo3::exceptions::PyValueError;
@@ -24,6 +24,10 @@ const ABI: u32 = 2;
 /// large bounded repetitions are refused instead of compiled slowly, and run in Python).
 const SIZE_LIMIT: usize = 32 * 1024 * 1024;
 
+/// The lazy DFA's cache per regex (the crate's default, 2 MB, times two regexes per rule and
+/// the rules in the core took the process over its 100 MB budget).
+const DFA_LIMIT: usize = 256 * 1024;
+
 fn build_regex(pattern: &str, ignore_case: bool) -> Result<Regex, regex::Error> {
     // Python's `re` on bytes: ASCII classes and case folding, `^`/`$` at line boundaries
     RegexBuilder::new(pattern)
@@ -31,6 +35,7 @@ fn build_regex(pattern: &str, ignore_case: bool) -> Result<Regex, regex::Error> 
         .multi_line(true)
         .case_insensitive(ignore_case)
         .size_limit(SIZE_LIMIT)
+        .dfa_size_limit(DFA_LIMIT)
         .build()
 }
 
@@ -44,7 +49,11 @@ fn compile_error(pattern: &str, ignore_case: bool) -> Option<String> {
 
 struct Rule {
     index: i64,
-    regex: Regex,
+    /// the exact pattern, compiled when first needed when there is a relaxed one (large
+    /// bounded repetitions make programs of megabytes: memory only lines that need it pay)
+    regex: OnceLock<Regex>,
+    source: String,
+    ignore_case: bool,
     group: usize,
     /// (group number, shape) of a `fields` rule; empty for a plain rule
     fields: Vec<(usize, PyObject)>,
@@ -103,6 +112,22 @@ fn longest_run(haystack: &[u8], table: &[bool; 256]) -> usize {
     longest
 }
 
+impl Rule {
+    fn exact(&self) -> &Regex {
+        self.regex.get_or_init(|| {
+            build_regex(&self.source, self.ignore_case)
+                .expect("compiled once when the core was built")
+        })
+    }
+
+    /// The regex that finds candidates: the relaxed one matches wherever the exact one does.
+    fn finder(&self) -> &Regex {
+        self.relaxed
+            .as_ref()
+            .map_or_else(|| self.exact(), |(relaxed, _)| relaxed)
+    }
+}
+
 #[pyclass(name = "Core")]
 struct PyCore {
     core: Arc<Core>,
@@ -145,7 +170,7 @@ impl PyCore {
             let (index, pattern, icase, group, fields, untrusted, validator, triggers, fold, relax) =
                 spec;
             let fail = |err: regex::Error| PyValueError::new_err(format!("rule #{index}: {err}"));
-            let regex = build_regex(&pattern, icase).map_err(fail)?;
+            let regex = OnceLock::new();
             let relaxed = match relax {
                 None => None,
                 Some((source, atoms)) => {
@@ -157,6 +182,11 @@ impl PyCore {
                     Some((build_regex(&source, icase).map_err(fail)?, bounds))
                 }
             };
+            if relaxed.is_none() {
+                let _ = regex.set(build_regex(&pattern, icase).map_err(fail)?);
+            } else if let Some(err) = compile_error(&pattern, icase) {
+                return Err(PyValueError::new_err(format!("rule #{index}: {err}")));
+            }
             let gated = !triggers.is_empty();
             for trigger in triggers {
                 if fold {
@@ -168,6 +198,8 @@ impl PyCore {
             compiled.push(Rule {
                 index,
                 regex,
+                source: pattern,
+                ignore_case: icase,
                 group,
                 fields,
                 untrusted,
@@ -209,7 +241,7 @@ impl PyCore {
         let locations = core
             .rules
             .iter()
-            .map(|r| r.regex.capture_locations())
+            .map(|r| r.finder().capture_locations())
             .collect();
         Scan {
             core,
@@ -337,7 +369,7 @@ impl Scan {
             {
                 relaxed
             }
-            _ => &rule.regex,
+            _ => rule.exact(),
         };
         while start < line_end {
             if regex
@@ -382,12 +414,7 @@ impl Scan {
                 };
                 (start, line_end(bytes, start))
             } else {
-                // the relaxed pattern matches wherever the exact one does: a finder
-                let finder = rule
-                    .relaxed
-                    .as_ref()
-                    .map_or(&rule.regex, |(relaxed, _)| relaxed);
-                let Some(found) = finder.find_at(bytes, pos) else {
+                let Some(found) = rule.finder().find_at(bytes, pos) else {
                     return Ok(None);
                 };
                 (found.start(), line_end(bytes, found.start()))
