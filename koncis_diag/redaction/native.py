@@ -12,9 +12,11 @@ match, or the group alone for a spec's rule). Markers, ``keys`` and ``literals``
 blocks (PEM) and the rewrite stay in Python, so the output is byte-identical to the
 pure-Python engine's (tests compare the two on generated logs, the corpus and fuzzed text).
 
-A rule the core cannot run stays a Python detector: a pattern with look-around,
+A rule the core cannot run stays a Python detector: a pattern with look-around (unless
+``native_rules.py`` translates it: the regex without them and checks at their places),
 back-references or other constructs the ``regex`` crate has not (it refuses them), or that
-``portable`` cannot prove means the same to both engines.
+``portable`` cannot prove means the same to both engines. The validators ported to Rust
+(``native/src/validators.rs``) answer in the core; the others are called back.
 
 ``KONCIS_DIAG_ENGINE=native`` selects it when the extension is built (``scripts/setup.sh``);
 the other rules keep the Hyperscan accelerator when it is installed. It is not the default yet:
@@ -27,20 +29,27 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
 from koncis_diag.redaction.detectors import BlockDetector, PatternDetector
 from koncis_diag.redaction.matching import Batch, Hit
+from koncis_diag.redaction.native_rules import Translation, translation
+from koncis_diag.redaction.validators import VALIDATORS
 
 log = logging.getLogger("koncis_diag.redaction")
 
-ENGINE_VARIABLE = "KONCIS_DIAG_ENGINE"  # the same variable as ``accel.ENGINE_VARIABLE``
-_ABI = 2  # the interface version this module expects of the extension (``ABI`` in lib.rs)
+ENGINE_VARIABLE = "KONCIS_DIAG_ENGINE"
+#: the validators ``native/src/validators.rs`` ports (values outside a port's domain go to
+#: the Python validator)
+PORTED_VALIDATORS = ("ipv4", "hostname")  # the same variable as ``accel.ENGINE_VARIABLE``
+_ABI = 3  # the interface version this module expects of the extension (``ABI`` in lib.rs)
 
 #: escapes the regex crate (1.7) accepts as they are: classes, assertions, meta characters
 _RUST_ESCAPES = frozenset("dDwWsSbBAnrtfvax.+*?()|[]{}^$#&-~\\")
 _BOUND = re.compile(r"\{([0-9]+),([0-9]+)\}")
+_Regs = tuple[tuple[int, int], ...]
+_LARGE_PATTERN = 150  # characters: Python's ``match`` finds the groups (``_spec``)
 _RELAX_FROM = 32  # repetitions bounded at this or more are relaxed (``relax``)
 #: Python's \Z and {,n} mean other things in Rust; \A: the core searches a line at a time
 _UNSAFE = re.compile(r"\\[AZ]|\{,")
@@ -168,16 +177,64 @@ class NativePatterns:
         return self._core.begin(batch.buf)
 
 
+def core_pattern(pattern: str, ignore_case: bool) -> Optional[str]:
+    """The pattern the core runs for a rule's pattern (crate syntax), or None."""
+    translated = translation(pattern, ignore_case)
+    return portable(translated.core if translated is not None else pattern)
+
+
+def _checks(translated: Optional[Translation], regex: re.Pattern[bytes]) -> list[tuple]:
+    if translated is None:
+        return []
+    out = []
+    for check in translated.checks:
+        number = check.number
+        if isinstance(number, str):
+            number = regex.groupindex[number]
+        body = portable(check.body)
+        assert body is not None, check
+        out.append(
+            (check.place, number, check.width, check.behind, check.negate, body, check.fatal)
+        )
+    return out
+
+
+def _python_match(regex: re.Pattern[bytes]) -> Callable[[bytes, int, int], Optional[_Regs]]:
+    """Python's verdict on one start (``Match.regs``, or None): asked when a check that is
+    not fatal fails, and at every start of a rule whose groups Python finds."""
+    match = regex.match
+
+    def regs(buf: bytes, start: int, end: int) -> Optional[_Regs]:
+        found = match(buf, start, end)
+        return None if found is None else found.regs
+
+    return regs
+
+
+def _python_spans(detector: PatternDetector, pattern: str) -> bool:
+    """Whether Python's ``match`` gives the groups of this rule's matches: the regex crate's
+    captures cost 10-25 us on a line for a large pattern, Python's ``match`` at a known start
+    3-5 us (the core then only finds where matches may start)."""
+    groups = bool(detector.field_groups) or detector.group not in (None, 0)
+    return groups and len(pattern) > _LARGE_PATTERN
+
+
 def _spec(detector: PatternDetector, module: Any) -> tuple[Any, ...]:
     rule = detector.rule
     assert rule.pattern is not None
-    pattern = portable(rule.pattern)
+    pattern = core_pattern(rule.pattern, rule.ignore_case)
     assert pattern is not None
     group = detector.group if detector.group is not None else 0
     if isinstance(group, str):
         group = detector.regex.groupindex[group]
     fields = [(number, shape) for number, shape in detector.field_groups]
     validator = detector.valid if detector.validator is not None else None
+    ported = next(
+        (name for name in PORTED_VALIDATORS if detector.validator is VALIDATORS[name]), None
+    )
+    checks = _checks(translation(rule.pattern, rule.ignore_case), detector.regex)
+    python_spans = _python_spans(detector, pattern)
+    fallback = _python_match(detector.regex) if checks or python_spans else None
     return (
         detector.rule_index,
         pattern,
@@ -189,6 +246,7 @@ def _spec(detector: PatternDetector, module: Any) -> tuple[Any, ...]:
         list(detector.triggers),
         detector.icase,
         relax(pattern),
+        (ported, checks, fallback, python_spans),
     )
 
 
@@ -199,8 +257,12 @@ def runs_natively(detector: object, module: Any) -> bool:
     rule = detector.rule
     if rule.pattern is None:
         return False
-    pattern = portable(rule.pattern)
-    if pattern is None or module.compile_error(pattern, rule.ignore_case) is not None:
+    pattern = core_pattern(rule.pattern, rule.ignore_case)
+    if pattern is None:
+        return False
+    relaxed = relax(pattern)
+    needed = relaxed[0] if relaxed is not None and _python_spans(detector, pattern) else pattern
+    if module.compile_error(needed, rule.ignore_case) is not None:
         return False
     if any(isinstance(group, str) for group, _ in detector.field_groups):
         return False
