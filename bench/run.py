@@ -47,6 +47,11 @@ def human(size: int) -> str:
     return f"{size / 1e9:.3g} GB" if size >= 10**9 else f"{size / 1e6:.3g} MB"
 
 
+def _native_built() -> bool:
+    """Whether the native engine's extension is built in this checkout (scripts/setup.sh)."""
+    return any((REPO / "koncis_diag").glob("_native*.so"))
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -151,12 +156,20 @@ class Bench:
         )
 
     def library(
-        self, log: Path, jobs: int, label: str, target: Path, python_engine: bool = False
+        self,
+        log: Path,
+        jobs: int,
+        label: str,
+        target: Path,
+        python_engine: bool = False,
+        engine: Optional[str] = None,
     ) -> Measurement:
         argv = [PY, str(BENCH / "redact_file.py"), "--jobs", str(jobs), str(log), str(target)]
         env = self.env()
         if python_engine:
             env["KONCIS_DIAG_ENGINE"] = "python"  # the path taken where Hyperscan is missing
+        if engine is not None:
+            env["KONCIS_DIAG_ENGINE"] = engine
         return self.run(measure(label, argv, log.stat().st_size, env=env))
 
     def collect(self) -> None:
@@ -264,6 +277,11 @@ class Bench:
                     log, 1, f"pure-Python engine, 1 core [{profile}]", plain, python_engine=True
                 )
                 self.same(f"{profile}: Hyperscan engine = pure-Python engine", [accelerated, plain])
+        if "native-engine" not in args.skip and _native_built():
+            for profile, log, accelerated in (("dense", dense, one), ("typical", typical, t_one)):
+                native = self.out / f"koncis-native1-{profile}.log"
+                self.library(log, 1, f"native engine, 1 core [{profile}]", native, engine="native")
+                self.same(f"{profile}: Hyperscan engine = native engine", [accelerated, native])
         self.check_leaks("koncis-diag [dense]", dense, cli)
         self.check_leaks("koncis-diag [typical]", typical, t_one)
         self.check_leaks("sed -E [dense]", dense, sed_dense)
@@ -391,7 +409,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         "--skip",
         action="append",
         default=[],
-        choices=["redact", "sos", "longline", "distinct", "home", "python-engine"],
+        choices=["redact", "sos", "longline", "distinct", "home", "python-engine", "native-engine"],
     )
     parser.add_argument("--keep", action="store_true", help="keep the redacted outputs")
     parser.add_argument("--data-dir", type=Path, default=BENCH / "data")

@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # Install the Debian packages the database tests need: a real PostgreSQL and a real MariaDB
 # server (tests/dbservers.py starts private instances of them on loopback; the system services
-# are never used). Idempotent and quiet; does nothing (with a message) without root or apt.
+# are never used), and the Rust crates the native engine builds from offline (native/,
+# .cargo/config.toml: they land in /usr/share/cargo/registry). Idempotent and quiet; does nothing (with a message) without root or apt.
 # Called by scripts/setup.sh; safe to run again.
 set -euo pipefail
 
-PACKAGES=(postgresql mariadb-server mariadb-client)
+PACKAGES=(postgresql mariadb-server mariadb-client
+    librust-pyo3-dev librust-regex-dev librust-aho-corasick-dev librust-memchr-dev)
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-test-deps: not root: skipping the database servers (${PACKAGES[*]});" \
-        "the database tests will be skipped unless they are installed" >&2
+        "the database tests will be skipped and the native engine not built unless they are installed" >&2
     exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-query >/dev/null 2>&1; then
-    echo "install-test-deps: no apt-get: install ${PACKAGES[*]} by hand to run the database tests" >&2
+    echo "install-test-deps: no apt-get: install ${PACKAGES[*]} by hand to run the database tests" \
+        "and build the native engine" >&2
     exit 0
 fi
 

@@ -6,13 +6,24 @@
 # path taken where Hyperscan has no wheel is tested as fully as the accelerated one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-# Real PostgreSQL and MariaDB servers for the database tests (Debian packages; root only).
+# Real PostgreSQL and MariaDB servers for the database tests and the Rust crates of the native
+# engine (Debian packages; root only), then the set-up, which builds the native engine when it can.
 bash scripts/install-test-deps.sh
+bash scripts/setup.sh
 .venv/bin/ruff check koncis_diag tests bench
 .venv/bin/ruff format --check koncis_diag tests bench
 .venv/bin/mypy koncis_diag  # the type gate: 0 errors
 .venv/bin/python -m pytest "$@"
+if .venv/bin/python -c 'import koncis_diag._native' 2>/dev/null; then
+    # The whole suite twice does not fit CI's time: the redaction tests again on the native
+    # engine (the engine-equality tests compare it with the pure-Python one in both runs).
+    echo "== the redaction tests on the native engine =="
+    KONCIS_DIAG_ENGINE=native .venv/bin/python -m pytest -q "$@" tests/test_redaction_native.py \
+        tests/test_redaction_detectors.py tests/test_redaction_rules.py tests/test_redaction_api.py \
+        tests/test_redaction_stream.py tests/test_redaction_logformats.py tests/test_redaction_hosts.py
+else
+    echo "== the native engine is not built here: its tests are skipped (see scripts/setup.sh) =="
+fi
 
 if [ -z "${KONCIS_SKIP_PY39:-}" ]; then
     py39=""

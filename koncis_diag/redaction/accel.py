@@ -88,7 +88,12 @@ def useful_anchor(
 
 
 def engine_name() -> str:
-    """``hyperscan`` or ``python``: what ``build`` would use here (shown by ``rules show``)."""
+    """``native``, ``hyperscan`` or ``python``: the engine redactors use here (shown by
+    ``rules show`` and in the bundle's log)."""
+    from koncis_diag.redaction.native import available
+
+    if available():
+        return "native"
     return "hyperscan" if _hyperscan() is not None else "python"
 
 

@@ -424,4 +424,6 @@ def build_detectors(
         elif isinstance(rule, LiteralsRule):
             values = list(rule.literals) + list(literal_values.get(rule.name, ()))
             detectors.append(LiteralDetector(rule, index, values))
-    return detectors
+    from koncis_diag.redaction.native import combine
+
+    return combine(detectors)  # the native engine's core takes the pattern rules it can run
