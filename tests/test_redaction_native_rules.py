@@ -22,10 +22,12 @@ except ImportError:  # Python < 3.11
     import sre_parse as _parser  # type: ignore[no-redef,unused-ignore]
 
 from koncis_diag.redaction import native
+from koncis_diag.redaction.detector import NO_SLOTS
 from koncis_diag.redaction.detectors import PatternCursor, PatternDetector
 from koncis_diag.redaction.matching import Batch, Hit
 from koncis_diag.redaction.native import PORTED_VALIDATORS, NativePatterns, runs_natively
 from koncis_diag.redaction.native_rules import TRANSLATIONS
+from koncis_diag.redaction.rule_types import PatternRule
 from koncis_diag.redaction.rules import PATTERN_FLAGS
 from koncis_diag.redaction.ruleset import all_rules
 from koncis_diag.redaction.validators import VALIDATORS
@@ -42,7 +44,7 @@ needs_native = pytest.mark.skipif(not HAVE_NATIVE, reason="koncis_diag._native i
 _TRANSLATED = {
     rule.name: (index, rule)
     for index, rule in enumerate(all_rules())
-    if rule.pattern is not None and (rule.pattern, rule.ignore_case) in TRANSLATIONS
+    if isinstance(rule, PatternRule) and (rule.pattern, rule.ignore_case) in TRANSLATIONS
 }
 
 
@@ -69,7 +71,7 @@ def test_a_translation_keeps_the_groups_and_its_look_arounds_widths(name) -> Non
 def _python_hits(detector: PatternDetector, buf: bytes) -> list[Hit]:
     batch = Batch(buf, "log")
     batch.prime([])
-    cursor = PatternCursor(detector, batch, detector.finder(batch) or _nowhere())
+    cursor = PatternCursor(detector, batch, detector.finder(batch) or _nowhere(), NO_SLOTS)
     return _drain(cursor)
 
 

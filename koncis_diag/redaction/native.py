@@ -33,8 +33,9 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
+from koncis_diag.redaction.detector import NO_SLOTS, Anchor, Slots
 from koncis_diag.redaction.detectors import BlockDetector, PatternDetector
-from koncis_diag.redaction.matching import Batch, Hit
+from koncis_diag.redaction.matching import Batch, Cursor, Hit
 from koncis_diag.redaction.native_rules import Translation, translation
 from koncis_diag.redaction.validators import VALIDATORS
 
@@ -167,15 +168,26 @@ def _atom_end(pattern: str, index: int) -> Optional[int]:
 class NativePatterns:
     """One detector for every pattern rule the core runs (see the module's docstring)."""
 
+    # The Detector protocol (detector.py): the core keeps each rule's triggers itself, so the
+    # engine has no trigger slots, anchor or accelerator pattern for it.
     rule_index = -3  # never a block continued from the previous batch
+    triggers: tuple[bytes, ...] = ()
+    icase = False
+    anchor: Optional[Anchor] = None
 
     def __init__(self, module: Any, detectors: Sequence[PatternDetector]) -> None:
         self.detectors = list(detectors)
         specs = [_spec(d, module) for d in self.detectors]
         self._core = module.Core(specs, Hit)
 
-    def begin(self, batch: Batch) -> Any:
-        return self._core.begin(batch.buf)
+    def accel_pattern(self) -> Optional[bytes]:
+        return None
+
+    def begin(
+        self, batch: Batch, slots: Slots = NO_SLOTS, continuing: Optional[int] = None
+    ) -> Optional[Cursor]:
+        cursor: Optional[Cursor] = self._core.begin(batch.buf)
+        return cursor
 
 
 def core_pattern(pattern: str, ignore_case: bool) -> Optional[str]:
