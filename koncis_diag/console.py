@@ -17,9 +17,9 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import IO, Optional, Union
+from typing import IO, Optional, Protocol, Union
 
 from rich.console import Console, RenderableType
 from rich.markdown import Markdown
@@ -225,6 +225,14 @@ class UI:
         with progress:
             task = progress.add_task(description, total=max(total_bytes, 1), items="")
             yield ProgressReporter(progress, task, self)
+
+
+class ProgressFactory(Protocol):
+    """What the pipeline opens one progress display per phase with (``UI.progress``)."""
+
+    def __call__(
+        self, total_bytes: int, description: str = ...
+    ) -> AbstractContextManager[ProgressReporter]: ...
 
 
 class _SpeedColumn(ProgressColumn):

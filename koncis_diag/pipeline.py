@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, Optional
+from typing import IO, TYPE_CHECKING, Optional
 
 from koncis_diag import __version__
 from koncis_diag.bundle import (
@@ -40,11 +40,12 @@ from koncis_diag.consent.decision import (
     Finding,
     Reviewer,
     Summary,
+    SummaryRow,
     make_record,
 )
 from koncis_diag.consent.plan import Plan, make_plan
 from koncis_diag.consent.review import material_for
-from koncis_diag.console import ProgressReporter
+from koncis_diag.console import ProgressFactory, ProgressReporter
 from koncis_diag.errors import BundleError, ConsentRefused, InputError, KoncisError, NotPresent
 from koncis_diag.redaction import Redactor, build_redactor
 from koncis_diag.redaction.accel import engine_name
@@ -55,6 +56,9 @@ from koncis_diag.redaction.pseudonyms import default_state_dir, state_dir_proble
 from koncis_diag.redaction.weakening import refuse_weakening
 from koncis_diag.spec import BUNDLE_FOLDER, Item, Spec
 from koncis_diag.spec.signing import BUILTIN, SpecTrust, check_unsigned
+
+if TYPE_CHECKING:
+    from koncis_diag.collect.databases.connections import PasswordSource
 
 log = logging.getLogger("koncis_diag")
 
@@ -73,7 +77,7 @@ class RunOptions:
     state_dir: Optional[Path] = None
     now: Optional[datetime] = None
     encrypt_to: Sequence[str] = ()  # age recipients, added to the spec's encrypt_to
-    password_source: Any = None  # databases.connections.PasswordSource; default env + terminal
+    password_source: Optional[PasswordSource] = None  # default: environment, then terminal
     retention: Optional[str] = None  # e.g. "30d"; overrides the spec's retention
     pseudonym_key: Optional[Path] = None  # a cluster's shared key: same pseudonyms on every node
     mapping_retention_days: int = DEFAULT_MAPPING_RETENTION_DAYS  # unused mapping rows: removed
@@ -88,7 +92,7 @@ def run_collection(
     spec: Spec,
     options: RunOptions,
     reviewer: Reviewer,
-    progress_factory: Any,
+    progress_factory: ProgressFactory,
 ) -> RunResult:
     """Run the whole pipeline. Raises ``ConsentRefused`` when the reviewer says no (nothing is
     written), ``KoncisError`` for failures that stop the run; staging never survives."""
@@ -119,7 +123,7 @@ def _run(
     spec: Spec,
     options: RunOptions,
     reviewer: Reviewer,
-    progress_factory: Any,
+    progress_factory: ProgressFactory,
     ctx: CollectContext,
     redactor: Redactor,
     now: datetime,
@@ -243,7 +247,7 @@ def _collect_all(
     ctx: CollectContext,
     redactor: Redactor,
     staging: Staging,
-    progress_factory: Any,
+    progress_factory: ProgressFactory,
     parallel: ParallelRedaction,
 ) -> list[ItemResult]:
     results: list[ItemResult] = []
@@ -359,8 +363,8 @@ def _scan_configuration(plan: Plan, ctx: CollectContext, redactor: Redactor) -> 
 
 
 def _prepare_databases(
-    spec: Spec, ctx: CollectContext, redactor: Redactor, password_source: Any
-) -> tuple[dict[str, Any], Redactor]:
+    spec: Spec, ctx: CollectContext, redactor: Redactor, password_source: Optional[PasswordSource]
+) -> tuple[dict[str, object], Redactor]:
     """Before any item runs: resolve every database connection once (passwords asked now, kept
     in memory only), then run the spec's ``redact.identities`` queries so the user names,
     display names and e-mails they return are redacted in every item, including free text.
@@ -391,7 +395,7 @@ def _prepare_databases(
         )
     for problem in found.problems:
         log.warning("identities: %s", problem)
-    report = {
+    report: dict[str, object] = {
         "queries": len(spec.redact.identities),
         "completed": found.queries,
         "values": len(found.values),
@@ -448,14 +452,14 @@ def _leak_check(
 
 
 def _summary(run: RunResult, redactor: Redactor) -> Summary:
-    rows = []
+    rows: list[SummaryRow] = []
     total = 0
     for result in run.items:
         if result.status == "excluded":
             continue
         written_bytes = sum(o.bytes for o in result.written)
         total += written_bytes
-        categories: Counter = Counter()
+        categories: Counter[str] = Counter()
         for rule, count in result.redactions.items():
             categories[redactor.category_of(rule)] += count
         rows.append(

@@ -215,7 +215,12 @@ def _write_archive_as(
     return final
 
 
-def _write_archive_body(staging: Staging, fmt: str, out: Any, timestamp: float, top: str) -> None:
+ZipTime = tuple[int, int, int, int, int, int]
+
+
+def _write_archive_body(
+    staging: Staging, fmt: str, out: Any, timestamp: float, top: str
+) -> None:  # out: a file, or the age writer (a file-like object for zipfile and tarfile)
     if fmt == "zip":
         _write_zip(staging, out, timestamp, top)
     else:
@@ -316,7 +321,8 @@ def _write_zip(
     staging: Staging, out: BinaryIO, timestamp: float, top: Optional[str] = None
 ) -> None:
     top = top or staging.top
-    date_time = time.gmtime(timestamp)[:6]
+    year, month, day, hour, minute, second = time.gmtime(timestamp)[:6]
+    date_time = (year, month, day, hour, minute, second)
     archive = _ZipOut(out, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True)
     _fill_zip(staging, archive, top, date_time)
     archive.close()
@@ -332,7 +338,7 @@ class _ZipOut(zipfile.ZipFile):
         return None
 
 
-def _fill_zip(staging: Staging, archive: zipfile.ZipFile, top: str, date_time: Any) -> None:
+def _fill_zip(staging: Staging, archive: zipfile.ZipFile, top: str, date_time: ZipTime) -> None:
     for path, record in _archive_entries(staging):
         name = f"{top}/{path}" if path else top
         if record is None:

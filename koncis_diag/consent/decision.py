@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Optional, Protocol
+from typing import Optional, Protocol, TypedDict
 
 from koncis_diag import __version__
 from koncis_diag.consent.plan import Plan
@@ -29,11 +29,27 @@ class Finding:
     excerpt: str
 
 
+class SummaryRow(TypedDict):
+    """One item of the summary shown before the final question (values already redacted)."""
+
+    name: str
+    kind: str
+    status: str
+    files: int
+    bytes: int
+    redactions: dict[str, int]  # redactions by category
+    truncated: int
+    skipped: int
+    truncated_files: list[str]  # staged paths
+    skipped_files: list[tuple[str, str]]  # (source, reason)
+    error: Optional[str]
+
+
 @dataclass
 class Summary:
     """What the bundle would contain, shown before the final question."""
 
-    rows: list[dict[str, Any]]  # one per item: name, kind, status, files, bytes, redactions...
+    rows: list[SummaryRow]  # one per item
     findings: list[Finding] = field(default_factory=list)
     total_bytes: int = 0
     checked_files: int = 0  # staged files the leak check read
@@ -184,10 +200,10 @@ class ConsentRecord:
     items: list[str]
     accepted_findings: int = 0
     #: shipped rules the run instructions changed ({rule, change, weakens, protected, where})
-    rule_changes: list[dict[str, Any]] = field(default_factory=list)
-    trust: dict[str, Any] = field(default_factory=dict)  # spec_signing.SpecTrust.to_json()
+    rule_changes: list[dict[str, object]] = field(default_factory=list)
+    trust: dict[str, Optional[str]] = field(default_factory=dict)  # SpecTrust.to_json()
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
             "tool_version": self.tool_version,
             "spec": {"name": self.spec_name, "sha256": self.spec_sha256, **self.trust},
@@ -209,8 +225,8 @@ def make_record(
     excluded: Sequence[str],
     items: Sequence[str],
     accepted_findings: int = 0,
-    rule_changes: Sequence[dict[str, Any]] = (),
-    trust: Optional[dict[str, Any]] = None,
+    rule_changes: Sequence[dict[str, object]] = (),
+    trust: Optional[dict[str, Optional[str]]] = None,
 ) -> ConsentRecord:
     return ConsentRecord(
         tool_version=__version__,

@@ -11,6 +11,7 @@ import io
 import logging
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.process
 import os
 import sys
 from collections import deque
@@ -247,7 +248,11 @@ def _merge(
 class _Worker:
     __slots__ = ("conn", "piece", "process")
 
-    def __init__(self, process: Any, conn: multiprocessing.connection.Connection) -> None:
+    def __init__(
+        self,
+        process: multiprocessing.process.BaseProcess,
+        conn: multiprocessing.connection.Connection,
+    ) -> None:
         self.process = process
         self.conn = conn
         self.piece: Optional[_Piece] = None  # the one it is scanning

@@ -8,8 +8,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
+from koncis_diag.collect.base import Cell
 from koncis_diag.errors import InputError
 from koncis_diag.globs import compile_globs, glob_match
 from koncis_diag.redaction.accel import DatabaseCache
@@ -210,26 +211,28 @@ class Redactor:
         out, counts = self.redact_bytes(data, fmt)
         return out.decode("utf-8", "surrogateescape"), counts
 
-    def redact_cell(self, column_name: str, value: Any) -> tuple[Any, Counter]:
+    def redact_cell(self, column_name: str, value: Cell) -> tuple[Cell, Counter]:
         """Column rules first (any value type), then the text rules on text (and bytes)."""
         for rule, globs in self._columns:
             if globs is None or globs.match(column_name.encode("utf-8", "replace")) is None:
                 continue
             if value is None:
                 return None, Counter()
-            is_bytes = isinstance(value, (bytes, bytearray))
-            raw = bytes(value) if is_bytes else str(value).encode("utf-8", "surrogateescape")
+            is_bytes = isinstance(value, bytes)
+            raw = (
+                value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogateescape")
+            )
             if not raw.strip():
                 return value, Counter()
             replaced, counted = self.engine.replace(rule, raw)
             if counted and rule.learns and rule.shape in LEARNED_SHAPES:
                 self.learned.add(rule.shape, raw)
-            result: Any = replaced if is_bytes else replaced.decode("utf-8", "surrogateescape")
+            result: Cell = replaced if is_bytes else replaced.decode("utf-8", "surrogateescape")
             return result, Counter({rule.name: 1}) if counted else Counter()
         if isinstance(value, str):
             return self.redact_text(value, fmt="text")
-        if isinstance(value, (bytes, bytearray)):
-            return self.redact_bytes(bytes(value), fmt="text")
+        if isinstance(value, bytes):
+            return self.redact_bytes(value, fmt="text")
         return value, Counter()
 
     def leak_engine(self) -> Engine:

@@ -121,24 +121,24 @@ class _Reader:
             column=pos.column,
         )
 
-    def text(self, key: str, value: Any) -> str:
+    def text(self, key: str, value: object) -> str:
         if not isinstance(value, str):
             raise self.fail(key, f"'{key}' must be text, got {describe_value(value)}")
         return value
 
-    def flag(self, key: str, value: Any) -> bool:
+    def flag(self, key: str, value: object) -> bool:
         if not isinstance(value, bool):
             raise self.fail(key, f"'{key}' must be true or false, got {describe_value(value)}")
         return value
 
-    def choice(self, key: str, value: Any, allowed: Sequence[str]) -> str:
+    def choice(self, key: str, value: object, allowed: Sequence[str]) -> str:
         if value not in allowed:
             raise self.fail(
                 key, f"'{key}' must be one of {', '.join(allowed)}, got {describe_value(value)}"
             )
         return str(value)
 
-    def texts(self, key: str, value: Any, *, path: Optional[KeyPath] = None) -> tuple[str, ...]:
+    def texts(self, key: str, value: object, *, path: Optional[KeyPath] = None) -> tuple[str, ...]:
         where = path or (key,)
         if isinstance(value, str):
             value = [value]
@@ -158,7 +158,7 @@ class _Reader:
             out.append(item)
         return tuple(out)
 
-    def regex(self, key: str, value: Any, flags: int, *, may_be_empty: bool = False) -> str:
+    def regex(self, key: str, value: object, flags: int, *, may_be_empty: bool = False) -> str:
         text = self.text(key, value)
         try:
             compiled = re.compile(text.encode("utf-8"), flags)
@@ -177,7 +177,7 @@ class _Reader:
         return text
 
 
-def _read_rule(doc: YamlDocument, index: int, entry: Any, origin: str) -> RuleEntry:
+def _read_rule(doc: YamlDocument, index: int, entry: object, origin: str) -> RuleEntry:
     """One entry's validated fields (only the keys it writes) and position."""
     if not isinstance(entry, dict):
         raise doc.error(
@@ -273,7 +273,7 @@ def _read_rule(doc: YamlDocument, index: int, entry: Any, origin: str) -> RuleEn
     return RuleEntry(raw_name, kind, fields, origin, reader)
 
 
-def _read_examples(reader: _Reader, value: Any) -> dict[str, Any]:
+def _read_examples(reader: _Reader, value: object) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise reader.fail("examples", "'examples' is a mapping with 'match' and 'no_match' lists")
     out: dict[str, Any] = {}
@@ -284,7 +284,7 @@ def _read_examples(reader: _Reader, value: Any) -> dict[str, Any]:
     return out
 
 
-def _read_fields(reader: _Reader, value: Any) -> tuple[tuple[str, str], ...]:
+def _read_fields(reader: _Reader, value: object) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, dict) or not value:
         raise reader.fail(
             "fields", "'fields' maps group names to pseudonym shapes, e.g. {user: user}"

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 from koncis_diag.collect.base import split_argv_for_display
 from koncis_diag.spec.model import (
@@ -264,9 +264,9 @@ def describe_actions(spec: Spec) -> Optional[str]:
 class SpecCheck:
     spec: Spec
     actions: Actions
-    items: list[dict[str, Any]] = field(default_factory=list)
+    items: list[dict[str, str]] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
             "spec": {
                 "name": self.spec.name,

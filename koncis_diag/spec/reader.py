@@ -12,7 +12,7 @@ import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any, Optional
+from typing import Optional
 
 from koncis_diag.binder import bind
 from koncis_diag.spec.connections import read_connection
@@ -81,7 +81,7 @@ class DocReader:
         self.connections: Mapping[str, Connection] = {}
 
     @property
-    def data(self) -> dict[str, Any]:
+    def data(self) -> dict[str, object]:
         return self.doc.data
 
     def origin(self, path: KeyPath, *, at_key: bool = False) -> Origin:

@@ -27,7 +27,7 @@ import stat
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 from koncis_diag.bundle.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES, format_problem
 from koncis_diag.bundle.reader import detect_kind, open_bundle, parse_json
@@ -122,7 +122,7 @@ class PurgeEntry:
     delete_after: Optional[str] = None
     reason: str = ""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return asdict(self)
 
 
