@@ -134,3 +134,13 @@ def test_one_glob_dialect_and_one_timestamp_parser() -> None:
             assert "import fnmatch" not in text, name
         if name != "koncis_diag.timestamps":
             assert "_MONTHS" not in text and "(\\d{4})-(\\d{2})-(\\d{2})" not in text, name
+
+
+def test_one_regex_parser_user() -> None:
+    """Regular expressions are analysed (required literals, backtracking, relaxing) through
+    redaction/regexcheck.py alone: CPython's private parser is imported nowhere else."""
+    for path in PACKAGE.rglob("*.py"):
+        name = _module_name(path)
+        if name != "koncis_diag.redaction.regexcheck":
+            text = path.read_text(encoding="utf-8")
+            assert "sre_parse" not in text and "re._parser" not in text, name
