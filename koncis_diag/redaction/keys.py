@@ -33,13 +33,11 @@ from koncis_diag.redaction.keyvalues import (
     BARE_VALUE,
     CACHE_SIZE,
     MARKUP_BEFORE,
-    PLACEHOLDER_MEMO,
     REST_OF_LINE_FORMATS,
     SEPARATOR,
     TRAILING,
     Spans,
     checked_spans,
-    is_placeholder_memo,
     value_spans,
 )
 from koncis_diag.redaction.matching import MARKER, Batch, Hit, minimal_triggers
@@ -205,7 +203,7 @@ def _scan(
     key_run = _KEY_RUN.match
     sep_match = SEPARATOR.match
     token_match = BARE_VALUE.match
-    placeholders = PLACEHOLDER_MEMO
+    placeholders = batch.placeholder_verdicts
     rest_of_line = batch.fmt in REST_OF_LINE_FORMATS
     yaml = batch.fmt == "yaml"
     resume = 0
@@ -273,13 +271,13 @@ def _scan(
                             value = buf[at:value_end]
                             verdict = placeholders.get(value)
                             if verdict is None:
-                                verdict = is_placeholder_memo(value)
+                                verdict = batch.is_placeholder(value)
                             if not verdict:
                                 kept = len(value.rstrip(TRAILING))
                                 if kept == len(value):
                                     spans = [(at, value_end)]
                                 else:
-                                    spans = checked_spans(buf, at, at + kept)
+                                    spans = checked_spans(batch, at, at + kept)
             if spans is None:
                 spans = value_spans(batch, start, end)
             if spans and validate is not None:

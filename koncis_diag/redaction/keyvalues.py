@@ -11,7 +11,6 @@ import re
 from typing import List, Optional, Tuple  # noqa: UP035
 
 from koncis_diag.redaction.matching import MARKER, Batch
-from koncis_diag.redaction.validators import is_placeholder
 
 VALUE_CAP = 64 * 1024  # longest multi-line value followed in config formats
 TAG_CAP = 4096  # longest XML start tag followed
@@ -20,8 +19,7 @@ _TAG_REST = re.compile(rb"(?:[^>\"']|\"[^\"]*\"|'[^']*')*>")  # the rest of a st
 _SPACE = b" \t\r\n"
 _SEP_FIRST = frozenset(b" \t:=")  # what a separator (``SEPARATOR``) can begin with
 MARKUP_BEFORE = frozenset(b"<:\"'>")  # bytes before a key that value_spans looks into
-CACHE_SIZE = 4096  # entries of the per-key and per-value memos before they start over
-_CACHE_VALUE = 128  # longest value whose placeholder verdict is memoised
+CACHE_SIZE = 4096  # entries of the per-key memo (keys.py) before it starts over
 
 SEPARATOR = re.compile(rb"[ \t]*(?:=>|:=|[:=])(?![:=])[ \t]*")
 # A bare value: up to whitespace, '&', a quote or '<'; a ',', ';' or '|' ends it only when another
@@ -53,21 +51,6 @@ Spans = List[Tuple[int, int]]  # noqa: UP006 (runtime alias, Python 3.9)
 _WHOLE_LINE_FORMATS = ("properties", "ini", "text")
 #: ... and those where a separated value at the start of a line runs to its end.
 REST_OF_LINE_FORMATS = (*_WHOLE_LINE_FORMATS, "yaml")
-
-
-PLACEHOLDER_MEMO: dict[bytes, bool] = {}
-
-
-def is_placeholder_memo(value: bytes) -> bool:
-    """``is_placeholder``, memoised for short values (user names and hosts repeat a lot)."""
-    if len(value) > _CACHE_VALUE:
-        return is_placeholder(value)
-    verdict = PLACEHOLDER_MEMO.get(value)
-    if verdict is None:
-        if len(PLACEHOLDER_MEMO) >= CACHE_SIZE:
-            PLACEHOLDER_MEMO.clear()
-        verdict = PLACEHOLDER_MEMO[value] = is_placeholder(value)
-    return verdict
 
 
 def value_spans(batch: Batch, start: int, end: int) -> Optional[Spans]:
@@ -104,9 +87,9 @@ def _strip(buf: bytes, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def checked_spans(buf: bytes, start: int, end: int) -> Spans:
+def checked_spans(batch: Batch, start: int, end: int) -> Spans:
     """One span, unless the value is empty or a placeholder (then no redaction: [])."""
-    if end <= start or is_placeholder_memo(buf[start:end]):
+    if end <= start or batch.is_placeholder(batch.buf[start:end]):
         return []
     return [(start, end)]
 
@@ -127,18 +110,19 @@ def _element_text(batch: Batch, content_start: int, name: bytes = b"") -> Spans:
         # Mixed content or child elements (``<password><value>x</value></password>``,
         # ``<password>x<br>``): every text between tags, up to the element's own end tag.
         own_end = buf.find(b"</" + name, content_start, limit) if name else -1
-        return _text_runs(buf, start, own_end if own_end > close else close)
-    return checked_spans(buf, start, end)
+        return _text_runs(batch, start, own_end if own_end > close else close)
+    return checked_spans(batch, start, end)
 
 
-def _text_runs(buf: bytes, start: int, end: int) -> Spans:
+def _text_runs(batch: Batch, start: int, end: int) -> Spans:
     """The spans of text outside tags in ``buf[start:end]`` (placeholders left alone)."""
+    buf = batch.buf
     spans: Spans = []
     at = start
     while at < end:
         tag = buf.find(b"<", at, end)
         text_start, text_end = _strip(buf, at, end if tag < 0 else tag)
-        spans.extend(checked_spans(buf, text_start, text_end))
+        spans.extend(checked_spans(batch, text_start, text_end))
         if tag < 0:
             break
         tag_end = buf.find(b">", tag, end)
@@ -225,7 +209,7 @@ def _plain_key(batch: Batch, start: int, end: int) -> Spans:
     if spans is not None:
         return spans
     if buf[start] == 0x2D and buf[start + 1 : start + 2] != b"D" and buf[end : end + 1] == b" ":
-        return _token(buf, end + 1, line_end) if buf[end + 1 : end + 2] != b"-" else []
+        return _token(batch, end + 1, line_end) if buf[end + 1 : end + 2] != b"-" else []
     # ``bindpw secret`` / ``password secret`` alone on a line (sudo-ldap.conf, .properties)
     if buf[line_start:start].strip() or batch.fmt not in _WHOLE_LINE_FORMATS:
         return []
@@ -234,7 +218,7 @@ def _plain_key(batch: Batch, start: int, end: int) -> Spans:
     value_start, value_end = _strip(buf, end, line_end)
     if batch.fmt != "properties" and re.search(rb"\s", buf[value_start:value_end]):
         return []
-    return checked_spans(buf, value_start, value_end)
+    return checked_spans(batch, value_start, value_end)
 
 
 def _yaml_name_value(
@@ -292,7 +276,7 @@ def _value_at(
         if b"[" in inner or b"{" in inner:
             return []
         start, end = _strip(buf, pos + 1, close)
-        return checked_spans(buf, start, end)
+        return checked_spans(batch, start, end)
     if first == 0x7B and (pos + 1 >= line_end or _FLOW_MAPPING.match(buf, pos, line_end)):
         return []  # a nested object: its own keys are looked at separately
     fmt = batch.fmt
@@ -302,21 +286,22 @@ def _value_at(
         line_start = batch.line_start(key_start) if line is None else line[0]
         if buf[line_start:key_start].strip() in (b"", b"-"):  # the key starts the line
             return _rest_of_line(batch, pos, line_end)
-    return _token(buf, pos, line_end)
+    return _token(batch, pos, line_end)
 
 
-def _token(buf: bytes, pos: int, line_end: int) -> Spans:
+def _token(batch: Batch, pos: int, line_end: int) -> Spans:
+    buf = batch.buf
     match = BARE_VALUE.match(buf, pos, line_end)
     if match is None:
         return []
     start, end = match.span()
     value = buf[start:end]
-    if is_placeholder_memo(value):
+    if batch.is_placeholder(value):
         return []
     trimmed = value.rstrip(TRAILING)
     if len(trimmed) == len(value):
         return [(start, end)]  # non-empty, and not a placeholder: checked just above
-    return checked_spans(buf, start, start + len(trimmed))
+    return checked_spans(batch, start, start + len(trimmed))
 
 
 def _rest_of_line(batch: Batch, pos: int, line_end: int) -> Spans:
@@ -336,7 +321,7 @@ def _rest_of_line(batch: Batch, pos: int, line_end: int) -> Spans:
                 break
             end = next_end
     start, end = _strip(buf, pos, end)
-    return checked_spans(buf, start, end)
+    return checked_spans(batch, start, end)
 
 
 def _continued(buf: bytes, start: int, end: int) -> bool:
@@ -361,7 +346,7 @@ def _quoted_value(batch: Batch, pos: int) -> Spans:
     while True:
         close = buf.find(needle, cursor, limit)
         if close < 0:
-            return checked_spans(buf, start, batch.line_end(start))  # unterminated: rest of line
+            return checked_spans(batch, start, batch.line_end(start))  # unterminated: rest of line
         if not escaped and quote == 0x22 and _backslashes_before(buf, close, start) % 2 == 1:
             cursor = close + 1
             continue
@@ -373,7 +358,7 @@ def _quoted_value(batch: Batch, pos: int) -> Spans:
         ):
             cursor = close + 2
             continue
-        return checked_spans(buf, start, close)
+        return checked_spans(batch, start, close)
 
 
 def _backslashes_before(buf: bytes, pos: int, floor: int) -> int:
@@ -408,7 +393,7 @@ def _yaml_block(batch: Batch, key_start: int, line_end: int) -> Spans:
     if first < 0:
         return []
     start, end = _strip(buf, first, last)
-    return checked_spans(buf, start, end)
+    return checked_spans(batch, start, end)
 
 
 def _value_below(batch: Batch, key_start: int, line_end: int) -> Spans:
@@ -438,7 +423,7 @@ def _value_below(batch: Batch, key_start: int, line_end: int) -> Spans:
             batch.fmt == "ini" or not _YAML_MAPPING_LINE.match(buf, cursor, end)
         ):
             start, stop = _strip(buf, item_start, end)
-            spans.extend(checked_spans(buf, start, stop))
+            spans.extend(checked_spans(batch, start, stop))
         else:
             return spans
         cursor = end + 1
@@ -453,4 +438,4 @@ def _scalar_spans(batch: Batch, start: int, end: int) -> Spans:
     comment = buf.find(b" #", start, end)
     if comment >= 0:
         start, end = _strip(buf, start, comment)
-    return checked_spans(buf, start, end)
+    return checked_spans(batch, start, end)

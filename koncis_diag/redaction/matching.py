@@ -12,6 +12,8 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Optional, Protocol
 
+from koncis_diag.redaction.validators import is_placeholder
+
 #: Formats whose whole content is buffered so key/value pairs may span lines.
 STRUCTURED_FORMATS = ("xml", "properties", "yaml", "json", "ini", "shell")
 LINE_FORMATS = ("log", "text", "csv")
@@ -19,6 +21,8 @@ FORMATS = LINE_FORMATS + STRUCTURED_FORMATS
 
 MARKER = re.compile(rb"\[REDACTED:[A-Za-z0-9._-]{1,64}\]")
 MARKER_PREFIX = b"[REDACTED:"
+_VERDICTS = 4096  # placeholder verdicts a batch remembers before it starts over
+_VERDICT_VALUE = 128  # longest value whose verdict is remembered
 
 
 def marker(label: str) -> bytes:
@@ -35,6 +39,7 @@ class Batch:
         "buf",
         "candidates",
         "fmt",
+        "placeholder_verdicts",
         "size",
         "structured",
     )
@@ -49,6 +54,20 @@ class Batch:
         self._occurrences: Optional[list[list[int]]] = None
         #: per accelerated detector, the offsets where its candidates end (``accel.py``)
         self.candidates: Optional[list[list[int]]] = None
+        #: ``is_placeholder`` verdicts on short values (user names and hosts repeat a lot)
+        self.placeholder_verdicts: dict[bytes, bool] = {}
+
+    def is_placeholder(self, value: bytes) -> bool:
+        """``validators.is_placeholder``, remembered for this batch's short values."""
+        if len(value) > _VERDICT_VALUE:
+            return is_placeholder(value)
+        verdicts = self.placeholder_verdicts
+        verdict = verdicts.get(value)
+        if verdict is None:
+            if len(verdicts) >= _VERDICTS:
+                verdicts.clear()
+            verdict = verdicts[value] = is_placeholder(value)
+        return verdict
 
     def prime(
         self,
