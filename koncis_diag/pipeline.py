@@ -445,10 +445,7 @@ def _leak_check(
     if only is None:  # the file names are part of what leaves: one more source, a name a line
         names = "".join(f"{r.path}\n" for r in records).encode("utf-8", "surrogateescape")
         sources.append(LazySource(NAMES_SOURCE, partial(io.BytesIO, names), len(names)))
-    return [
-        Finding(path=found.path, line=found.line, rule=found.rule, excerpt=found.excerpt)
-        for found in leak_check_parallel(sources, redactor, jobs, max_findings=None)
-    ]
+    return leak_check_parallel(sources, redactor, jobs, max_findings=None)
 
 
 def _summary(run: RunResult, redactor: Redactor) -> Summary:

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Optional, TypedDict
 from koncis_diag.spec import Item
 
 if TYPE_CHECKING:
-    from koncis_diag.consent.decision import ConsentRecord, Finding
+    from koncis_diag.consent.decision import ConsentRecord
     from koncis_diag.consent.plan import Plan
+    from koncis_diag.redaction.leakcheck import Finding
 
 
 class OutputJson(TypedDict):

@@ -17,16 +17,7 @@ from koncis_diag import __version__
 from koncis_diag.consent.plan import Plan
 from koncis_diag.consent.review import ReviewMaterial, browse
 from koncis_diag.console import UI
-
-
-@dataclass
-class Finding:
-    """Something the leak check still found after redaction (never the value in full)."""
-
-    path: str
-    line: int
-    rule: str
-    excerpt: str
+from koncis_diag.redaction.leakcheck import Finding
 
 
 class SummaryRow(TypedDict):

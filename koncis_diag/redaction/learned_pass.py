@@ -25,9 +25,9 @@ from typing import IO
 from koncis_diag.bundle import Staging
 from koncis_diag.bundle.store import redacted, redacted_path
 from koncis_diag.collect.results import ItemResult, OutputRecord
-from koncis_diag.consent.decision import Finding
 from koncis_diag.redaction import Redactor
 from koncis_diag.redaction.engine import Engine
+from koncis_diag.redaction.leakcheck import Finding
 from koncis_diag.redaction.learning import HOSTS_RULE, USERS_RULE
 from koncis_diag.redaction.stream import RedactionStream
 
