@@ -29,7 +29,7 @@ from koncis_diag.redaction.parallel import (
 )
 from koncis_diag.redaction.pseudonyms import MAPPING_FILE
 from koncis_diag.redaction.worker_pool import WorkerPool
-from tests.conftest import python_script
+from tests.conftest import cli_env, koncis_cmd, python_script
 
 PEM_BODY = [f"MIIEpAIBAAKCAQEA{n:02d}xyzXYZ0123456789abcdefABCDEF+/ghijklmnopqrstuvwx".encode()
             for n in range(30)]  # fmt: skip
@@ -504,3 +504,32 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+@pytest.mark.parametrize("engine", ["native", "hyperscan", "python"])
+def test_every_engine_has_an_estimate(engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """plan's time estimate knows every engine engine_name() can name (the native engine was
+    missing: `plan` with KONCIS_DIAG_ENGINE=native ended in an internal error)."""
+    monkeypatch.setattr("koncis_diag.redaction.parallel.engine_name", lambda: engine)
+    assert 0 < estimate_seconds(100_000_000, 1) < 100
+
+
+def test_plan_on_the_native_engine_names_it_and_estimates() -> None:
+    if not _native_built():
+        pytest.skip("the native engine is not built here (scripts/setup.sh builds it)")
+    env = cli_env(KONCIS_DIAG_ENGINE="native")
+    plan = subprocess.run(
+        koncis_cmd("plan", "--profile", "jira"), capture_output=True, text=True, env=env
+    )
+    assert plan.returncode == 0, plan.stderr
+    assert "internal error" not in plan.stderr
+    shown = subprocess.run(koncis_cmd("rules", "show"), capture_output=True, text=True, env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "Matching engine: native (" in shown.stdout + shown.stderr
+    assert "install the hyperscan package" not in shown.stdout + shown.stderr
+
+
+def _native_built() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("koncis_diag._native") is not None

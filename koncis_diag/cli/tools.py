@@ -18,6 +18,14 @@ if TYPE_CHECKING:
     from koncis_diag.redaction import Redactor
 
 
+#: What ``rules show`` says of each matching engine (the output is the same on all of them).
+ENGINE_NOTES = {
+    "native": "the Rust core runs the pattern rules it can, Python's re the others; same output",
+    "hyperscan": "Hyperscan finds candidate lines; Python's re decides",
+    "python": "Python's re; install the hyperscan package for speed, same output",
+}
+
+
 @cli.command(epilog=EXIT_CODE_HELP)
 @click.argument("source", default="-", metavar="[FILE|-]")
 @click.option(
@@ -154,14 +162,7 @@ def rules_show(ui: UI, extra: tuple[Path, ...]) -> None:
             for r, origin in pairs
         ],
     )
-    ui.info(
-        f"Matching engine: {engine}"
-        + (
-            " (Hyperscan finds candidate lines; Python's re decides)"
-            if engine == "hyperscan"
-            else " (Python's re; install the hyperscan package for speed, same output)"
-        )
-    )
+    ui.info(f"Matching engine: {engine} ({ENGINE_NOTES[engine]})")
 
 
 @rules.command("check")

@@ -46,7 +46,12 @@ MAX_DEFAULT_JOBS = 4
 #: For ``plan``'s estimate; measured by bench/run.py on the dense 200 MB log (see its README):
 #: one core of each matching engine, and the speed-up of 2 jobs on a busy machine. Update
 #: when the engine gets faster.
-SINGLE_CORE_BYTES_PER_SECOND = {"hyperscan": 7.1e6, "python": 2.66e6}
+SINGLE_CORE_BYTES_PER_SECOND = {
+    "hyperscan": 7.1e6,
+    "python": 2.66e6,
+    # 1.2x Hyperscan's CPU time on the dense log (bench/README.md, issue 17 step 2)
+    "native": 8.5e6,
+}
 SPEEDUP = {1: 1.0, 2: 1.6}
 
 
