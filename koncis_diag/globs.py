@@ -108,3 +108,9 @@ def compile_globs(globs: Sequence[str]) -> Optional[re.Pattern[bytes]]:
         return None
     body = "|".join(translate(glob) for glob in globs).encode("utf-8")
     return re.compile(b"(?:" + body + b")\\Z", re.IGNORECASE | re.DOTALL)
+
+
+def glob_literal(glob: str) -> str:
+    """The longest run of plain characters in a glob (a rule's prefilter trigger)."""
+    pieces = re.split(r"\*|\?|\[[^\]]*\]", glob)
+    return max(pieces, key=len) if pieces else ""

@@ -26,7 +26,7 @@ from bisect import bisect_left
 from collections.abc import Generator
 from typing import Optional
 
-from koncis_diag.globs import compile_globs
+from koncis_diag.globs import compile_globs, glob_literal
 from koncis_diag.redaction.continued_keys import continued_key_hits
 from koncis_diag.redaction.detector import NO_SLOTS, Anchor, Slots
 from koncis_diag.redaction.keyvalues import (
@@ -42,7 +42,6 @@ from koncis_diag.redaction.keyvalues import (
 )
 from koncis_diag.redaction.matching import MARKER, Batch, Hit, minimal_triggers
 from koncis_diag.redaction.rule_types import KeysRule
-from koncis_diag.redaction.rules import glob_literal
 from koncis_diag.redaction.validators import VALIDATORS, Validator
 
 _KEY_BYTES = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"

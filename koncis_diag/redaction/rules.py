@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from koncis_diag.errors import InputError
+from koncis_diag.globs import glob_literal
 from koncis_diag.redaction.pseudonym_shapes import SHAPES
 from koncis_diag.redaction.regexcheck import PatternProblem, check_backtracking, parse
 from koncis_diag.redaction.rule_types import RULE_TYPES, Rule
@@ -82,12 +83,6 @@ class RuleEntry:
 
 
 # ------------------------------------------------------------------------------------ loading
-
-
-def glob_literal(glob: str) -> str:
-    """The longest run of plain characters in a glob (used as the prefilter trigger)."""
-    pieces = re.split(r"\*|\?|\[[^\]]*\]", glob)
-    return max(pieces, key=len) if pieces else ""
 
 
 def default_rules_text_path() -> Path:
